@@ -35,13 +35,44 @@ pub fn path_string(segs: &[Seg]) -> String {
             }
             Seg::Index(i) => s.push_str(&format!("[{i}]")),
             Seg::MapKey(k) => {
-                s.push('[');
-                s.push_str(&serde_json::to_string(k).unwrap_or_default());
-                s.push(']');
+                let ident = k
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if ident {
+                    if !s.is_empty() {
+                        s.push('.');
+                    }
+                    s.push_str(k);
+                } else {
+                    s.push('[');
+                    s.push_str(&serde_json::to_string(k).unwrap_or_default());
+                    s.push(']');
+                }
             }
         }
     }
     s
+}
+
+/// How a Go type looks in JSON, for help texts.
+fn describe_go_type(go_type: &str) -> &'static str {
+    match go_type {
+        "uint64" => "a whole number (no sign, fraction or exponent)",
+        "int64" => "a whole number (no fraction or exponent)",
+        "bool" => "true or false",
+        "string" => "a string",
+        t if t.starts_with("[]") => "an array",
+        t if t.starts_with("map[") => "an object",
+        "configuration.IntermediateTypePartitionFlag"
+        | "configuration.IntermediateTypePartitionTableType"
+        | "configuration.IntermediateTypeMountIdentifier"
+        | "configuration.IntermediateTypeImaPolicy"
+        | "configuration.IntermediateTypeSELinux"
+        | "configuration.IntermediateTypeCGroup" => "a string",
+        _ => "an object",
+    }
 }
 
 /// One call of a custom Go decoder (`UnmarshalJSON` of a type with its own prefix).
@@ -49,8 +80,6 @@ struct Frame {
     wrapper: &'static str,
     /// Where upstream's decoder for this object returns.
     end: usize,
-    /// A type error happened directly in this object (upstream would not validate it).
-    type_error: bool,
     /// Length of the Go field stack when this decoder started (Go error context is per call).
     field_base: usize,
 }
@@ -67,6 +96,9 @@ pub(crate) struct Decoder<'r> {
     go_fields: Vec<&'static str>,
     seq: usize,
     type_errors: usize,
+    /// Paths of values that had the wrong JSON type: rules about them would only repeat the
+    /// problem with a misleading message, so they are not reported.
+    tainted: Vec<String>,
 }
 
 impl<'r> Decoder<'r> {
@@ -81,6 +113,7 @@ impl<'r> Decoder<'r> {
             go_fields: Vec::new(),
             seq: 0,
             type_errors: 0,
+            tainted: Vec::new(),
         }
     }
 
@@ -125,6 +158,7 @@ impl<'r> Decoder<'r> {
             source,
             span,
             upstream,
+            help: None,
             order,
         });
     }
@@ -180,9 +214,31 @@ impl<'r> Decoder<'r> {
     }
 
     /// Error at a value below `node` (see [`Decoder::locate`]).
+    /// Rule errors about a value (or a part of it) that had a type error are not reported.
     pub fn error(&mut self, node: &Node, rel: &[Seg], message: String) {
         let (span, path) = self.locate(node, rel);
-        self.error_at(span, path, message);
+        if !self.is_tainted(&path) {
+            self.error_at(span, path, message);
+        }
+    }
+
+    /// Whether a type error happened at `path`, inside it, or in a value containing it.
+    pub fn is_tainted(&self, path: &str) -> bool {
+        let within = |outer: &str, inner: &str| {
+            inner.strip_prefix(outer).is_some_and(|rest| {
+                rest.is_empty() || rest.starts_with('.') || rest.starts_with('[')
+            })
+        };
+        self.tainted
+            .iter()
+            .any(|t| within(t, path) || within(path, t))
+    }
+
+    /// [`Decoder::is_tainted`] for a path relative to the current one.
+    pub fn is_tainted_below(&self, rel: &[Seg]) -> bool {
+        let mut path = self.path.clone();
+        path.extend(rel.iter().cloned());
+        self.is_tainted(&path_string(&path))
     }
 
     pub fn warning(&mut self, node: &Node, rel: &[Seg], message: String) {
@@ -193,13 +249,8 @@ impl<'r> Decoder<'r> {
     /// Go's `UnmarshalTypeError`, in the context of the innermost decoder call.
     fn type_error(&mut self, node: &Node, what: String, go_type: &str) {
         self.type_errors += 1;
-        let base = match self.frames.last_mut() {
-            Some(f) => {
-                f.type_error = true;
-                f.field_base
-            }
-            None => 0,
-        };
+        self.tainted.push(path_string(&self.path));
+        let base = self.frames.last().map_or(0, |f| f.field_base);
         let message = if self.go_fields.len() > base {
             format!(
                 "json: cannot unmarshal {what} into Go struct field {}.{} of type {go_type}",
@@ -211,6 +262,28 @@ impl<'r> Decoder<'r> {
         };
         let path = path_string(&self.path);
         self.error_at(node.span, path, message);
+        let found = match &node.value {
+            Value::Number(n) => format!("the number {n}"),
+            Value::String(s) => format!(
+                "the string {}",
+                serde_json::to_string(s).unwrap_or_default()
+            ),
+            v => format!(
+                "{} {}",
+                if matches!(v, Value::Array(_) | Value::Object(_)) {
+                    "an"
+                } else {
+                    "a"
+                },
+                v.kind_name()
+            ),
+        };
+        if let Some(last) = self.report.diagnostics.last_mut() {
+            last.help = Some(format!(
+                "expected {}, found {found}",
+                describe_go_type(go_type)
+            ));
+        }
     }
 
     fn wrong_kind(&mut self, node: &Node, go_type: &str) {
@@ -219,8 +292,9 @@ impl<'r> Decoder<'r> {
 
     // ---- structure ------------------------------------------------------------------------
 
-    /// Runs a custom decoder: `body` decodes, then `validate` checks the object unless a type error
-    /// happened directly in it (upstream would have returned that error instead).
+    /// Runs a custom decoder: `body` decodes, then `validate` checks the object. (Upstream returns
+    /// a type error instead of validating; kiln validates what it could decode, and leaves out
+    /// rule errors about values that had type errors.)
     pub fn frame<T>(
         &mut self,
         node: &Node,
@@ -232,14 +306,10 @@ impl<'r> Decoder<'r> {
         self.frames.push(Frame {
             wrapper,
             end: node.span.end,
-            type_error: false,
             field_base: self.go_fields.len(),
         });
         body(self, node, out);
-        let clean = !self.frames.last().is_some_and(|f| f.type_error);
-        if clean {
-            validate(self, node, out);
-        }
+        validate(self, node, out);
         self.frames.pop();
     }
 
@@ -816,7 +886,7 @@ pub(crate) fn file_config_list(d: &mut Decoder, node: &Node, out: &mut Vec<FileC
             Value::Null => {}
             _ => d.wrong_kind(node, "[]configuration.FileConfig"),
         },
-        rules::file_config_list,
+        |d, node, list| rules::file_config_list(d, node, list),
     );
 }
 

@@ -94,6 +94,8 @@ pub struct Diagnostic {
     /// What upstream would print for this error: the message with its chain of
     /// `failed to parse [...]` prefixes. `None` for warnings and kiln-only findings.
     pub upstream: Option<String>,
+    /// What to do about it, when kiln can say more than the message.
+    pub help: Option<String>,
     pub(crate) order: UpstreamOrder,
 }
 
@@ -143,6 +145,22 @@ impl Report {
             .min_by_key(|d| d.order)
     }
 
+    /// The fatal line upstream's imageconfigvalidator would print for this config, if any:
+    /// `Failed while loading image configuration '<path>': …` for errors its loader finds,
+    /// `Invalid configuration '<path>': …` for those its validation finds.
+    pub fn upstream_summary(&self, config: &Path) -> Option<String> {
+        let d = self.upstream_error()?;
+        let text = d.upstream.as_deref().unwrap_or(&d.message);
+        Some(if d.order.phase <= 2 {
+            format!(
+                "Failed while loading image configuration '{}': {text}",
+                config.display()
+            )
+        } else {
+            format!("Invalid configuration '{}': {text}", config.display())
+        })
+    }
+
     /// File, line and column of a diagnostic.
     pub fn locate<'a>(&'a self, d: &'a Diagnostic) -> Located<'a> {
         let src = &self.sources[d.source];
@@ -170,14 +188,18 @@ impl Report {
             .iter()
             .map(|d| {
                 let l = self.locate(d);
-                serde_json::json!({
+                let mut j = serde_json::json!({
                     "severity": l.severity.as_str(),
                     "message": l.message,
                     "path": l.path,
                     "file": l.file.display().to_string(),
                     "line": l.line,
                     "column": l.column,
-                })
+                });
+                if let Some(help) = &d.help {
+                    j["help"] = help.clone().into();
+                }
+                j
             })
             .collect::<Vec<_>>();
         serde_json::json!({ "valid": self.is_valid(), "diagnostics": diagnostics })
@@ -260,6 +282,9 @@ fn render_one(out: &mut String, report: &Report, d: &Diagnostic, color: bool) {
         let _ = writeln!(out, "{pad} {bar}");
         let _ = writeln!(out, "{} {bar} {text}", paint("1;34", &line.to_string()));
         let _ = writeln!(out, "{pad} {bar} {lead}{}", paint(code, &"^".repeat(width)));
+    }
+    if let Some(help) = &d.help {
+        let _ = writeln!(out, "{pad} = {}: {help}", paint("1", "help"));
     }
     let _ = writeln!(out);
 }

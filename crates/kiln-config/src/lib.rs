@@ -168,52 +168,69 @@ fn absolute(p: PathBuf) -> PathBuf {
 pub mod compat {
     use super::*;
 
-    /// Decodes and validates `text` as a value of upstream type `level` (`Partition`, `CGroup`,
-    /// …). Returns `None` for an unknown level.
-    pub fn check_fragment(level: &str, text: &str) -> Option<Report> {
+    /// Parses `text` and runs `decode` on it, collecting diagnostics.
+    fn run<T: Default>(
+        text: &str,
+        decode: impl FnOnce(&mut decode::Decoder, &json::Node, &mut T),
+    ) -> (T, Report) {
         let mut report = Report::default();
+        let mut value = T::default();
         report
             .sources
             .push(SourceFile::new("fragment.json", text.to_string()));
-        let root = match json::parse(text.as_bytes()) {
-            Ok(r) => r,
+        match json::parse(text.as_bytes()) {
+            Ok(root) => {
+                let mut d = decode::Decoder::new(&mut report, 0);
+                decode(&mut d, &root, &mut value);
+            }
             Err(e) => {
                 let mut d = decode::Decoder::new(&mut report, 0);
                 let span = json::Span::new(e.offset, e.offset);
                 d.error_with_upstream(span, String::new(), e.message.clone(), e.message);
-                return Some(report);
-            }
-        };
-        {
-            let mut d = decode::Decoder::new(&mut report, 0);
-            let d = &mut d;
-            let n = &root;
-            match level {
-                "Config" => decode::config(d, n, &mut Config::default()),
-                "Disk" => decode::disk(d, n, &mut Disk::default()),
-                "Partition" => decode::partition(d, n, &mut Partition::default()),
-                "PartitionFlag" => decode::partition_flag(d, n, &mut None),
-                "PartitionTableType" => decode::partition_table_type(d, n, &mut Default::default()),
-                "SystemConfig" => decode::system_config(d, n, &mut SystemConfig::default()),
-                "KernelCommandLine" => {
-                    decode::kernel_command_line(d, n, &mut KernelCommandLine::default())
-                }
-                "ImaPolicy" => decode::ima_policy(d, n, &mut None),
-                "SELinux" => decode::selinux(d, n, &mut Default::default()),
-                "CGroup" => decode::cgroup(d, n, &mut Default::default()),
-                "MountIdentifier" => decode::mount_identifier(d, n, &mut Default::default()),
-                "PartitionSetting" => {
-                    decode::partition_setting(d, n, &mut PartitionSetting::default())
-                }
-                "FileConfigList" => decode::file_config_list(d, n, &mut Vec::new()),
-                "FilePermissions" => decode::file_permissions(d, n, &mut None),
-                "Network" => decode::network(d, n, &mut Network::default()),
-                "PackageRepo" => decode::package_repo(d, n, &mut PackageRepo::default()),
-                "User" => decode::user(d, n, &mut User::default()),
-                _ => return None,
             }
         }
         report.sort();
-        Some(report)
+        (value, report)
+    }
+
+    pub fn decode_config(text: &str) -> (Config, Report) {
+        run(text, decode::config)
+    }
+
+    pub fn decode_system_config(text: &str) -> (SystemConfig, Report) {
+        run(text, decode::system_config)
+    }
+
+    pub fn decode_network(text: &str) -> (Network, Report) {
+        run(text, decode::network)
+    }
+
+    pub fn decode_package_repo(text: &str) -> (PackageRepo, Report) {
+        run(text, decode::package_repo)
+    }
+
+    /// Decodes and validates `text` as a value of upstream type `level` (`Partition`, `CGroup`,
+    /// …). Returns `None` for an unknown level.
+    pub fn check_fragment(level: &str, text: &str) -> Option<Report> {
+        Some(match level {
+            "Config" => decode_config(text).1,
+            "Disk" => run(text, decode::disk).1,
+            "Partition" => run(text, decode::partition).1,
+            "PartitionFlag" => run(text, decode::partition_flag).1,
+            "PartitionTableType" => run(text, decode::partition_table_type).1,
+            "SystemConfig" => decode_system_config(text).1,
+            "KernelCommandLine" => run(text, decode::kernel_command_line).1,
+            "ImaPolicy" => run(text, decode::ima_policy).1,
+            "SELinux" => run(text, decode::selinux).1,
+            "CGroup" => run(text, decode::cgroup).1,
+            "MountIdentifier" => run(text, decode::mount_identifier).1,
+            "PartitionSetting" => run(text, decode::partition_setting).1,
+            "FileConfigList" => run(text, decode::file_config_list).1,
+            "FilePermissions" => run(text, decode::file_permissions).1,
+            "Network" => decode_network(text).1,
+            "PackageRepo" => decode_package_repo(text).1,
+            "User" => run(text, decode::user).1,
+            _ => return None,
+        })
     }
 }

@@ -495,6 +495,37 @@ pub struct Network {
     pub device: String,
 }
 
+impl Network {
+    /// Prefix length of `NetMask` (`255.255.255.0` → 24), when it is a contiguous IPv4 mask.
+    pub fn prefix_len(&self) -> Option<u32> {
+        let mask: std::net::Ipv4Addr = self.netmask.parse().ok()?;
+        let bits = u32::from(mask);
+        (bits.leading_ones() + bits.trailing_zeros() == 32).then(|| bits.leading_ones())
+    }
+
+    /// The systemd-networkd file upstream writes for this network on interface `ifname`:
+    /// its name (`10-<BootProto>-<ifname>.network`) and content.
+    pub fn networkd_file(&self, ifname: &str) -> (String, String) {
+        let mut lines = vec![
+            "[Match]".to_string(),
+            format!("Name={ifname}"),
+            String::new(),
+            "[Network]".to_string(),
+        ];
+        if !self.ip.is_empty() && !self.netmask.is_empty() {
+            if let Some(len) = self.prefix_len() {
+                lines.push(format!("Address={}/{len}", self.ip));
+            }
+        }
+        if !self.gateway.is_empty() {
+            lines.push(format!("Gateway={}", self.gateway));
+        }
+        lines.extend(self.name_servers.iter().map(|ns| format!("DNS={ns}")));
+        let name = format!("10-{}-{ifname}.network", self.boot_proto.trim());
+        (name, lines.join("\n") + "\n")
+    }
+}
+
 /// The GPG key upstream uses when a PackageRepo names none.
 pub const DEFAULT_GPG_KEYS: &str = "file:///etc/pki/rpm-gpg/MICROSOFT-RPM-GPG-KEY";
 
@@ -519,6 +550,22 @@ impl Default for PackageRepo {
             repo_gpg_check: true,
             gpg_keys: DEFAULT_GPG_KEYS.to_string(),
         }
+    }
+}
+
+impl PackageRepo {
+    /// The `.repo` file upstream writes for this repository: its name and content.
+    pub fn repo_file(&self) -> (String, String) {
+        let flag = |b: bool| if b { "1" } else { "0" };
+        let content = format!(
+            "[{name}]\nname={name}\nbaseurl={url}\ngpgkey={keys}\ngpgcheck={gpg}\nrepo_gpgcheck={repo_gpg}\nenabled=1\nskip_if_unavailable=True\nsslverify=1\n",
+            name = self.name,
+            url = self.base_url,
+            keys = self.gpg_keys,
+            gpg = flag(self.gpg_check),
+            repo_gpg = flag(self.repo_gpg_check),
+        );
+        (format!("{}.repo", self.name), content)
     }
 }
 

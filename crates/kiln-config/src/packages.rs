@@ -106,7 +106,7 @@ pub enum ListError {
     Io(String),
     /// The file was read but is not a valid package list; the span is in `source`.
     Content {
-        source: SourceFile,
+        source: Box<SourceFile>,
         span: Span,
         path: String,
         message: String,
@@ -142,7 +142,7 @@ impl PackageList {
         let source = SourceFile::new(path, String::from_utf8_lossy(&bytes).into_owned());
         let content =
             |source: &SourceFile, span: Span, path: &str, message: String| ListError::Content {
-                source: source.clone(),
+                source: Box::new(source.clone()),
                 span,
                 path: path.to_string(),
                 message,

@@ -13,6 +13,10 @@ use std::net::IpAddr;
 use Seg::{Index as I, Key as K};
 
 pub(crate) fn disk(d: &mut Decoder, node: &Node, disk: &Disk) {
+    // Both checks read every partition's Start and End.
+    if d.is_tainted_below(&[K("Partitions")]) || d.is_tainted_below(&[K("TargetDisk")]) {
+        return;
+    }
     // Overlaps: sort [Start, End] by Start; End 0 (to the end of the disk) never overlaps.
     let mut ranges: Vec<(usize, u64, u64)> = disk
         .partitions
@@ -151,7 +155,8 @@ pub(crate) fn system_config(d: &mut Decoder, node: &Node, s: &SystemConfig) {
             format!("invalid [BootType]: {raw_boot_type}. Expecting values of either 'efi', 'legacy', 'none' or empty string"),
         );
     }
-    if s.package_lists.is_empty() && s.packages.is_empty() {
+    let lists_unreadable = d.is_tainted_below(&[K("Packages")]);
+    if s.package_lists.is_empty() && s.packages.is_empty() && !lists_unreadable {
         d.error(
             node,
             &[K("PackageLists")],
@@ -417,7 +422,7 @@ fn go_atoi(s: &str) -> Option<i64> {
     s.strip_prefix('+').unwrap_or(s).parse().ok()
 }
 
-pub(crate) fn file_config_list(d: &mut Decoder, node: &Node, list: &Vec<FileConfig>) {
+pub(crate) fn file_config_list(d: &mut Decoder, node: &Node, list: &[FileConfig]) {
     if list.is_empty() && !matches!(node.value, crate::json::Value::Null) {
         d.error(node, &[], "list is empty".into());
     }
@@ -456,6 +461,11 @@ pub(crate) fn parse_permissions(s: &str) -> Result<u32, String> {
 
 /// Config-level checks (SPEC §1.14), run once the whole document is decoded.
 pub(crate) fn config(d: &mut Decoder, node: &Node, c: &Config) {
+    // These checks join values from all over the document; after a type error they would
+    // report consequences of values kiln could not read.
+    if d.had_type_errors() {
+        return;
+    }
     let sc_path = |i: usize| [K("SystemConfigs"), I(i)];
     // Every PartitionSetting refers to a partition.
     for (i, s) in c.system_configs.iter().enumerate() {

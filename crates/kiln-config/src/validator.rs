@@ -52,7 +52,7 @@ pub(crate) fn check_packages(d: &mut Decoder, root: &Node, config: &Config) {
                     message,
                 }) => {
                     complete = false;
-                    d.report.sources.push(source);
+                    d.report.sources.push(*source);
                     let o = Origin {
                         source: d.report.sources.len() - 1,
                         span,

@@ -1,0 +1,104 @@
+//! `kiln` subcommands.
+
+use crate::output::ColorChoice;
+use crate::validate::{self, Format};
+use clap::{CommandFactory, Parser, Subcommand};
+use clap_complete::Shell;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Build Linux OS images from Azure Linux image configs.
+///
+/// kiln reads the Azure Linux toolkit's JSON image configs unchanged. It also answers to the
+/// upstream tool names: run it through a symlink named `imageconfigvalidator` (or as
+/// `kiln imageconfigvalidator …`) and it takes that tool's flags.
+#[derive(Debug, Parser)]
+#[command(name = "kiln", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// When to color output.
+    #[arg(long, value_enum, global = true, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check an image config the way the Azure Linux toolkit's imageconfigvalidator does, and
+    /// report every mistake at once with its line, column and JSON path.
+    ///
+    /// Exit status: 0 valid (warnings allowed), 1 invalid, 2 usage or I/O error.
+    Validate {
+        /// The image config (JSON).
+        config: PathBuf,
+        /// Directory relative paths in the config are resolved against (upstream's --dir;
+        /// default: the config's directory).
+        #[arg(long, value_name = "DIR")]
+        base_dir: Option<PathBuf>,
+        /// Output format. `json` prints one document:
+        /// {"valid": bool, "diagnostics": [{"severity", "message", "path", "file", "line", "column"}]}.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        /// Skip reading package lists (upstream's package checks).
+        #[arg(long)]
+        no_package_checks: bool,
+    },
+    /// Print the JSON Schema of the image config format (for editors: completion and checks).
+    Schema {
+        /// Print the schema of package-list files instead.
+        #[arg(long)]
+        package_list: bool,
+    },
+    /// Print a shell completion script, e.g. `kiln completions bash > /etc/bash_completion.d/kiln`.
+    Completions {
+        /// The shell to complete for.
+        shell: Shell,
+    },
+}
+
+pub fn run(args: Vec<OsString>) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // clap uses 2 for usage errors and 0 for --help/--version.
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
+    match cli.command {
+        Command::Validate {
+            config,
+            base_dir,
+            format,
+            no_package_checks,
+        } => validate::run(&config, base_dir, format, !no_package_checks, cli.color),
+        Command::Schema { package_list } => {
+            let schema = if package_list {
+                kiln_config::schema::package_list_schema()
+            } else {
+                kiln_config::schema::json_schema()
+            };
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&schema).expect("schemas serialize")
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "kiln", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}
