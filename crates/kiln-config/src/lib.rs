@@ -73,9 +73,7 @@ pub struct ReadError {
 
 /// Reads and validates a config file.
 pub fn validate_file(path: &Path, opts: &Options) -> Result<Validation, ReadError> {
-    let bytes = std::fs::read(path).map_err(|e| ReadError {
-        message: packages::go_os_error(if path.is_dir() { "read" } else { "open" }, path, &e),
-    })?;
+    let bytes = packages::read_json_file(path).map_err(|message| ReadError { message })?;
     Ok(validate_bytes(&bytes, path, opts))
 }
 

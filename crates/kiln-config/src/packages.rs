@@ -120,6 +120,29 @@ pub struct PackageList {
     pub entries: Vec<(String, Span)>,
 }
 
+/// Package lists and configs are small; anything bigger is not what the user meant to point at.
+pub(crate) const MAX_JSON_FILE: u64 = 64 << 20;
+
+/// Reads a JSON input file: a regular file of at most [`MAX_JSON_FILE`] bytes (so a path such
+/// as `/dev/zero` cannot hang kiln). Errors are Go's texts where upstream has one.
+pub(crate) fn read_json_file(path: &Path) -> Result<Vec<u8>, String> {
+    let meta = std::fs::metadata(path).map_err(|e| go_os_error("open", path, &e))?;
+    if meta.is_dir() {
+        return Err(format!("read {}: is a directory", path.display()));
+    }
+    if !meta.is_file() {
+        return Err(format!("read {}: not a regular file", path.display()));
+    }
+    if meta.len() > MAX_JSON_FILE {
+        return Err(format!(
+            "read {}: file is larger than {} MiB; this is not a config",
+            path.display(),
+            MAX_JSON_FILE >> 20
+        ));
+    }
+    std::fs::read(path).map_err(|e| go_os_error("read", path, &e))
+}
+
 /// Go's rendering of an OS error (`no such file or directory`).
 pub(crate) fn go_os_error(op: &str, path: &Path, e: &std::io::Error) -> String {
     let text = e.to_string();
@@ -135,10 +158,7 @@ pub(crate) fn go_os_error(op: &str, path: &Path, e: &std::io::Error) -> String {
 impl PackageList {
     /// Reads `{"packages": [...]}` (key matched case-insensitively, other keys ignored).
     pub fn read(path: &Path) -> Result<PackageList, ListError> {
-        let bytes = std::fs::read(path).map_err(|e| {
-            let op = if path.is_dir() { "read" } else { "open" };
-            ListError::Io(go_os_error(op, path, &e))
-        })?;
+        let bytes = read_json_file(path).map_err(ListError::Io)?;
         let source = SourceFile::new(path, String::from_utf8_lossy(&bytes).into_owned());
         let content =
             |source: &SourceFile, span: Span, path: &str, message: String| ListError::Content {

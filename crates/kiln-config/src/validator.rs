@@ -36,7 +36,8 @@ pub(crate) fn check_packages(d: &mut Decoder, root: &Node, config: &Config) {
                 path,
             }
         };
-        let mut packages: Vec<(PackageSpec, Origin)> = Vec::new();
+        // Upstream reads every list first, then checks the entries one by one.
+        let mut entries: Vec<(String, Origin)> = Vec::new();
         let mut complete = true;
         for (j, list_path) in sc.package_lists.iter().enumerate() {
             match PackageList::read(Path::new(list_path)) {
@@ -63,26 +64,24 @@ pub(crate) fn check_packages(d: &mut Decoder, root: &Node, config: &Config) {
                 Ok(list) => {
                     d.report.sources.push(list.source);
                     let source = d.report.sources.len() - 1;
-                    for (k, (entry, span)) in list.entries.into_iter().enumerate() {
-                        let o = Origin {
-                            source,
-                            span,
-                            path: format!("packages[{k}]"),
-                        };
-                        match PackageSpec::parse(&entry) {
-                            Ok(spec) => packages.push((spec, o)),
-                            Err(msg) => {
-                                complete = false;
-                                error(d, &o, msg);
-                            }
-                        }
-                    }
+                    entries.extend(list.entries.into_iter().enumerate().map(
+                        |(k, (entry, span))| {
+                            let path = format!("packages[{k}]");
+                            (entry, Origin { source, span, path })
+                        },
+                    ));
                 }
             }
         }
         for (j, entry) in sc.packages.iter().enumerate() {
-            let o = at(d, &[K("Packages"), I(j)]);
-            match PackageSpec::parse(entry) {
+            entries.push((entry.clone(), at(d, &[K("Packages"), I(j)])));
+        }
+        let mut packages: Vec<(PackageSpec, Origin)> = Vec::new();
+        for (entry, o) in entries {
+            match PackageSpec::parse(&entry) {
+                Ok(spec) if spec.name == "kernel" => {
+                    error(d, &o, "kernel should not be included in a package list, add via config file's [KernelOptions] entry".into());
+                }
                 Ok(spec) => packages.push((spec, o)),
                 Err(msg) => {
                     complete = false;
@@ -91,11 +90,6 @@ pub(crate) fn check_packages(d: &mut Decoder, root: &Node, config: &Config) {
             }
         }
         let has = |name: &str| packages.iter().any(|(p, _)| p.name == name);
-        for (p, o) in &packages {
-            if p.name == "kernel" {
-                error(d, o, "kernel should not be included in a package list, add via config file's [KernelOptions] entry".into());
-            }
-        }
         // Whether a package is missing can only be told when every list could be read.
         if !complete {
             continue;
