@@ -31,8 +31,10 @@ pub enum Command {
     ///
     /// Exit status: 0 valid (warnings allowed), 1 invalid, 2 usage or I/O error.
     Validate {
-        /// The image config (JSON).
-        config: PathBuf,
+        /// The image config(s) (JSON). With several, each is checked and the exit status is that
+        /// of the worst.
+        #[arg(required = true, value_name = "CONFIG")]
+        configs: Vec<PathBuf>,
         /// Directory relative paths in the config are resolved against (upstream's --dir;
         /// default: the config's directory).
         #[arg(long, value_name = "DIR")]
@@ -69,11 +71,11 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
     };
     match cli.command {
         Command::Validate {
-            config,
+            configs,
             base_dir,
             format,
             no_package_checks,
-        } => validate::run(&config, base_dir, format, !no_package_checks, cli.color),
+        } => validate::run(&configs, base_dir, format, !no_package_checks, cli.color),
         Command::Schema { package_list } => {
             let schema = if package_list {
                 kiln_config::schema::package_list_schema()

@@ -3,7 +3,7 @@
 use crate::output::ColorChoice;
 use clap::ValueEnum;
 use kiln_config::{validate_file, Options, Validation};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -19,9 +19,10 @@ pub const INVALID: u8 = 1;
 /// Exit status for usage and I/O errors.
 pub const USAGE: u8 = 2;
 
-/// Validates `config`, printing the report. 0 valid, 1 invalid, 2 the file cannot be read.
+/// Validates each config, printing the reports. 0 all valid, 1 any invalid, 2 a file cannot be
+/// read. JSON output is one document covering every config (diagnostics name their file).
 pub fn run(
-    config: &Path,
+    configs: &[PathBuf],
     base_dir: Option<PathBuf>,
     format: Format,
     package_checks: bool,
@@ -41,26 +42,40 @@ pub fn run(
         package_checks,
         ..Options::default()
     };
-    let Validation { report, .. } = match validate_file(config, &opts) {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("error: cannot read the config: {e}");
-            return ExitCode::from(USAGE);
+    let mut status = 0u8;
+    let mut all_valid = true;
+    let mut json_diagnostics = Vec::new();
+    for config in configs {
+        let Validation { report, .. } = match validate_file(config, &opts) {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("error: cannot read the config: {e}");
+                status = USAGE;
+                continue;
+            }
+        };
+        all_valid &= report.is_valid();
+        if !report.is_valid() {
+            status = status.max(INVALID);
         }
-    };
-    match format {
-        Format::Json => println!(
+        match format {
+            Format::Json => {
+                if let serde_json::Value::Array(d) = report.to_json()["diagnostics"].take() {
+                    json_diagnostics.extend(d);
+                }
+            }
+            Format::Human => {
+                print!("{}", report.render(color.stdout()));
+                println!("{}", report.summary(config));
+            }
+        }
+    }
+    if format == Format::Json {
+        let doc = serde_json::json!({ "valid": all_valid && status != USAGE, "diagnostics": json_diagnostics });
+        println!(
             "{}",
-            serde_json::to_string_pretty(&report.to_json()).expect("reports serialize")
-        ),
-        Format::Human => {
-            print!("{}", report.render(color.stdout()));
-            println!("{}", report.summary(config));
-        }
+            serde_json::to_string_pretty(&doc).expect("reports serialize")
+        );
     }
-    if report.is_valid() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(INVALID)
-    }
+    ExitCode::from(status)
 }

@@ -1,0 +1,298 @@
+//! The `kiln` binary as users run it: exit statuses, both output formats, the upstream
+//! `imageconfigvalidator` personality, schema and completions.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn kiln() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    c.env_remove("NO_COLOR");
+    c
+}
+
+fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/azl-compat")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A config with three independent mistakes (lines 5, 7 and 8) and one typo'd key (line 6).
+const THREE_MISTAKES: &str = r#"{
+  "SystemConfigs": [
+    {
+      "Name": "x",
+      "Hostname": "a_b",
+      "Pakages": ["q"], "Packages": ["shadow-utils"],
+      "Users": [{"Name": "u", "UID": "70000"}],
+      "KernelCommandLine": {"SELinux": "on"}
+    }
+  ]
+}
+"#;
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn three_mistakes_in_json_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(dir.path(), "c.json", THREE_MISTAKES);
+    let o = kiln()
+        .arg("validate")
+        .arg(&config)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["valid"], false);
+    let got: Vec<(String, String, u64, u64, String)> = doc["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            assert_eq!(d["file"], config.display().to_string());
+            (
+                d["severity"].as_str().unwrap().into(),
+                d["path"].as_str().unwrap().into(),
+                d["line"].as_u64().unwrap(),
+                d["column"].as_u64().unwrap(),
+                d["message"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let e = |p: &str, l, c, m: &str| ("error".to_string(), p.to_string(), l, c, m.to_string());
+    assert_eq!(
+        got,
+        vec![
+            e(
+                "SystemConfigs[0].Hostname",
+                5,
+                19,
+                "invalid [Hostname]: a_b"
+            ),
+            (
+                "warning".into(),
+                "SystemConfigs[0].Pakages".into(),
+                6,
+                7,
+                "unknown key \"Pakages\" in [SystemConfig] is ignored; did you mean \"Packages\"?"
+                    .into()
+            ),
+            e(
+                "SystemConfigs[0].Users[0].UID",
+                7,
+                38,
+                "invalid value for UID (70000), not within [0, 60000]"
+            ),
+            e(
+                "SystemConfigs[0].KernelCommandLine.SELinux",
+                8,
+                40,
+                "invalid value for SELinux (on)"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn three_mistakes_in_human_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(dir.path(), "c.json", THREE_MISTAKES);
+    let o = kiln().arg("validate").arg(&config).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    let c = config.display();
+    for want in [
+        format!("error: invalid [Hostname]: a_b\n --> {c}:5:19 at SystemConfigs[0].Hostname"),
+        format!("error: invalid value for UID (70000), not within [0, 60000]\n --> {c}:7:38 at SystemConfigs[0].Users[0].UID"),
+        format!("error: invalid value for SELinux (on)\n --> {c}:8:40 at SystemConfigs[0].KernelCommandLine.SELinux"),
+        "8 |       \"KernelCommandLine\": {\"SELinux\": \"on\"}\n  |                                        ^^^^".to_string(),
+        format!("{c}: invalid (3 errors, 1 warning)"),
+    ] {
+        assert!(out.contains(&want), "missing:\n{want}\n--- in ---\n{out}");
+    }
+    assert!(!out.contains("\x1b["), "no color when not a terminal");
+}
+
+#[test]
+fn exit_statuses() {
+    let ok = corpus().join("imageconfigs/core-efi.json");
+    assert_eq!(
+        kiln()
+            .arg("validate")
+            .arg(&ok)
+            .output()
+            .unwrap()
+            .status
+            .code(),
+        Some(0)
+    );
+    let o = kiln()
+        .args(["validate", "/nonexistent/c.json"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("open /nonexistent/c.json: no such file or directory"));
+    assert_eq!(
+        kiln()
+            .args(["validate", "--format", "xml", "x"])
+            .output()
+            .unwrap()
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        kiln().arg("validate").output().unwrap().status.code(),
+        Some(2)
+    );
+    let o = kiln()
+        .arg("validate")
+        .arg(&ok)
+        .args(["--base-dir", "/nonexistent"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn every_upstream_config_validates_in_one_run() {
+    let mut configs: Vec<PathBuf> = std::fs::read_dir(corpus().join("imageconfigs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    configs.sort();
+    let o = kiln()
+        .arg("validate")
+        .args(&configs)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["valid"], true);
+}
+
+#[test]
+fn imageconfigvalidator_personality() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("imageconfigvalidator");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kiln"), &link).unwrap();
+    let config = write(dir.path(), "c.json", THREE_MISTAKES);
+
+    // Invalid: upstream's fatal line for the error upstream stops at, exit 1.
+    let o = Command::new(&link)
+        .arg(format!("--input={}", config.display()))
+        .arg(format!("--dir={}", dir.path().display()))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.ends_with(&format!(
+            "Failed while loading image configuration '{}': failed to parse [Config]:\nfailed to parse [SystemConfig]: failed to parse [User]: invalid value for UID (70000), not within [0, 60000]\n",
+            config.display()
+        )),
+        "{err}"
+    );
+
+    // Valid, with flags kiln has no use for: one warning, exit 0; `--flag value` works too.
+    let ok = corpus().join("imageconfigs/core-efi.json");
+    let log = dir.path().join("log.txt");
+    let o = Command::new(&link)
+        .arg("--input")
+        .arg(&ok)
+        .arg(format!("--dir={}", corpus().join("imageconfigs").display()))
+        .args([
+            "--timestamp-file=/tmp/ts.json",
+            "--enable-cpu-prof",
+            "--log-color=never",
+        ])
+        .arg(format!("--log-file={}", log.display()))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(err.matches("kiln ignores").count(), 1, "{err}");
+    assert!(err.contains("--timestamp-file, --enable-cpu-prof"));
+    assert!(std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("kiln ignores"));
+
+    // A missing package list is a validation error, reported as upstream does.
+    let bad = write(
+        dir.path(),
+        "lists.json",
+        r#"{"SystemConfigs": [{"Name": "x", "PackageLists": ["nope.json"]}]}"#,
+    );
+    let o = kiln()
+        .arg("imageconfigvalidator")
+        .arg(format!("--input={}", bad.display()))
+        .arg(format!("--dir={}", dir.path().display()))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains(&format!(
+        "Invalid configuration '{}': failed to validate package lists in config: open {}: no such file or directory",
+        bad.display(),
+        dir.path().join("nope.json").display()
+    )));
+
+    // Required flags.
+    let o = Command::new(&link).arg("--dir=/tmp").output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--input"));
+}
+
+#[test]
+fn schema_is_a_json_schema_of_the_config() {
+    let o = kiln().arg("schema").output().unwrap();
+    assert!(o.status.success());
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(s["$schema"], "https://json-schema.org/draft/2020-12/schema");
+    assert!(s["properties"]["SystemConfigs"].is_object());
+    assert_eq!(
+        s["$defs"]["Partition"]["properties"]["Flags"]["items"]["enum"][5],
+        "dmroot"
+    );
+}
+
+#[test]
+fn help_and_completions() {
+    for args in [
+        &["--help"][..],
+        &["validate", "--help"],
+        &["schema", "--help"],
+        &["completions", "--help"],
+    ] {
+        let o = kiln().args(args).output().unwrap();
+        assert!(o.status.success(), "{args:?}");
+        assert!(stdout(&o).contains("Usage: kiln"), "{args:?}");
+    }
+    let o = kiln().args(["validate", "--help"]).output().unwrap();
+    assert!(stdout(&o).contains("Exit status: 0 valid"));
+    for shell in ["bash", "zsh", "fish"] {
+        let o = kiln().args(["completions", shell]).output().unwrap();
+        assert!(
+            o.status.success() && stdout(&o).contains("validate"),
+            "{shell}"
+        );
+    }
+    let o = kiln()
+        .args(["imageconfigvalidator", "--help"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("--input <PATH>"));
+}

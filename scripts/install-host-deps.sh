@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Installs the host packages kiln needs, by purpose, on Debian and Ubuntu.
+#
+#   scripts/install-host-deps.sh [--check] GROUP...
+#
+# Idempotent: prints nothing and changes nothing when everything is present. With --check it
+# only lists what is missing (exit 1 if anything is). Groups name what the packages are for; a
+# group lists only packages something in this repository uses today.
+set -euo pipefail
+
+declare -A GROUP_PACKAGES=(
+    # `make test`: the JSON Schema check (tests/check_schema.py) runs Debian's python3 with jsonschema.
+    [test]="python3 python3-jsonschema"
+)
+
+check_only=false
+groups=()
+for arg in "$@"; do
+    case "$arg" in
+        --check) check_only=true ;;
+        -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *)
+            if [[ -z "${GROUP_PACKAGES[$arg]+x}" ]]; then
+                echo "install-host-deps: unknown group '$arg' (known: ${!GROUP_PACKAGES[*]})" >&2
+                exit 2
+            fi
+            groups+=("$arg") ;;
+    esac
+done
+[[ ${#groups[@]} -gt 0 ]] || { echo "usage: $0 [--check] GROUP... (known: ${!GROUP_PACKAGES[*]})" >&2; exit 2; }
+
+missing=()
+for g in "${groups[@]}"; do
+    for pkg in ${GROUP_PACKAGES[$g]}; do
+        if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+            missing+=("$pkg")
+        fi
+    done
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+if $check_only; then
+    echo "missing host packages: ${missing[*]}"
+    exit 1
+fi
+if ! command -v apt-get >/dev/null; then
+    echo "install-host-deps: missing packages (${missing[*]}) and no apt-get here; install the equivalents by hand" >&2
+    exit 1
+fi
+sudo=()
+if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null || { echo "install-host-deps: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+    sudo=(sudo)
+fi
+echo "install-host-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+# A fresh machine may have no package lists yet; an old list may name versions that are gone.
+if ! "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
+    "${sudo[@]}" apt-get update -qq
+    "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
