@@ -472,34 +472,90 @@ impl<'r> Decoder<'r> {
         }
     }
 
-    /// A string enum with its own decoder: `parse` or `invalid value for <label> (<value>)`.
-    pub fn enumeration<E: Copy>(
-        &mut self,
-        node: &Node,
-        type_name: &'static str,
-        wrapper: &'static str,
-        label: &str,
-        parse: fn(&str) -> Option<E>,
-        out: &mut E,
-    ) {
+    /// A string enum with its own decoder: the value, or `invalid value for <label> (<value>)`.
+    /// `Option<E>` slots (list elements) stay `None` when the value is invalid.
+    pub fn enumeration<E: UpstreamEnum, O: EnumSlot<E>>(&mut self, node: &Node, out: &mut O) {
         self.frame(
             node,
-            wrapper,
+            E::WRAPPER,
             out,
             |d, node, out| match &node.value {
                 Value::Null => {}
-                Value::String(s) => match parse(s) {
-                    Some(v) => *out = v,
+                Value::String(s) => match E::parse(s) {
+                    Some(v) => out.set(v),
                     None => {
                         let path = path_string(&d.path);
-                        d.error_at(node.span, path, format!("invalid value for {label} ({s})"));
+                        let message = format!("invalid value for {} ({s})", E::LABEL);
+                        d.error_at(node.span, path, message);
                     }
                 },
-                _ => d.wrong_kind(node, &format!("configuration.IntermediateType{type_name}")),
+                _ => d.wrong_kind(
+                    node,
+                    &format!("configuration.IntermediateType{}", E::GO_NAME),
+                ),
             },
             |_, _, _| {},
         );
     }
+}
+
+/// Upstream's string enum types: how their decoder names them in errors.
+pub(crate) trait UpstreamEnum: Copy {
+    /// `IntermediateType<GO_NAME>` in type errors.
+    const GO_NAME: &'static str;
+    const WRAPPER: &'static str;
+    /// The name in `invalid value for <LABEL> (…)`.
+    const LABEL: &'static str;
+    fn parse(s: &str) -> Option<Self>;
+}
+
+macro_rules! upstream_enums {
+    ($($ty:ty: $go:literal, $wrapper:literal, $label:literal;)+) => {$(
+        impl UpstreamEnum for $ty {
+            const GO_NAME: &'static str = $go;
+            const WRAPPER: &'static str = $wrapper;
+            const LABEL: &'static str = $label;
+            fn parse(s: &str) -> Option<Self> {
+                <$ty>::parse(s)
+            }
+        }
+    )+};
+}
+
+upstream_enums! {
+    PartitionTableType: "PartitionTableType", "failed to parse [PartitionTableType]: ", "PartitionTableType";
+    PartitionFlag: "PartitionFlag", "failed to parse [Flag]: ", "Flag";
+    MountIdentifier: "MountIdentifier", "failed to parse [MountIdentifier]: ", "Mount Identifier";
+    ImaPolicy: "ImaPolicy", "failed to parse [ImaPolicy]: ", "ImaPolicy";
+    SELinux: "SELinux", "failed to parse [SELinux]: ", "SELinux";
+    CGroup: "CGroup", "failed to parse [CGroup]: ", "CGroup";
+}
+
+/// Where a decoded enum value goes: a field, or a list slot that stays `None` when invalid.
+pub(crate) trait EnumSlot<E> {
+    fn set(&mut self, value: E);
+}
+
+impl<E: UpstreamEnum> EnumSlot<E> for E {
+    fn set(&mut self, value: E) {
+        *self = value;
+    }
+}
+
+impl<E: UpstreamEnum> EnumSlot<E> for Option<E> {
+    fn set(&mut self, value: E) {
+        *self = Some(value);
+    }
+}
+
+/// Decodes one enum value (a field).
+pub(crate) fn enum_value<E: UpstreamEnum>(d: &mut Decoder, node: &Node, out: &mut E) {
+    d.enumeration::<E, E>(node, out);
+}
+
+/// Decodes one enum list element.
+pub(crate) fn enum_element<E: UpstreamEnum>(d: &mut Decoder, node: &Node, out: &mut Option<E>) {
+    d.enumeration::<E, Option<E>>(node, out);
 }
 
 // ---- the config types ---------------------------------------------------------------------
@@ -526,7 +582,7 @@ pub(crate) fn disk(d: &mut Decoder, node: &Node, out: &mut Disk) {
         &schema::DISK,
         out,
         |d, f, v, disk| match f.name {
-            "PartitionTableType" => partition_table_type(d, v, &mut disk.partition_table_type),
+            "PartitionTableType" => enum_value(d, v, &mut disk.partition_table_type),
             "MaxSize" => d.u64(v, &mut disk.max_size),
             "TargetDisk" => d.object(v, &schema::TARGET_DISK, f.go_type, |d, f, v| match f.name {
                 "Type" => d.string(v, &mut disk.target_disk.ty),
@@ -574,83 +630,11 @@ fn artifact(d: &mut Decoder, node: &Node, a: &mut Artifact) {
     );
 }
 
-pub(crate) fn partition_table_type(d: &mut Decoder, node: &Node, out: &mut PartitionTableType) {
-    d.enumeration(
-        node,
-        "PartitionTableType",
-        "failed to parse [PartitionTableType]: ",
-        "PartitionTableType",
-        PartitionTableType::parse,
-        out,
-    );
-}
-
-pub(crate) fn partition_flag(d: &mut Decoder, node: &Node, out: &mut Option<PartitionFlag>) {
-    d.enumeration(
-        node,
-        "PartitionFlag",
-        "failed to parse [Flag]: ",
-        "Flag",
-        |s| PartitionFlag::parse(s).map(Some),
-        out,
-    );
-}
-
-pub(crate) fn mount_identifier(d: &mut Decoder, node: &Node, out: &mut MountIdentifier) {
-    d.enumeration(
-        node,
-        "MountIdentifier",
-        "failed to parse [MountIdentifier]: ",
-        "Mount Identifier",
-        MountIdentifier::parse,
-        out,
-    );
-}
-
-pub(crate) fn ima_policy(d: &mut Decoder, node: &Node, out: &mut Option<ImaPolicy>) {
-    d.enumeration(
-        node,
-        "ImaPolicy",
-        "failed to parse [ImaPolicy]: ",
-        "ImaPolicy",
-        |s| ImaPolicy::parse(s).map(Some),
-        out,
-    );
-}
-
-pub(crate) fn selinux(d: &mut Decoder, node: &Node, out: &mut SELinux) {
-    d.enumeration(
-        node,
-        "SELinux",
-        "failed to parse [SELinux]: ",
-        "SELinux",
-        SELinux::parse,
-        out,
-    );
-}
-
-pub(crate) fn cgroup(d: &mut Decoder, node: &Node, out: &mut CGroup) {
-    d.enumeration(
-        node,
-        "CGroup",
-        "failed to parse [CGroup]: ",
-        "CGroup",
-        CGroup::parse,
-        out,
-    );
-}
-
 /// Decodes a list of enum values whose element decoder may leave a slot unset (`None`) when the
 /// value is invalid; only valid values are kept.
-fn enum_list<E: Copy>(
-    d: &mut Decoder,
-    node: &Node,
-    go_type: &str,
-    out: &mut Vec<E>,
-    elem: fn(&mut Decoder, &Node, &mut Option<E>),
-) {
+fn enum_list<E: UpstreamEnum>(d: &mut Decoder, node: &Node, go_type: &str, out: &mut Vec<E>) {
     let mut slots: Vec<Option<E>> = out.iter().copied().map(Some).collect();
-    d.list(node, go_type, &mut slots, elem);
+    d.list(node, go_type, &mut slots, enum_element);
     *out = slots.into_iter().flatten().collect();
 }
 
@@ -667,7 +651,7 @@ pub(crate) fn partition(d: &mut Decoder, node: &Node, out: &mut Partition) {
             "FsType" => d.string(v, &mut p.fs_type),
             "Type" => d.string(v, &mut p.ty),
             "TypeUUID" => d.string(v, &mut p.type_uuid),
-            "Flags" => enum_list(d, v, f.go_type, &mut p.flags, partition_flag),
+            "Flags" => enum_list(d, v, f.go_type, &mut p.flags),
             "Artifacts" => d.list(v, f.go_type, &mut p.artifacts, artifact),
             _ => unreachable!("{}", f.name),
         },
@@ -759,11 +743,11 @@ pub(crate) fn kernel_command_line(d: &mut Decoder, node: &Node, out: &mut Kernel
         &schema::KERNEL_COMMAND_LINE,
         out,
         |d, f, v, k| match f.name {
-            "ImaPolicy" => enum_list(d, v, f.go_type, &mut k.ima_policy, ima_policy),
-            "SELinux" => selinux(d, v, &mut k.selinux),
+            "ImaPolicy" => enum_list(d, v, f.go_type, &mut k.ima_policy),
+            "SELinux" => enum_value(d, v, &mut k.selinux),
             "SELinuxPolicy" => d.string(v, &mut k.selinux_policy),
             "EnableFIPS" => d.bool(v, &mut k.enable_fips),
-            "CGroup" => cgroup(d, v, &mut k.cgroup),
+            "CGroup" => enum_value(d, v, &mut k.cgroup),
             "ExtraCommandLine" => d.string(v, &mut k.extra_command_line),
             _ => unreachable!("{}", f.name),
         },
@@ -780,7 +764,7 @@ pub(crate) fn partition_setting(d: &mut Decoder, node: &Node, out: &mut Partitio
             "ID" => d.string(v, &mut p.id),
             "MountPoint" => d.string(v, &mut p.mount_point),
             "MountOptions" => d.string(v, &mut p.mount_options),
-            "MountIdentifier" => mount_identifier(d, v, &mut p.mount_identifier),
+            "MountIdentifier" => enum_value(d, v, &mut p.mount_identifier),
             "RemoveDocs" => d.bool(v, &mut p.remove_docs),
             "OverlayBaseImage" => d.string(v, &mut p.overlay_base_image),
             "RdiffBaseImage" => d.string(v, &mut p.rdiff_base_image),

@@ -7,6 +7,38 @@
 use indexmap::IndexMap;
 use std::path::{Path, PathBuf};
 
+/// A string enumeration of the config format: the enum, its JSON spellings (`VALUES`), `parse`
+/// and `as_str`.
+macro_rules! string_enum {
+    ($(#[$meta:meta])* pub enum $name:ident {
+        $($(#[$vmeta:meta])* $variant:ident = $s:literal,)+
+    }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)+
+        }
+
+        impl $name {
+            /// The JSON spellings, in declaration order.
+            pub const VALUES: &'static [&'static str] = &[$($s),+];
+
+            pub fn parse(s: &str) -> Option<Self> {
+                match s {
+                    $($s => Some(Self::$variant),)+
+                    _ => None,
+                }
+            }
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $s,)+
+                }
+            }
+        }
+    };
+}
+
 /// A whole config file.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Config {
@@ -69,36 +101,19 @@ impl Config {
     }
 }
 
-/// Partition table kind (`PartitionTableType`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum PartitionTableType {
-    /// `""`: no partition table.
-    #[default]
-    None,
-    Gpt,
-    Mbr,
+string_enum! {
+    /// Partition table kind (`PartitionTableType`).
+    #[derive(Default)]
+    pub enum PartitionTableType {
+        /// `""`: no partition table.
+        #[default]
+        None = "",
+        Gpt = "gpt",
+        Mbr = "mbr",
+    }
 }
 
 impl PartitionTableType {
-    pub const VALUES: &'static [&'static str] = &["gpt", "mbr", ""];
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "" => Some(Self::None),
-            "gpt" => Some(Self::Gpt),
-            "mbr" => Some(Self::Mbr),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::None => "",
-            Self::Gpt => "gpt",
-            Self::Mbr => "mbr",
-        }
-    }
-
     /// The label name parted uses (`mklabel`).
     pub fn parted_label(self) -> &'static str {
         match self {
@@ -151,47 +166,20 @@ pub struct RawBinary {
     pub seek: u64,
 }
 
-/// A partition flag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PartitionFlag {
-    Esp,
-    Grub,
-    /// Spelled `bios_grub`.
-    BiosGrub,
-    /// Spelled `bios-grub`.
-    BiosGrubDash,
-    Boot,
-    /// Marks the partition that becomes the device-mapper root when encryption is on.
-    DmRoot,
+string_enum! {
+    /// A partition flag.
+    pub enum PartitionFlag {
+        Esp = "esp",
+        Grub = "grub",
+        BiosGrub = "bios_grub",
+        BiosGrubDash = "bios-grub",
+        Boot = "boot",
+        /// Marks the partition that becomes the device-mapper root when encryption is on.
+        DmRoot = "dmroot",
+    }
 }
 
 impl PartitionFlag {
-    pub const VALUES: &'static [&'static str] =
-        &["esp", "grub", "bios_grub", "bios-grub", "boot", "dmroot"];
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "esp" => Self::Esp,
-            "grub" => Self::Grub,
-            "bios_grub" => Self::BiosGrub,
-            "bios-grub" => Self::BiosGrubDash,
-            "boot" => Self::Boot,
-            "dmroot" => Self::DmRoot,
-            _ => return None,
-        })
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Esp => "esp",
-            Self::Grub => "grub",
-            Self::BiosGrub => "bios_grub",
-            Self::BiosGrubDash => "bios-grub",
-            Self::Boot => "boot",
-            Self::DmRoot => "dmroot",
-        }
-    }
-
     /// The parted flag this sets (`None` for the internal `dmroot` marker).
     pub fn parted_flag(self) -> Option<&'static str> {
         match self {
@@ -265,72 +253,30 @@ pub const FS_TYPES: &[&str] = &[
     "",
 ];
 
-/// Boot loader kind (`BootType`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum BootType {
-    /// `""`: not set (a build error for disk images, fine for rootfs).
-    #[default]
-    Unset,
-    Efi,
-    Legacy,
-    None,
-}
-
-impl BootType {
-    pub const VALUES: &'static [&'static str] = &["efi", "legacy", "none", ""];
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "" => Self::Unset,
-            "efi" => Self::Efi,
-            "legacy" => Self::Legacy,
-            "none" => Self::None,
-            _ => return None,
-        })
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Unset => "",
-            Self::Efi => "efi",
-            Self::Legacy => "legacy",
-            Self::None => "none",
-        }
+string_enum! {
+    /// Boot loader kind (`BootType`).
+    #[derive(Default)]
+    pub enum BootType {
+        /// `""`: not set (a build error for disk images, fine for rootfs).
+        #[default]
+        Unset = "",
+        Efi = "efi",
+        Legacy = "legacy",
+        None = "none",
     }
 }
 
-/// How fstab and the kernel command line identify a partition (`MountIdentifier`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum MountIdentifier {
-    /// An explicit `""`: fails when fstab is written.
-    None,
-    Uuid,
-    /// The default when the key is absent.
-    #[default]
-    PartUuid,
-    PartLabel,
-}
-
-impl MountIdentifier {
-    pub const VALUES: &'static [&'static str] = &["uuid", "partuuid", "partlabel", ""];
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "" => Self::None,
-            "uuid" => Self::Uuid,
-            "partuuid" => Self::PartUuid,
-            "partlabel" => Self::PartLabel,
-            _ => return None,
-        })
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::None => "",
-            Self::Uuid => "uuid",
-            Self::PartUuid => "partuuid",
-            Self::PartLabel => "partlabel",
-        }
+string_enum! {
+    /// How fstab and the kernel command line identify a partition (`MountIdentifier`).
+    #[derive(Default)]
+    pub enum MountIdentifier {
+        /// An explicit `""`: fails when fstab is written.
+        None = "",
+        Uuid = "uuid",
+        /// The default when the key is absent.
+        #[default]
+        PartUuid = "partuuid",
+        PartLabel = "partlabel",
     }
 }
 
@@ -346,101 +292,38 @@ pub struct PartitionSetting {
     pub rdiff_base_image: String,
 }
 
-/// An IMA policy name (`KernelCommandLine.ImaPolicy[]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ImaPolicy {
-    Tcb,
-    AppraiseTcb,
-    SecureBoot,
-    /// `""`.
-    None,
-}
-
-impl ImaPolicy {
-    pub const VALUES: &'static [&'static str] = &["tcb", "appraise_tcb", "secure_boot", ""];
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "tcb" => Self::Tcb,
-            "appraise_tcb" => Self::AppraiseTcb,
-            "secure_boot" => Self::SecureBoot,
-            "" => Self::None,
-            _ => return None,
-        })
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Tcb => "tcb",
-            Self::AppraiseTcb => "appraise_tcb",
-            Self::SecureBoot => "secure_boot",
-            Self::None => "",
-        }
+string_enum! {
+    /// An IMA policy name (`KernelCommandLine.ImaPolicy[]`).
+    pub enum ImaPolicy {
+        Tcb = "tcb",
+        AppraiseTcb = "appraise_tcb",
+        SecureBoot = "secure_boot",
+        None = "",
     }
 }
 
-/// SELinux mode (`KernelCommandLine.SELinux`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum SELinux {
-    /// `""`: SELinux off.
-    #[default]
-    Off,
-    Enforcing,
-    Permissive,
-    ForceEnforcing,
-}
-
-impl SELinux {
-    pub const VALUES: &'static [&'static str] = &["", "enforcing", "permissive", "force_enforcing"];
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "" => Self::Off,
-            "enforcing" => Self::Enforcing,
-            "permissive" => Self::Permissive,
-            "force_enforcing" => Self::ForceEnforcing,
-            _ => return None,
-        })
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Off => "",
-            Self::Enforcing => "enforcing",
-            Self::Permissive => "permissive",
-            Self::ForceEnforcing => "force_enforcing",
-        }
+string_enum! {
+    /// SELinux mode (`KernelCommandLine.SELinux`).
+    #[derive(Default)]
+    pub enum SELinux {
+        /// `""`: SELinux off.
+        #[default]
+        Off = "",
+        Enforcing = "enforcing",
+        Permissive = "permissive",
+        ForceEnforcing = "force_enforcing",
     }
 }
 
-/// Cgroup hierarchy (`KernelCommandLine.CGroup`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum CGroup {
-    /// `""`: the distribution's default.
-    #[default]
-    Default,
-    V1,
-    V2,
-}
-
-impl CGroup {
-    pub const VALUES: &'static [&'static str] = &["", "version_one", "version_two"];
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "" => Self::Default,
-            "version_one" => Self::V1,
-            "version_two" => Self::V2,
-            _ => return None,
-        })
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Default => "",
-            Self::V1 => "version_one",
-            Self::V2 => "version_two",
-        }
+string_enum! {
+    /// Cgroup hierarchy (`KernelCommandLine.CGroup`).
+    #[derive(Default)]
+    pub enum CGroup {
+        /// `""`: the distribution's default.
+        #[default]
+        Default = "",
+        V1 = "version_one",
+        V2 = "version_two",
     }
 }
 
