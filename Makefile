@@ -69,6 +69,7 @@ fuzz:
 
 bench: kiln
 	scripts/bench-validate.sh $(KILN)
+	scripts/bench-formats.sh $(KILN)
 
 clean:
 	rm -rf $(OUT_DIR)

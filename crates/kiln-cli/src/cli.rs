@@ -47,6 +47,8 @@ pub enum Command {
         #[arg(long)]
         no_package_checks: bool,
     },
+    /// Convert a raw disk image into raw, VHD, VHDX or QCOW2 (natively, no qemu-img).
+    Roast(crate::roast::RoastArgs),
     /// Print the JSON Schema of the image config format (for editors: completion and checks).
     Schema {
         /// Print the schema of package-list files instead.
@@ -76,6 +78,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
             format,
             no_package_checks,
         } => validate::run(&configs, base_dir, format, !no_package_checks, cli.color),
+        Command::Roast(args) => crate::roast::run(args, cli.color),
         Command::Schema { package_list } => {
             let schema = if package_list {
                 kiln_config::schema::package_list_schema()

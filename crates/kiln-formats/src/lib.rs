@@ -84,13 +84,26 @@ pub enum Compression {
 }
 
 /// How to convert.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ConvertOptions {
     pub format: Format,
     pub subformat: Option<Subformat>,
     pub compression: Compression,
     /// Where unique ids and timestamps come from.
     pub identity: Identity,
+    /// Told how much of the input's data has been converted.
+    pub progress: Option<sparse::Progress>,
+}
+
+impl std::fmt::Debug for ConvertOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConvertOptions")
+            .field("format", &self.format)
+            .field("subformat", &self.subformat)
+            .field("compression", &self.compression)
+            .field("identity", &self.identity)
+            .finish()
+    }
 }
 
 impl ConvertOptions {
@@ -101,6 +114,7 @@ impl ConvertOptions {
             subformat: None,
             compression: Compression::None,
             identity: Identity::from_env(format.name()),
+            progress: None,
         }
     }
 
@@ -145,7 +159,8 @@ impl Error {
 /// Converts the raw image `input` into `output`. The output appears under its name only when
 /// complete; on failure nothing is left behind.
 pub fn convert(input: &Path, output: &Path, opts: &ConvertOptions) -> Result<Converted, Error> {
-    let src = SparseInput::open(input).map_err(Error::io("cannot read", input))?;
+    let mut src = SparseInput::open(input).map_err(Error::io("cannot read", input))?;
+    src.set_progress(opts.progress.clone());
     let mut out = OutFile::create(output).map_err(Error::io("cannot create", output))?;
     let io_err = Error::io("cannot write", output);
     let result = match (opts.format, opts.subformat(), opts.compression) {

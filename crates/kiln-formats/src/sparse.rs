@@ -11,11 +11,22 @@ use std::path::Path;
 /// How much is read per system call. Bounded so that memory does not grow with image size.
 const READ_CHUNK: usize = 4 << 20;
 
+/// Called with (bytes of data read so far, bytes of data in the image).
+pub type Progress = std::sync::Arc<dyn Fn(u64, u64) + Send + Sync>;
+
 /// A raw image opened for reading.
-#[derive(Debug)]
 pub struct SparseInput {
     file: File,
     len: u64,
+    progress: Option<Progress>,
+}
+
+impl std::fmt::Debug for SparseInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SparseInput")
+            .field("len", &self.len)
+            .finish()
+    }
 }
 
 impl SparseInput {
@@ -31,7 +42,13 @@ impl SparseInput {
         Ok(SparseInput {
             file,
             len: meta.len(),
+            progress: None,
         })
+    }
+
+    /// Reports reading progress to `progress` (data bytes, not holes).
+    pub fn set_progress(&mut self, progress: Option<Progress>) {
+        self.progress = progress;
     }
 
     /// Size of the image in bytes.
@@ -87,7 +104,10 @@ impl SparseInput {
         assert!(granule.is_power_of_two() && granule as usize <= READ_CHUNK);
         let mut buf = vec![0u8; READ_CHUNK];
         let mut done: u64 = 0; // everything below this has been handled
-        for (start, end) in self.extents()? {
+        let extents = self.extents()?;
+        let total: u64 = extents.iter().map(|(s, e)| e - s).sum();
+        let mut read: u64 = 0;
+        for (start, end) in extents {
             let mut pos = (start & !(granule - 1)).max(done);
             let end = end.div_ceil(granule).saturating_mul(granule).min(self.len);
             while pos < end {
@@ -110,6 +130,10 @@ impl SparseInput {
                     f(pos + r as u64, &chunk[r..])?;
                 }
                 pos += n as u64;
+                if let Some(p) = &self.progress {
+                    read = (read + n as u64).min(total);
+                    p(read, total);
+                }
             }
             done = done.max(end);
         }

@@ -294,6 +294,7 @@ fn every_format_agrees_with_qemu_img() {
                 subformat: case.sub,
                 compression: case.compression,
                 identity: Identity::seeded(b"matrix", 1_700_000_000),
+                progress: None,
             };
             let result = convert(&input.path, &out, &opts);
             let too_big_for_vhd = case.format == Format::Vhd && input.len > 2040 * GIB;
