@@ -60,12 +60,16 @@ test: host-deps lint kiln
 	$(CARGO) test --workspace --locked
 	$(PYTHON) tests/check_schema.py $(KILN)
 
-# Fuzz the config decoder (needs cargo-fuzz; the stable toolchain is used in bootstrap mode).
+# Fuzz a parser: FUZZ_TARGET=config|kickstart|verify (needs `cargo install cargo-fuzz`; the
+# stable toolchain is used in bootstrap mode).
 FUZZ_TARGET ?= config
 FUZZ_SECONDS ?= 600
+FUZZ_FLAGS_config := -dict=config.dict
+FUZZ_FLAGS_verify := -max_len=4300000
 fuzz:
+	mkdir -p fuzz/corpus/$(FUZZ_TARGET)
 	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run -O $(FUZZ_TARGET) corpus/$(FUZZ_TARGET) seeds/$(FUZZ_TARGET) -- \
-		-dict=config.dict -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048
+		$(FUZZ_FLAGS_$(FUZZ_TARGET)) -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048
 
 bench: kiln
 	scripts/bench-validate.sh $(KILN)

@@ -49,6 +49,8 @@ pub enum Command {
     },
     /// Convert a raw disk image into raw, VHD, VHDX or QCOW2 (natively, no qemu-img).
     Roast(crate::roast::RoastArgs),
+    /// Check the structure of a raw, VHD, VHDX or QCOW2 image (and Azure's rules with --azure).
+    Verify(crate::verify::VerifyArgs),
     /// Print the JSON Schema of the image config format (for editors: completion and checks).
     Schema {
         /// Print the schema of package-list files instead.
@@ -79,6 +81,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
             no_package_checks,
         } => validate::run(&configs, base_dir, format, !no_package_checks, cli.color),
         Command::Roast(args) => crate::roast::run(args, cli.color),
+        Command::Verify(args) => crate::verify::run(args),
         Command::Schema { package_list } => {
             let schema = if package_list {
                 kiln_config::schema::package_list_schema()

@@ -8,6 +8,7 @@ mod output;
 mod roast;
 mod upstream;
 mod validate;
+mod verify;
 
 use std::process::ExitCode;
 

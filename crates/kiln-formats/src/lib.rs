@@ -17,6 +17,7 @@ pub mod ident;
 pub mod qcow2;
 pub mod raw;
 pub mod sparse;
+pub mod verify;
 pub mod vhd;
 pub mod vhdx;
 
