@@ -9,8 +9,9 @@
 set -euo pipefail
 
 declare -A GROUP_PACKAGES=(
-    # `make test`: the JSON Schema check (tests/check_schema.py) runs Debian's python3 with jsonschema.
-    [test]="python3 python3-jsonschema"
+    # `make test`: the JSON Schema check (tests/check_schema.py: python3 with jsonschema); the
+    # disk format tests judge kiln's outputs with qemu-img (qemu-utils).
+    [test]="python3 python3-jsonschema qemu-utils"
 )
 
 check_only=false
