@@ -13,10 +13,14 @@
 //! for w in &done.warnings { eprintln!("warning: {w}"); }
 //! ```
 
+pub mod artifact;
+pub mod compress;
+pub mod cpio;
 pub mod ident;
 pub mod qcow2;
 pub mod raw;
 pub mod sparse;
+pub mod tar;
 pub mod verify;
 pub mod vhd;
 pub mod vhdx;
