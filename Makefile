@@ -32,6 +32,7 @@ kiln:
 	@mkdir -p $(BIN_DIR)
 	@install -m 0755 target/release/kiln $(KILN)
 	@ln -sf kiln $(BIN_DIR)/imageconfigvalidator
+	@ln -sf kiln $(BIN_DIR)/roast
 
 validate-image-config: kiln
 	@test -n "$(CONFIG_FILE)" || { echo "Must set CONFIG_FILE="; exit 1; }

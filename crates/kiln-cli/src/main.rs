@@ -23,11 +23,13 @@ fn main() -> ExitCode {
     if let Some(tool) = upstream::Tool::from_name(&invoked_as) {
         return upstream::run(tool, args);
     }
-    // `kiln imageconfigvalidator --input=…` works too, without a symlink.
+    // `kiln imageconfigvalidator --input=…` works too, without a symlink (`kiln roast` is a
+    // subcommand of its own, with the same flags).
     if let Some(tool) = args
         .get(1)
         .and_then(|a| a.to_str())
         .and_then(upstream::Tool::from_name)
+        .filter(|t| *t == upstream::Tool::ImageConfigValidator)
     {
         args.remove(0);
         return upstream::run(tool, args);

@@ -34,19 +34,57 @@ pub enum CompressionArg {
     Zstd,
 }
 
-/// Convert a raw disk image into raw, VHD, VHDX or QCOW2, natively (no qemu-img).
+/// Make image artifacts, natively (no qemu-img): convert one raw disk, or build every artifact a
+/// config asks for from imager's output, as upstream's roast does.
 ///
-/// The input is read by its allocated extents and zero blocks are never written, so sparse
-/// disks convert fast. The output appears under its name only when complete. With
-/// SOURCE_DATE_EPOCH set, ids and timestamps in the image are derived from it (reproducible).
+/// Direct form: --input disk.raw --output disk.vhdx [--format vhdx]. Upstream form: --dir
+/// <imager output> --config <config> --output-dir <dir> [--release-version V] [--image-tag T]
+/// [--workers N]: artifacts are named Name[-release][-tag].<type>[.<compression>].
+///
+/// Inputs are read by their allocated extents and zero blocks are never written. Outputs appear
+/// under their names only when complete. With SOURCE_DATE_EPOCH set, ids and timestamps are
+/// derived from it (reproducible outputs).
 #[derive(Debug, Args)]
 pub struct RoastArgs {
-    /// The raw disk image to convert.
-    #[arg(long, value_name = "FILE")]
-    input: PathBuf,
-    /// Where to write the image.
-    #[arg(long, value_name = "FILE")]
-    output: PathBuf,
+    /// The raw disk image to convert (direct form).
+    #[arg(long, value_name = "FILE", requires = "output", conflicts_with_all = ["dir", "config"])]
+    input: Option<PathBuf>,
+    /// Where to write the image (direct form).
+    #[arg(long, value_name = "FILE", requires = "input")]
+    output: Option<PathBuf>,
+    /// imager's output directory: disk0.raw, disk0.partition<N>.raw, rootfs/ (upstream form).
+    #[arg(long, value_name = "DIR", requires_all = ["config", "output_dir"])]
+    dir: Option<PathBuf>,
+    /// The image config whose artifacts to build (upstream form).
+    #[arg(long, value_name = "FILE", requires = "dir")]
+    config: Option<PathBuf>,
+    /// Where artifacts go (upstream form).
+    #[arg(long, value_name = "DIR")]
+    output_dir: Option<PathBuf>,
+    /// Accepted for compatibility: upstream creates it and writes intermediates to --output-dir.
+    #[arg(long, value_name = "DIR")]
+    tmp_dir: Option<PathBuf>,
+    /// Appended to artifact names as -<version> (not for initrd artifacts).
+    #[arg(long, value_name = "VERSION", default_value = "")]
+    release_version: String,
+    /// Appended to artifact names as -<tag>.
+    #[arg(long, value_name = "TAG", default_value = "")]
+    image_tag: String,
+    /// Artifacts built in parallel.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    workers: usize,
+    /// Accepted for compatibility; kiln writes no timestamp file.
+    #[arg(long, value_name = "PATH")]
+    timestamp_file: Option<PathBuf>,
+    /// Accepted for compatibility (upstream's log flags); kiln logs to stderr.
+    #[arg(long, value_name = "PATH")]
+    log_file: Option<PathBuf>,
+    /// Accepted for compatibility.
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
+    /// Accepted for compatibility.
+    #[arg(long, value_name = "WHEN")]
+    log_color: Option<String>,
     /// Output format (default: from the output's extension).
     #[arg(long, value_enum)]
     format: Option<FormatArg>,
@@ -84,10 +122,118 @@ fn human_bytes(n: u64) -> String {
 }
 
 pub fn run(args: RoastArgs, color: ColorChoice) -> ExitCode {
-    let Some(format) = args.format.or_else(|| format_from_extension(&args.output)) else {
+    let ignored: Vec<&str> = [
+        (args.timestamp_file.is_some(), "--timestamp-file"),
+        (args.log_file.is_some(), "--log-file"),
+        (args.log_level.is_some(), "--log-level"),
+        (args.log_color.is_some(), "--log-color"),
+    ]
+    .into_iter()
+    .filter_map(|(set, name)| set.then_some(name))
+    .collect();
+    if !ignored.is_empty() {
+        eprintln!(
+            "warning: kiln ignores {} (no meaning for kiln)",
+            ignored.join(", ")
+        );
+    }
+    match (&args.input, &args.output, &args.dir) {
+        (Some(input), Some(output), None) => convert_one(&args, input, output, color),
+        (None, None, Some(_)) => jobs(&args, color),
+        _ => {
+            eprintln!("error: give either --input and --output (convert one disk), or --dir, --config and --output-dir (a config's artifacts)");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The upstream form: every artifact of a config.
+fn jobs(args: &RoastArgs, color: ColorChoice) -> ExitCode {
+    let (Some(dir), Some(config), Some(output_dir)) = (&args.dir, &args.config, &args.output_dir)
+    else {
+        eprintln!("error: --dir needs --config and --output-dir");
+        return ExitCode::from(2);
+    };
+    let warn = if color.stderr() {
+        "\x1b[1;33mwarning\x1b[0m"
+    } else {
+        "warning"
+    };
+    let opts = kiln_config::Options {
+        base_dir: None,
+        package_checks: false,
+        file_checks: false,
+    };
+    let v = match kiln_config::validate_file(config, &opts) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: cannot read the config: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(loaded) = v.config else {
+        eprint!("{}", v.report.render(color.stderr()));
+        eprintln!("error: {} is not a valid config", config.display());
+        return ExitCode::FAILURE;
+    };
+    for d in [Some(output_dir), args.tmp_dir.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        if let Err(e) = std::fs::create_dir_all(d) {
+            eprintln!("error: cannot create {}: {e}", d.display());
+            return ExitCode::from(2);
+        }
+    }
+    let opts = kiln_roast::Options {
+        input_dir: dir.clone(),
+        output_dir: output_dir.clone(),
+        release_version: args.release_version.clone(),
+        image_tag: args.image_tag.clone(),
+        workers: args.workers,
+    };
+    let (jobs, warnings) = match kiln_roast::plan(&loaded.config, &opts) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for w in warnings {
+        eprintln!("{warn}: {w}");
+    }
+    if jobs.is_empty() {
+        eprintln!("roast: the config asks for no artifacts");
+        return ExitCode::SUCCESS;
+    }
+    let result = kiln_roast::run(&jobs, &opts, |o| {
+        for w in &o.warnings {
+            eprintln!("{warn}: {}: {w}", o.job.full_name);
+        }
+        match &o.result {
+            Ok(path) => eprintln!(
+                "roast: {} ({:.1} s)",
+                path.display(),
+                o.elapsed.as_secs_f64()
+            ),
+            Err(e) => eprintln!("roast: {} failed: {e}", o.job.full_name),
+        }
+    });
+    match result {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The direct form: one raw disk into one image.
+fn convert_one(args: &RoastArgs, input: &Path, output: &Path, color: ColorChoice) -> ExitCode {
+    let Some(format) = args.format.or_else(|| format_from_extension(output)) else {
         eprintln!(
             "error: cannot tell the format from {}; pass --format raw|vhd|vhdx|qcow2",
-            args.output.display()
+            output.display()
         );
         return ExitCode::from(2);
     };
@@ -99,11 +245,7 @@ pub fn run(args: RoastArgs, color: ColorChoice) -> ExitCode {
     };
     let mut opts = ConvertOptions::new(format);
     opts.identity = kiln_formats::ident::Identity::from_env(
-        &args
-            .output
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy(),
+        &output.file_name().unwrap_or_default().to_string_lossy(),
     );
     opts.subformat = args.subformat.map(|s| match s {
         SubformatArg::Fixed => Subformat::Fixed,
@@ -138,7 +280,7 @@ pub fn run(args: RoastArgs, color: ColorChoice) -> ExitCode {
         }));
     }
     let started = Instant::now();
-    let result = convert(&args.input, &args.output, &opts);
+    let result = convert(input, output, &opts);
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
@@ -152,7 +294,7 @@ pub fn run(args: RoastArgs, color: ColorChoice) -> ExitCode {
             for w in &done.warnings {
                 eprintln!("{warn}: {w}");
             }
-            let on_disk = std::fs::metadata(&args.output)
+            let on_disk = std::fs::metadata(output)
                 .map(|m| std::os::unix::fs::MetadataExt::blocks(&m) * 512)
                 .unwrap_or(0);
             let kind = match (format, opts.subformat()) {
@@ -166,7 +308,7 @@ pub fn run(args: RoastArgs, color: ColorChoice) -> ExitCode {
             };
             eprintln!(
                 "wrote {} ({kind}, virtual size {}, {} on disk) in {:.1} s",
-                args.output.display(),
+                output.display(),
                 human_bytes(done.virtual_size),
                 human_bytes(on_disk),
                 started.elapsed().as_secs_f64()

@@ -14,12 +14,14 @@ use std::process::ExitCode;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tool {
     ImageConfigValidator,
+    Roast,
 }
 
 impl Tool {
     pub fn from_name(name: &str) -> Option<Tool> {
         match name {
             "imageconfigvalidator" => Some(Tool::ImageConfigValidator),
+            "roast" => Some(Tool::Roast),
             _ => None,
         }
     }
@@ -28,6 +30,7 @@ impl Tool {
 pub fn run(tool: Tool, args: Vec<OsString>) -> ExitCode {
     match tool {
         Tool::ImageConfigValidator => image_config_validator(args),
+        Tool::Roast => roast(args),
     }
 }
 
@@ -193,6 +196,24 @@ fn image_config_validator(args: Vec<OsString>) -> ExitCode {
             ExitCode::FAILURE
         }
         None => ExitCode::SUCCESS,
+    }
+}
+
+/// roast: the same flags as `kiln roast`.
+#[derive(Debug, Parser)]
+#[command(name = "roast", version, max_term_width = 100)]
+struct RoastCommand {
+    #[command(flatten)]
+    args: crate::roast::RoastArgs,
+}
+
+fn roast(args: Vec<OsString>) -> ExitCode {
+    match RoastCommand::try_parse_from(args) {
+        Ok(c) => crate::roast::run(c.args, ColorChoice::Auto),
+        Err(e) => {
+            let _ = e.print();
+            ExitCode::from(e.exit_code() as u8)
+        }
     }
 }
 

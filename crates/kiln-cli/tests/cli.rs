@@ -296,3 +296,97 @@ fn help_and_completions() {
     assert!(o.status.success());
     assert!(stdout(&o).contains("--input <PATH>"));
 }
+
+#[test]
+fn roast_converts_and_verify_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("disk.raw");
+    let f = std::fs::File::create(&raw).unwrap();
+    f.set_len(3 * 1024 * 1024 + 1000).unwrap();
+    drop(f);
+    let vhd = dir.path().join("disk.vhd");
+    let o = kiln()
+        .args(["roast", "--input"])
+        .arg(&raw)
+        .arg("--output")
+        .arg(&vhd)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("warning: the input is 3146728 bytes, not a whole number of MiB"),
+        "{err}"
+    );
+    assert!(err.contains("(vhd fixed, virtual size 4.0 MiB"), "{err}");
+    let o = kiln()
+        .arg("verify")
+        .arg(&vhd)
+        .arg("--azure")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stdout(&o));
+    assert!(stdout(&o).contains("vhd fixed, virtual size 4194304 bytes: ok"));
+
+    // A corrupt image: exit 1, the problem with its offset.
+    let bytes = std::fs::read(&vhd).unwrap();
+    let mut broken = bytes.clone();
+    broken[4 * 1024 * 1024 + 64] ^= 1;
+    std::fs::write(&vhd, &broken).unwrap();
+    let o = kiln().arg("verify").arg(&vhd).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains("offset 4194368 (0x400040): footer checksum"),
+        "{}",
+        stdout(&o)
+    );
+
+    // Unknown extension without --format: usage error; missing input: failure, no output left.
+    let o = kiln()
+        .args(["roast", "--input"])
+        .arg(&raw)
+        .arg("--output")
+        .arg(dir.path().join("x.bin"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let o = kiln()
+        .args(["roast", "--input", "/nonexistent.raw", "--output"])
+        .arg(dir.path().join("y.vhdx"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(!dir.path().join("y.vhdx").exists());
+}
+
+#[test]
+fn roast_personality_builds_a_configs_artifacts() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("imager_output");
+    std::fs::create_dir_all(input.join("rootfs/etc")).unwrap();
+    std::fs::write(input.join("rootfs/etc/hostname"), "kiln\n").unwrap();
+    let config = write(
+        dir.path(),
+        "core-container.json",
+        r#"{"Disks": [{"Artifacts": [{"Name": "core", "Compression": "tar.gz"}]}], "SystemConfigs": [{"Name": "c", "Packages": ["p"]}]}"#,
+    );
+    let link = dir.path().join("roast");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kiln"), &link).unwrap();
+    let out = dir.path().join("out");
+    let o = Command::new(&link)
+        .arg(format!("--dir={}", input.display()))
+        .arg(format!("--config={}", config.display()))
+        .arg(format!("--output-dir={}", out.display()))
+        .arg(format!("--tmp-dir={}", dir.path().join("tmp").display()))
+        .arg("--release-version=3.0.20260428.1200")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let tarball = out.join("core-3.0.20260428.1200.tar.gz");
+    let listing = Command::new("tar")
+        .arg("-tzf")
+        .arg(&tarball)
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&listing), "./\n./etc/\n./etc/hostname\n");
+}
