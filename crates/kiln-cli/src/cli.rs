@@ -47,8 +47,9 @@ pub enum Command {
         #[arg(long)]
         no_package_checks: bool,
     },
-    /// Convert a raw disk image into raw, VHD, VHDX or QCOW2 (natively, no qemu-img).
-    Roast(crate::roast::RoastArgs),
+    /// Make image artifacts: convert a raw disk (raw, VHD, VHDX, QCOW2), or build a config's
+    /// artifacts from imager's output as upstream's roast does.
+    Roast(Box<crate::roast::RoastArgs>),
     /// Check the structure of a raw, VHD, VHDX or QCOW2 image (and Azure's rules with --azure).
     Verify(crate::verify::VerifyArgs),
     /// Print the JSON Schema of the image config format (for editors: completion and checks).
@@ -80,7 +81,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
             format,
             no_package_checks,
         } => validate::run(&configs, base_dir, format, !no_package_checks, cli.color),
-        Command::Roast(args) => crate::roast::run(args, cli.color),
+        Command::Roast(args) => crate::roast::run(*args, cli.color),
         Command::Verify(args) => crate::verify::run(args),
         Command::Schema { package_list } => {
             let schema = if package_list {
