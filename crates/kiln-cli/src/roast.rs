@@ -19,6 +19,8 @@ pub enum FormatArg {
     Vhdx,
     /// QCOW2 version 3.
     Qcow2,
+    /// Stream-optimized VMDK.
+    Vmdk,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -102,6 +104,7 @@ fn format_from_extension(path: &Path) -> Option<FormatArg> {
         "vhd" => Some(FormatArg::Vhd),
         "vhdx" => Some(FormatArg::Vhdx),
         "qcow2" => Some(FormatArg::Qcow2),
+        "vmdk" => Some(FormatArg::Vmdk),
         _ => None,
     }
 }
@@ -232,7 +235,7 @@ fn jobs(args: &RoastArgs, color: ColorChoice) -> ExitCode {
 fn convert_one(args: &RoastArgs, input: &Path, output: &Path, color: ColorChoice) -> ExitCode {
     let Some(format) = args.format.or_else(|| format_from_extension(output)) else {
         eprintln!(
-            "error: cannot tell the format from {}; pass --format raw|vhd|vhdx|qcow2",
+            "error: cannot tell the format from {}; pass --format raw|vhd|vhdx|qcow2|vmdk",
             output.display()
         );
         return ExitCode::from(2);
@@ -242,6 +245,7 @@ fn convert_one(args: &RoastArgs, input: &Path, output: &Path, color: ColorChoice
         FormatArg::Vhd => Format::Vhd,
         FormatArg::Vhdx => Format::Vhdx,
         FormatArg::Qcow2 => Format::Qcow2,
+        FormatArg::Vmdk => Format::Vmdk,
     };
     let mut opts = ConvertOptions::new(format);
     opts.identity = kiln_formats::ident::Identity::from_env(

@@ -124,9 +124,7 @@ impl Converter {
             Converter::Vhd => disk(Format::Vhd, Some(Subformat::Fixed)),
             Converter::Vhdx => disk(Format::Vhdx, Some(Subformat::Dynamic)),
             Converter::Qcow2 => disk(Format::Qcow2, None),
-            Converter::Ova => Err(Error::Unsupported(
-                "OVA artifacts are not implemented yet (use vhd, vhdx or qcow2)".into(),
-            )),
+            Converter::Ova => crate::ova::write(input, output, identity),
             Converter::Gz | Converter::Xz => write_output(output, |out| {
                 let f = std::fs::File::open(input)?;
                 if self == Converter::Gz {

@@ -17,6 +17,7 @@ pub mod artifact;
 pub mod compress;
 pub mod cpio;
 pub mod ident;
+pub mod ova;
 pub mod qcow2;
 pub mod raw;
 pub mod sparse;
@@ -24,6 +25,7 @@ pub mod tar;
 pub mod verify;
 pub mod vhd;
 pub mod vhdx;
+pub mod vmdk;
 
 use ident::Identity;
 use sparse::SparseInput;
@@ -40,6 +42,8 @@ pub enum Format {
     Vhd,
     Vhdx,
     Qcow2,
+    /// Stream-optimized VMDK.
+    Vmdk,
 }
 
 impl Format {
@@ -49,6 +53,7 @@ impl Format {
             "vhd" | "vpc" => Format::Vhd,
             "vhdx" => Format::Vhdx,
             "qcow2" => Format::Qcow2,
+            "vmdk" => Format::Vmdk,
             _ => return None,
         })
     }
@@ -59,6 +64,7 @@ impl Format {
             Format::Vhd => "vhd",
             Format::Vhdx => "vhdx",
             Format::Qcow2 => "qcow2",
+            Format::Vmdk => "vmdk",
         }
     }
 
@@ -181,6 +187,14 @@ pub fn convert(input: &Path, output: &Path, opts: &ConvertOptions) -> Result<Con
         }
         (Format::Qcow2, Subformat::Fixed, compression) => {
             qcow2::write(&src, out.file(), compression)
+        }
+        (Format::Vmdk, Subformat::Fixed, Compression::None) => {
+            let name = output
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            vmdk::write(&src, out.file(), &name, &opts.identity)
         }
         (f, s, c) => {
             return Err(Error::Unsupported(format!(

@@ -155,6 +155,38 @@ impl<W: Write> TarWriter<W> {
         Ok(())
     }
 
+    /// Appends a regular file owned by root from `data` (exactly `size` bytes).
+    pub fn append_data(
+        &mut self,
+        name: &str,
+        mode: u32,
+        mtime: u64,
+        size: u64,
+        mut data: impl Read,
+    ) -> io::Result<()> {
+        let entry = Entry {
+            name,
+            linkname: "",
+            kind: b'0',
+            mode,
+            uid: 0,
+            gid: 0,
+            size,
+            mtime,
+            dev: (0, 0),
+            xattrs: Vec::new(),
+        };
+        self.header(&entry)?;
+        let copied = io::copy(&mut (&mut data).take(size), &mut CountingWriter(self))?;
+        if copied != size {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{name}: short data"),
+            ));
+        }
+        self.pad()
+    }
+
     fn pad(&mut self) -> io::Result<()> {
         let rem = (self.written % BLOCK as u64) as usize;
         if rem != 0 {
@@ -234,6 +266,20 @@ impl<W: Write> TarWriter<W> {
             self.put(&pad)?;
         }
         Ok(self.out)
+    }
+}
+
+/// Lets `io::copy` write through [`TarWriter::put`].
+struct CountingWriter<'a, W: Write>(&'a mut TarWriter<W>);
+
+impl<W: Write> Write for CountingWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.put(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 

@@ -227,3 +227,56 @@ fn squashfs_through_mksquashfs() {
     let listing = sh(&format!("unsquashfs -l {}", out.display()));
     assert!(listing.contains("squashfs-root/usr/bin/tool"), "{listing}");
 }
+
+#[test]
+fn ova_holds_ovf_manifest_and_a_checked_vmdk() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("disk0.raw");
+    let f = fs::File::create(&raw).unwrap();
+    f.set_len(50 << 20).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &[5u8; 200_000], 10 << 20).unwrap();
+    drop(f);
+    let ova = dir.path().join("core-3.0.1.ova");
+    Converter::Ova.run(&raw, &ova, &ident()).unwrap();
+    let listing = sh(&format!("tar --format=ustar -tvf {}", ova.display()));
+    let names: Vec<&str> = listing
+        .lines()
+        .map(|l| l.rsplit(' ').next().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["core-3.0.1.ovf", "core-3.0.1.mf", "core-3.0.1-disk1.vmdk"]
+    );
+    let x = dir.path().join("x");
+    fs::create_dir(&x).unwrap();
+    sh(&format!("tar -xf {} -C {}", ova.display(), x.display()));
+    // The manifest's digests verify.
+    let mf = fs::read_to_string(x.join("core-3.0.1.mf")).unwrap();
+    assert_eq!(mf.lines().count(), 2);
+    for line in mf.lines() {
+        let (file, digest) = line
+            .strip_prefix("SHA256(")
+            .unwrap()
+            .split_once(")= ")
+            .unwrap();
+        let got = sh(&format!("sha256sum {}", x.join(file).display()));
+        assert_eq!(got.split(' ').next().unwrap(), digest, "{file}");
+    }
+    // The descriptor is XML naming the disk with its size; the disk checks out in qemu-img.
+    let vmdk = x.join("core-3.0.1-disk1.vmdk");
+    let size = fs::metadata(&vmdk).unwrap().len();
+    sh(&format!(
+        "/usr/bin/python3 -c \"import xml.etree.ElementTree as E; r=E.parse('{}').getroot(); ns={{'o':'http://schemas.dmtf.org/ovf/envelope/1'}}; f=r.find('o:References/o:File', ns); assert f.get('{{http://schemas.dmtf.org/ovf/envelope/1}}size')=='{size}'\"",
+        x.join("core-3.0.1.ovf").display()
+    ));
+    sh(&format!("qemu-img check -f vmdk {}", vmdk.display()));
+    sh(&format!(
+        "qemu-img compare -f raw -F vmdk {} {}",
+        raw.display(),
+        vmdk.display()
+    ));
+    assert!(
+        !dir.path().join("core-3.0.1-disk1.vmdk").exists(),
+        "no stray vmdk beside the OVA"
+    );
+}

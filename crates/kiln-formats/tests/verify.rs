@@ -328,3 +328,28 @@ fn azure_rules() {
     );
     assert!(check(&q).is_ok(), "structurally fine");
 }
+
+#[test]
+fn vmdk_corruptions_are_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = make(dir.path(), "a.vmdk", Format::Vmdk, None, Compression::None);
+    // Truncated: the footer and end-of-stream markers are gone.
+    truncate(&v, 700);
+    assert!(errors(&check(&v)).iter().any(|m| m.contains("truncated")));
+    // Two grain table entries on one grain: the marker's sector disagrees, and they overlap.
+    let v = make(dir.path(), "b.vmdk", Format::Vmdk, None, Compression::None);
+    let len = std::fs::metadata(&v).unwrap().len();
+    let footer = read_at(&v, len - 1024, 512);
+    let gd = u64::from_le_bytes(footer[56..64].try_into().unwrap());
+    let gt = u64::from(u32::from_le_bytes(
+        read_at(&v, gd * 512, 4).try_into().unwrap(),
+    ));
+    let first = read_at(&v, gt * 512, 4);
+    patch(&v, gt * 512 + 4, &first);
+    let e = errors(&check(&v));
+    assert!(e.iter().any(|m| m.contains("overlaps")), "{e:?}");
+    assert!(
+        e.iter().any(|m| m.contains("grain marker says sector 0")),
+        "{e:?}"
+    );
+}

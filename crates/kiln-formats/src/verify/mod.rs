@@ -6,6 +6,7 @@
 mod qcow2;
 mod vhd;
 mod vhdx;
+mod vmdk;
 
 use std::fmt;
 use std::fs::File;
@@ -45,9 +46,9 @@ impl fmt::Display for Problem {
 /// What was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
-    /// `raw`, `vhd`, `vhdx` or `qcow2`.
+    /// `raw`, `vhd`, `vhdx`, `qcow2` or `vmdk`.
     pub format: &'static str,
-    /// `fixed`/`dynamic` for VHD and VHDX.
+    /// `fixed`/`dynamic` for VHD and VHDX, `streamOptimized` for VMDK.
     pub subformat: Option<&'static str>,
     /// The virtual disk size, when the structure says it.
     pub virtual_size: Option<u64>,
@@ -137,6 +138,9 @@ pub fn verify(path: &Path, opts: VerifyOptions) -> io::Result<Report> {
     let (format, subformat, virtual_size) =
         if n >= 4 && head[..4] == crate::qcow2::MAGIC.to_be_bytes() {
             ("qcow2", None, qcow2::check(&mut r)?)
+        } else if n >= 4 && &head[..4] == b"KDMV" {
+            let (sub, size) = vmdk::check(&mut r)?;
+            ("vmdk", sub, size)
         } else if n == 8 && &head == b"vhdxfile" {
             let (sub, size) = vhdx::check(&mut r)?;
             ("vhdx", sub, size)
@@ -211,6 +215,8 @@ pub(crate) enum Part {
     Structure(&'static str),
     /// A data block, by the index of its table entry.
     Block(u64),
+    /// A VMDK grain, by its index in the disk.
+    Grain(u64),
 }
 
 impl fmt::Display for Part {
@@ -218,6 +224,7 @@ impl fmt::Display for Part {
         match self {
             Part::Structure(s) => f.write_str(s),
             Part::Block(i) => write!(f, "the block of BAT entry {i}"),
+            Part::Grain(i) => write!(f, "grain {i}"),
         }
     }
 }
