@@ -1,7 +1,7 @@
 //! Every writer against the reference tool: for each input of a matrix (empty, 1 MiB, not a whole
 //! MiB, 64 MiB of random data, a sparse 4 GiB disk with scattered data, a 2 TiB sparse disk with a
 //! few MiB), `qemu-img check` passes, `qemu-img compare` against the input says identical, and
-//! `qemu-img info` shows the expected format and virtual size.
+//! `qemu-img info` shows the expected format and virtual size; `kiln verify` accepts it too.
 
 use kiln_formats::ident::Identity;
 use kiln_formats::{convert, Compression, ConvertOptions, Error, Format, Subformat, MIB};
@@ -204,6 +204,12 @@ fn check_output(case: &Case, input: &Input, out: &Path) -> Result<(), String> {
         if !ok || !text.contains("Images are identical") {
             return Err(format!("qemu-img compare: {text}"));
         }
+    }
+    // kiln's own checker agrees.
+    let v = kiln_formats::verify::verify(out, Default::default()).map_err(|e| e.to_string())?;
+    let want_format = if case.driver == "vpc" { "vhd" } else { case.driver };
+    if !v.is_ok() || v.format != want_format || (case.driver != "raw" && v.virtual_size != Some(want_size)) {
+        return Err(format!("kiln verify: {v:?}"));
     }
     // The subformat, from the structure itself.
     let file_len = std::fs::metadata(out).unwrap().len();
