@@ -5,8 +5,8 @@
 //! order (so archives are reproducible); hard links are stored as separate copies; symlinks
 //! carry their target as data; devices their major and minor numbers.
 
-use std::fs::{self, File, Metadata};
-use std::io::{self, Read, Write};
+use std::fs::{self, Metadata};
+use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
@@ -49,11 +49,7 @@ impl<W: Write> CpioWriter<W> {
     }
 
     fn walk(&mut self, dir: &Path, prefix: &str) -> io::Result<()> {
-        let mut names: Vec<_> = fs::read_dir(dir)?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<io::Result<_>>()?;
-        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        for name in names {
+        for name in crate::tree::sorted_names(dir)? {
             let path = dir.join(&name);
             let meta = fs::symlink_metadata(&path)?;
             let archive_name = format!("{prefix}{}", String::from_utf8_lossy(name.as_bytes()));
@@ -93,10 +89,7 @@ impl<W: Write> CpioWriter<W> {
                 ),
             ));
         }
-        let mtime = match self.clamp {
-            Some(c) => (meta.mtime().max(0) as u64).min(c),
-            None => meta.mtime().max(0) as u64,
-        };
+        let mtime = crate::tree::mtime(meta, self.clamp);
         let ino = self.next_ino;
         self.next_ino += 1;
         let fields = [
@@ -116,20 +109,7 @@ impl<W: Write> CpioWriter<W> {
         ];
         self.header(&fields, name)?;
         if ft.is_file() {
-            let mut f = File::open(path)?;
-            let mut left = data_len;
-            let mut buf = vec![0u8; 1 << 20];
-            while left > 0 {
-                let n = f.read(&mut buf[..(left.min(1 << 20)) as usize])?;
-                if n == 0 {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!("{} shrank while being archived", path.display()),
-                    ));
-                }
-                self.put(&buf[..n])?;
-                left -= n as u64;
-            }
+            crate::tree::copy_exact(path, data_len, |chunk| self.put(chunk))?;
         } else if ft.is_symlink() {
             let target = fs::read_link(path)?;
             self.put(target.as_os_str().as_bytes())?;

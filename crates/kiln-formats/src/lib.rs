@@ -22,6 +22,7 @@ pub mod qcow2;
 pub mod raw;
 pub mod sparse;
 pub mod tar;
+pub mod tree;
 pub mod verify;
 pub mod vhd;
 pub mod vhdx;

@@ -31,17 +31,10 @@ impl std::fmt::Debug for SparseInput {
 
 impl SparseInput {
     pub fn open(path: &Path) -> io::Result<SparseInput> {
-        let file = File::open(path)?;
-        let meta = file.metadata()?;
-        if !meta.is_file() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{} is not a regular file", path.display()),
-            ));
-        }
+        let (file, len) = open_regular(path)?;
         Ok(SparseInput {
             file,
-            len: meta.len(),
+            len,
             progress: None,
         })
     }
@@ -139,6 +132,19 @@ impl SparseInput {
         }
         Ok(())
     }
+}
+
+/// Opens a regular file (not a directory, device or FIFO) and returns it with its length.
+pub fn open_regular(path: &Path) -> io::Result<(File, u64)> {
+    let file = File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
+    Ok((file, meta.len()))
 }
 
 /// Whether a buffer is all zero bytes (word at a time).

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::ffi::CString;
-use std::fs::{self, File, Metadata};
+use std::fs::{self, Metadata};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -55,11 +55,7 @@ impl<W: Write> TarWriter<W> {
     }
 
     fn walk(&mut self, dir: &Path, prefix: &str) -> io::Result<()> {
-        let mut names: Vec<_> = fs::read_dir(dir)?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<io::Result<_>>()?;
-        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        for name in names {
+        for name in crate::tree::sorted_names(dir)? {
             let path = dir.join(&name);
             let meta = fs::symlink_metadata(&path)?;
             let mut archive_name = format!("{prefix}{}", String::from_utf8_lossy(name.as_bytes()));
@@ -118,10 +114,7 @@ impl<W: Write> TarWriter<W> {
             ));
             return Ok(());
         };
-        let mtime = match self.clamp {
-            Some(c) => (meta.mtime().max(0) as u64).min(c),
-            None => meta.mtime().max(0) as u64,
-        };
+        let mtime = crate::tree::mtime(meta, self.clamp);
         let entry = Entry {
             name,
             linkname: &linkname,
@@ -136,20 +129,7 @@ impl<W: Write> TarWriter<W> {
         };
         self.header(&entry)?;
         if kind == b'0' {
-            let mut f = File::open(path)?;
-            let mut left = size;
-            let mut buf = vec![0u8; 1 << 20];
-            while left > 0 {
-                let n = f.read(&mut buf[..(left.min(1 << 20)) as usize])?;
-                if n == 0 {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!("{} shrank while being archived", path.display()),
-                    ));
-                }
-                self.put(&buf[..n])?;
-                left -= n as u64;
-            }
+            crate::tree::copy_exact(path, size, |chunk| self.put(chunk))?;
             self.pad()?;
         }
         Ok(())

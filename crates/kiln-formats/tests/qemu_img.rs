@@ -207,8 +207,15 @@ fn check_output(case: &Case, input: &Input, out: &Path) -> Result<(), String> {
     }
     // kiln's own checker agrees.
     let v = kiln_formats::verify::verify(out, Default::default()).map_err(|e| e.to_string())?;
-    let want_format = if case.driver == "vpc" { "vhd" } else { case.driver };
-    if !v.is_ok() || v.format != want_format || (case.driver != "raw" && v.virtual_size != Some(want_size)) {
+    let want_format = if case.driver == "vpc" {
+        "vhd"
+    } else {
+        case.driver
+    };
+    if !v.is_ok()
+        || v.format != want_format
+        || (case.driver != "raw" && v.virtual_size != Some(want_size))
+    {
         return Err(format!("kiln verify: {v:?}"));
     }
     // The subformat, from the structure itself.

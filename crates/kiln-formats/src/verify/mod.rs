@@ -115,17 +115,10 @@ impl Reader<'_> {
 
 /// Reads the image at `path` and checks it.
 pub fn verify(path: &Path, opts: VerifyOptions) -> io::Result<Report> {
-    let file = File::open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{} is not a regular file", path.display()),
-        ));
-    }
+    let (file, len) = crate::sparse::open_regular(path)?;
     let mut r = Reader {
         file: &file,
-        len: meta.len(),
+        len,
         problems: Vec::new(),
     };
     let mut head = [0u8; 8];
