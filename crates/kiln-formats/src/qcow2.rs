@@ -90,6 +90,31 @@ impl Writer<'_> {
         Ok(())
     }
 
+    /// Stores a run of consecutive guest clusters that all hold data, uncompressed: one write
+    /// per L2 table the run spans.
+    fn plain_run(&mut self, first: u64, data: &[u8]) -> io::Result<()> {
+        let (mut guest, mut rest) = (first, data);
+        while !rest.is_empty() {
+            let n = (rest.len() as u64)
+                .div_ceil(CLUSTER)
+                .min(L2_ENTRIES - guest % L2_ENTRIES);
+            let bytes = (n * CLUSTER).min(rest.len() as u64) as usize;
+            // Finish the previous L2 table before allocating, so the data stays contiguous.
+            let l1_index = (guest / L2_ENTRIES) as usize;
+            if self.l2.as_ref().is_some_and(|(i, _)| *i != l1_index) {
+                self.flush_l2()?;
+            }
+            let at = self.allocate(n * CLUSTER, true);
+            self.out.write_all_at(&rest[..bytes], at)?;
+            for k in 0..n {
+                self.set_l2(guest + k, (at + k * CLUSTER) | COPIED)?;
+            }
+            guest += n;
+            rest = &rest[bytes..];
+        }
+        Ok(())
+    }
+
     /// Stores one guest cluster (`data` may be short for the last cluster of the disk).
     fn cluster(&mut self, guest_cluster: u64, data: &[u8]) -> io::Result<()> {
         if self.compression != Compression::None {
@@ -158,12 +183,13 @@ pub fn write(src: &SparseInput, out: &File, compression: Compression) -> io::Res
     } else {
         0
     };
+    // Runs hold only clusters with data (the granule is the cluster).
     src.for_each_data_run(CLUSTER, |off, data| {
+        if compression == Compression::None {
+            return w.plain_run(off / CLUSTER, data);
+        }
         for (i, chunk) in data.chunks(CLUSTER as usize).enumerate() {
-            let guest = off / CLUSTER + i as u64;
-            if !crate::sparse::is_zero(chunk) {
-                w.cluster(guest, chunk)?;
-            }
+            w.cluster(off / CLUSTER + i as u64, chunk)?;
         }
         Ok(())
     })?;

@@ -7,6 +7,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
+use std::sync::mpsc;
 
 /// How much is read per system call. Bounded so that memory does not grow with image size.
 const READ_CHUNK: usize = 4 << 20;
@@ -89,49 +90,103 @@ impl SparseInput {
     /// Calls `f(offset, data)` for every run of consecutive `granule`-aligned granules that hold
     /// a non-zero byte, in increasing offset order. `granule` must be a power of two ≤ 4 MiB.
     /// A run never spans more than one read (4 MiB); the last granule of the image may be short.
+    ///
+    /// Reading and zero detection happen on a second thread, so they overlap with whatever `f`
+    /// does (usually writing); at most three 4 MiB buffers are in flight.
     pub fn for_each_data_run(
         &self,
         granule: u64,
         mut f: impl FnMut(u64, &[u8]) -> io::Result<()>,
     ) -> io::Result<()> {
         assert!(granule.is_power_of_two() && granule as usize <= READ_CHUNK);
-        let mut buf = vec![0u8; READ_CHUNK];
-        let mut done: u64 = 0; // everything below this has been handled
         let extents = self.extents()?;
         let total: u64 = extents.iter().map(|(s, e)| e - s).sum();
-        let mut read: u64 = 0;
-        for (start, end) in extents {
-            let mut pos = (start & !(granule - 1)).max(done);
-            let end = end.div_ceil(granule).saturating_mul(granule).min(self.len);
-            while pos < end {
-                let n = ((end - pos) as usize).min(READ_CHUNK);
-                let chunk = &mut buf[..n];
-                self.file.read_exact_at(chunk, pos)?;
-                let mut run: Option<usize> = None;
-                for (i, g) in chunk.chunks(granule as usize).enumerate() {
-                    let g_off = i * granule as usize;
-                    match (is_zero(g), run) {
-                        (false, None) => run = Some(g_off),
-                        (true, Some(r)) => {
-                            f(pos + r as u64, &chunk[r..g_off])?;
-                            run = None;
+        let (chunks_tx, chunks_rx) = mpsc::sync_channel::<io::Result<Chunk>>(1);
+        let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                let mut done: u64 = 0; // everything below this has been read
+                let mut buffers = 0;
+                for (start, end) in extents {
+                    let mut pos = (start & !(granule - 1)).max(done);
+                    let end = end.div_ceil(granule).saturating_mul(granule).min(self.len);
+                    while pos < end {
+                        let n = ((end - pos) as usize).min(READ_CHUNK);
+                        let mut buf = match spare_rx.try_recv() {
+                            Ok(b) => b,
+                            Err(_) if buffers < 3 => {
+                                buffers += 1;
+                                vec![0u8; READ_CHUNK]
+                            }
+                            Err(_) => match spare_rx.recv() {
+                                Ok(b) => b,
+                                Err(_) => return, // the consumer stopped
+                            },
+                        };
+                        let chunk = match self.file.read_exact_at(&mut buf[..n], pos) {
+                            Ok(()) => Chunk {
+                                runs: data_runs(&buf[..n], granule as usize),
+                                pos,
+                                len: n,
+                                buf,
+                            },
+                            Err(e) => {
+                                let _ = chunks_tx.send(Err(e));
+                                return;
+                            }
+                        };
+                        if chunks_tx.send(Ok(chunk)).is_err() {
+                            return;
                         }
-                        _ => {}
+                        pos += n as u64;
                     }
+                    done = done.max(end);
                 }
-                if let Some(r) = run {
-                    f(pos + r as u64, &chunk[r..])?;
+            });
+            let mut read: u64 = 0;
+            for chunk in chunks_rx {
+                let chunk = chunk?;
+                for (a, b) in &chunk.runs {
+                    f(chunk.pos + *a as u64, &chunk.buf[*a..*b])?;
                 }
-                pos += n as u64;
                 if let Some(p) = &self.progress {
-                    read = (read + n as u64).min(total);
+                    read = (read + chunk.len as u64).min(total);
                     p(read, total);
                 }
+                let _ = spare_tx.send(chunk.buf);
             }
-            done = done.max(end);
-        }
-        Ok(())
+            Ok(())
+        })
     }
+}
+
+/// A piece of the input read ahead, with its data runs (byte ranges in `buf`).
+struct Chunk {
+    pos: u64,
+    len: usize,
+    buf: Vec<u8>,
+    runs: Vec<(usize, usize)>,
+}
+
+/// The maximal runs of granules holding a non-zero byte.
+fn data_runs(chunk: &[u8], granule: usize) -> Vec<(usize, usize)> {
+    let mut runs = Vec::new();
+    let mut run: Option<usize> = None;
+    for (i, g) in chunk.chunks(granule).enumerate() {
+        let at = i * granule;
+        match (is_zero(g), run) {
+            (false, None) => run = Some(at),
+            (true, Some(r)) => {
+                runs.push((r, at));
+                run = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(r) = run {
+        runs.push((r, chunk.len()));
+    }
+    runs
 }
 
 /// Opens a regular file (not a directory, device or FIFO) and returns it with its length.
