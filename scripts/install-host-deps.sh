@@ -11,8 +11,9 @@ set -euo pipefail
 declare -A GROUP_PACKAGES=(
     # `make test`: the JSON Schema check (tests/check_schema.py: python3 with jsonschema); the
     # disk format tests judge kiln's outputs with qemu-img (qemu-utils), the archive tests with
-    # GNU tar, cpio, unsquashfs (squashfs-tools) and getfattr (attr).
-    [test]="python3 python3-jsonschema qemu-utils cpio squashfs-tools attr"
+    # GNU tar, cpio, unsquashfs (squashfs-tools) and getfattr (attr); rpmvercmp is compared with
+    # the rpm program.
+    [test]="python3 python3-jsonschema qemu-utils cpio squashfs-tools attr rpm"
 )
 
 check_only=false
