@@ -24,7 +24,7 @@ LOG_COLOR    ?= auto
 IMAGE_CONFIG    = $(or $(CONFIG_FILE),$(DEFAULT_CONFIG))
 CONFIG_BASE_DIR ?= $(dir $(IMAGE_CONFIG))
 
-.PHONY: image iso validate-image-config test lint host-deps kiln fuzz bench clean
+.PHONY: image iso validate-image-config test lint host-deps kiln sample-repo fuzz bench clean
 
 # The kiln binary and its upstream-named links. Cargo rebuilds only what changed.
 kiln:
@@ -51,15 +51,21 @@ iso: kiln
 	@echo "kiln: ISO installers are not implemented yet; no ISO was built." >&2; exit 1
 
 host-deps:
-	@scripts/install-host-deps.sh test
+	@scripts/install-host-deps.sh test sample-repo
+
+# The offline sample RPM repository (rebuilt only when its inputs change).
+sample-repo:
+	@scripts/install-host-deps.sh sample-repo
+	@sample-repo/build.sh $(OUT_DIR)/sample-repo
 
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -q -- -D warnings
 
-test: host-deps lint kiln
+test: host-deps lint kiln sample-repo
 	$(CARGO) test --workspace --locked
 	$(PYTHON) tests/check_schema.py $(KILN)
+	tests/sample-repo-check.sh $(OUT_DIR)/sample-repo
 
 # Fuzz a parser: FUZZ_TARGET=config|kickstart|verify (needs `cargo install cargo-fuzz`; the
 # stable toolchain is used in bootstrap mode).

@@ -14,6 +14,9 @@ declare -A GROUP_PACKAGES=(
     # GNU tar, cpio, unsquashfs (squashfs-tools) and getfattr (attr); rpmvercmp is compared with
     # the rpm program.
     [test]="python3 python3-jsonschema qemu-utils cpio squashfs-tools attr rpm"
+    # `make sample-repo`: rpmbuild, createrepo_c, dpkg-deb (payloads from Debian packages),
+    # grub-mkimage (grubx64.efi), depmod (modules.dep).
+    [sample-repo]="rpm createrepo-c dpkg grub-common kmod"
 )
 
 check_only=false
