@@ -146,6 +146,8 @@ tmp="$out.tmp.$$"
 rm -rf "$tmp"
 mkdir -p "$tmp"
 find "$cache/rpmbuild/RPMS" -name '*.rpm' -exec cp {} "$tmp/" \;
+# createrepo_c records each file's mtime: fix it, for identical metadata on every build.
+find "$tmp" -name '*.rpm' -exec touch -d "@$SOURCE_DATE_EPOCH" {} +
 createrepo_c --quiet --revision "$SOURCE_DATE_EPOCH" --set-timestamp-to-revision "$tmp" >/dev/null
 echo "$key" > "$tmp/.kiln-sample-repo"
 rm -rf "$out"

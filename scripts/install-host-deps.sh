@@ -13,7 +13,8 @@ declare -A GROUP_PACKAGES=(
     # disk format tests judge kiln's outputs with qemu-img (qemu-utils), the archive tests with
     # GNU tar, cpio, unsquashfs (squashfs-tools) and getfattr (attr); rpmvercmp is compared with
     # the rpm program.
-    [test]="python3 python3-jsonschema qemu-utils cpio squashfs-tools attr rpm"
+    # Repository metadata tests recompress metadata with zstd.
+    [test]="python3 python3-jsonschema qemu-utils cpio squashfs-tools attr rpm zstd createrepo-c"
     # `make sample-repo`: rpmbuild, createrepo_c, dpkg-deb (payloads from Debian packages),
     # grub-mkimage (grubx64.efi), depmod (modules.dep).
     [sample-repo]="rpm createrepo-c dpkg grub-common kmod"

@@ -1,0 +1,198 @@
+//! # kiln-repo
+//!
+//! RPM repositories as rpm-md metadata describes them: `repodata/repomd.xml`, then `primary`
+//! (and, when file dependencies need it, `filelists`), compressed with gzip, xz or zstd. Every
+//! metadata file is checked against the checksum `repomd.xml` gives before it is parsed.
+//!
+//! ```no_run
+//! let repo = kiln_repo::load_dir("out/sample-repo".as_ref(), false).unwrap();
+//! for p in &repo.packages {
+//!     println!("{}", p.nevra());
+//! }
+//! ```
+
+pub mod metadata;
+
+pub use metadata::{DataRecord, Package, Relation, RepoMd};
+
+use sha2::Digest;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+/// Why repository metadata could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{}: its {kind} checksum is {actual}, but repomd.xml says {expected}: the repository is corrupt, or changed while it was read", path.display())]
+    Checksum {
+        path: PathBuf,
+        kind: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("unsupported checksum type {0:?} (sha1, sha224, sha256, sha384 and sha512 are)")]
+    ChecksumType(String),
+    #[error("malformed metadata: {0}")]
+    Xml(String),
+    #[error("{}: {what}", path.display())]
+    Metadata { path: PathBuf, what: String },
+}
+
+/// A checksum as repodata writes it: the algorithm and the lowercase hex digest.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Checksum {
+    pub kind: String,
+    pub value: String,
+}
+
+impl Checksum {
+    /// The digest of everything `input` yields, with this checksum's algorithm.
+    pub fn compute(kind: &str, mut input: impl Read) -> Result<String, Error> {
+        fn run<D: Digest>(mut d: D, input: &mut dyn Read) -> io::Result<String> {
+            let mut buf = vec![0u8; 1 << 16];
+            loop {
+                let n = input.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                d.update(&buf[..n]);
+            }
+            Ok(d.finalize().iter().map(|b| format!("{b:02x}")).collect())
+        }
+        let r = match kind {
+            "sha256" => run(sha2::Sha256::new(), &mut input),
+            "sha512" => run(sha2::Sha512::new(), &mut input),
+            "sha384" => run(sha2::Sha384::new(), &mut input),
+            "sha224" => run(sha2::Sha224::new(), &mut input),
+            "sha1" | "sha" => run(sha1::Sha1::new(), &mut input),
+            other => return Err(Error::ChecksumType(other.to_string())),
+        };
+        r.map_err(|source| Error::Io {
+            path: PathBuf::from("<stream>"),
+            source,
+        })
+    }
+
+    /// Checks the file at `path` against this checksum.
+    pub fn verify_file(&self, path: &Path) -> Result<(), Error> {
+        let f = File::open(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let actual = Checksum::compute(&self.kind, BufReader::new(f)).map_err(|e| match e {
+            Error::Io { source, .. } => Error::Io {
+                path: path.to_path_buf(),
+                source,
+            },
+            e => e,
+        })?;
+        if !actual.eq_ignore_ascii_case(&self.value) {
+            return Err(Error::Checksum {
+                path: path.to_path_buf(),
+                kind: self.kind.clone(),
+                expected: self.value.clone(),
+                actual,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Opens a metadata file, decompressing gzip, xz or zstd (told apart by their magic bytes).
+pub fn open_decompressed(path: &Path) -> Result<Box<dyn BufRead>, Error> {
+    let io_err = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut f = BufReader::new(File::open(path).map_err(io_err)?);
+    let magic = f.fill_buf().map_err(io_err)?.to_vec();
+    let reader: Box<dyn BufRead> = if magic.starts_with(&[0x1f, 0x8b]) {
+        Box::new(BufReader::new(flate2::bufread::MultiGzDecoder::new(f)))
+    } else if magic.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        Box::new(BufReader::new(liblzma::bufread::XzDecoder::new(f)))
+    } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(BufReader::new(
+            zstd::stream::read::Decoder::with_buffer(f).map_err(io_err)?,
+        ))
+    } else if magic.starts_with(b"BZh") {
+        return Err(Error::Metadata {
+            path: path.to_path_buf(),
+            what: "bzip2-compressed metadata is not supported (gzip, xz and zstd are)".into(),
+        });
+    } else {
+        Box::new(f)
+    };
+    Ok(reader)
+}
+
+/// A repository's packages, read from its metadata.
+#[derive(Debug, Clone)]
+pub struct Repository {
+    pub root: PathBuf,
+    pub revision: String,
+    pub packages: Vec<Package>,
+    /// Whether `files` lists every file (filelists loaded) or primary's subset.
+    pub full_filelists: bool,
+}
+
+/// Reads the repository at `root` (a directory with `repodata/`). With `filelists`, every
+/// package's complete file list is loaded too (needed only for file dependencies that
+/// primary's subset cannot answer).
+pub fn load_dir(root: &Path, filelists: bool) -> Result<Repository, Error> {
+    let repomd_path = root.join("repodata/repomd.xml");
+    let f = File::open(&repomd_path).map_err(|source| Error::Io {
+        path: repomd_path.clone(),
+        source,
+    })?;
+    let md = metadata::parse_repomd(BufReader::new(f.take(16 << 20))).map_err(|e| match e {
+        Error::Xml(what) => Error::Metadata {
+            path: repomd_path.clone(),
+            what,
+        },
+        e => e,
+    })?;
+    let file = |kind: &str| -> Result<PathBuf, Error> {
+        let rec = md.record(kind).ok_or_else(|| Error::Metadata {
+            path: repomd_path.clone(),
+            what: format!("no {kind} metadata is listed"),
+        })?;
+        let path = root.join(&rec.location);
+        rec.checksum.verify_file(&path)?;
+        Ok(path)
+    };
+    let primary = file("primary")?;
+    let mut packages = Vec::new();
+    metadata::parse_primary(open_decompressed(&primary)?, |p| packages.push(p)).map_err(
+        |e| match e {
+            Error::Xml(what) => Error::Metadata {
+                path: primary.clone(),
+                what,
+            },
+            e => e,
+        },
+    )?;
+    if filelists {
+        let path = file("filelists")?;
+        let mut lists =
+            metadata::parse_filelists(open_decompressed(&path)?).map_err(|e| match e {
+                Error::Xml(what) => Error::Metadata {
+                    path: path.clone(),
+                    what,
+                },
+                e => e,
+            })?;
+        for p in &mut packages {
+            if let Some(files) = lists.remove(&p.checksum.value) {
+                p.files = files;
+            }
+        }
+    }
+    Ok(Repository {
+        root: root.to_path_buf(),
+        revision: md.revision,
+        packages,
+        full_filelists: filelists,
+    })
+}

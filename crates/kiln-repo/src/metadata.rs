@@ -1,0 +1,363 @@
+//! rpm-md metadata: `repomd.xml`, `primary.xml` and `filelists.xml`, read as streams.
+
+use crate::{Checksum, Error};
+use kiln_rpm::{Dep, Evr, Op};
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::Reader;
+use std::collections::HashMap;
+use std::io::BufRead;
+
+/// One `<data>` record of `repomd.xml`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataRecord {
+    /// `primary`, `filelists`, `other`, `primary_db`, …
+    pub kind: String,
+    /// Relative to the repository root, e.g. `repodata/<hash>-primary.xml.gz`.
+    pub location: String,
+    pub checksum: Checksum,
+    pub size: Option<u64>,
+}
+
+/// `repomd.xml`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RepoMd {
+    pub revision: String,
+    pub data: Vec<DataRecord>,
+}
+
+impl RepoMd {
+    pub fn record(&self, kind: &str) -> Option<&DataRecord> {
+        self.data.iter().find(|d| d.kind == kind)
+    }
+}
+
+/// A dependency of a package, with rpm's "needed before install" marker.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Relation {
+    pub dep: Dep,
+    /// `pre="1"`: needed by a %pre/%post scriptlet.
+    pub pre: bool,
+}
+
+/// A package as repository metadata describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Package {
+    pub name: String,
+    pub arch: String,
+    pub evr: Evr,
+    /// The checksum of the RPM file (also the package id filelists refers to).
+    pub checksum: Checksum,
+    /// The RPM file, relative to the repository root.
+    pub location: String,
+    /// Size of the RPM file.
+    pub size: u64,
+    pub installed_size: u64,
+    pub summary: String,
+    pub provides: Vec<Relation>,
+    pub requires: Vec<Relation>,
+    pub conflicts: Vec<Relation>,
+    pub obsoletes: Vec<Relation>,
+    pub recommends: Vec<Relation>,
+    pub suggests: Vec<Relation>,
+    pub supplements: Vec<Relation>,
+    pub enhances: Vec<Relation>,
+    /// The files primary lists (the "primary" subset: /etc, */bin/*, /usr/lib/sendmail), or all
+    /// of them once filelists are loaded.
+    pub files: Vec<String>,
+}
+
+impl Package {
+    /// `name-[epoch:]version-release.arch`, the epoch only when non-zero.
+    pub fn nevra(&self) -> String {
+        let epoch = match self.evr.epoch {
+            Some(e) if e != 0 => format!("{e}:"),
+            _ => String::new(),
+        };
+        format!(
+            "{}-{epoch}{}-{}.{}",
+            self.name,
+            self.evr.version,
+            self.evr.release.as_deref().unwrap_or(""),
+            self.arch
+        )
+    }
+}
+
+fn attr(e: &BytesStart, name: &str) -> Result<Option<String>, Error> {
+    for a in e.attributes() {
+        let a = a.map_err(|err| Error::Xml(err.to_string()))?;
+        if a.key.local_name().as_ref() == name.as_bytes() {
+            let v = a
+                .unescape_value()
+                .map_err(|err| Error::Xml(err.to_string()))?;
+            return Ok(Some(v.into_owned()));
+        }
+    }
+    Ok(None)
+}
+
+fn local(e: &BytesStart) -> Vec<u8> {
+    e.local_name().as_ref().to_vec()
+}
+
+/// Parses `repomd.xml`.
+pub fn parse_repomd(input: impl BufRead) -> Result<RepoMd, Error> {
+    let mut r = Reader::from_reader(input);
+    let mut buf = Vec::new();
+    let mut md = RepoMd::default();
+    let mut current: Option<DataRecord> = None;
+    let mut text_of: Option<Vec<u8>> = None;
+    let mut checksum_kind = String::new();
+    loop {
+        match r
+            .read_event_into(&mut buf)
+            .map_err(|e| Error::Xml(e.to_string()))?
+        {
+            Event::Start(e) | Event::Empty(e) => {
+                let name = local(&e);
+                match name.as_slice() {
+                    b"data" => {
+                        current = Some(DataRecord {
+                            kind: attr(&e, "type")?.unwrap_or_default(),
+                            location: String::new(),
+                            checksum: Checksum::default(),
+                            size: None,
+                        })
+                    }
+                    b"location" => {
+                        if let Some(d) = &mut current {
+                            d.location = attr(&e, "href")?.unwrap_or_default();
+                        }
+                    }
+                    b"checksum" => {
+                        checksum_kind = attr(&e, "type")?.unwrap_or_default();
+                        text_of = Some(name);
+                    }
+                    b"revision" | b"size" => text_of = Some(name),
+                    _ => {}
+                }
+            }
+            Event::Text(t) => {
+                if let Some(which) = text_of.take() {
+                    let text = t
+                        .unescape()
+                        .map_err(|e| Error::Xml(e.to_string()))?
+                        .trim()
+                        .to_string();
+                    match (which.as_slice(), &mut current) {
+                        (b"revision", None) => md.revision = text,
+                        (b"checksum", Some(d)) => {
+                            d.checksum = Checksum {
+                                kind: checksum_kind.clone(),
+                                value: text,
+                            }
+                        }
+                        (b"size", Some(d)) => d.size = text.parse().ok(),
+                        _ => {}
+                    }
+                }
+            }
+            Event::End(e) => {
+                text_of = None;
+                if e.local_name().as_ref() == b"data" {
+                    if let Some(d) = current.take() {
+                        md.data.push(d);
+                    }
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+        buf.clear();
+    }
+    if md.data.is_empty() {
+        return Err(Error::Xml("repomd.xml lists no metadata".into()));
+    }
+    Ok(md)
+}
+
+/// An `<rpm:entry>` as a relation.
+fn entry(e: &BytesStart) -> Result<Relation, Error> {
+    let name = attr(e, "name")?.unwrap_or_default();
+    let pre = attr(e, "pre")?.is_some_and(|p| p == "1");
+    let dep = if name.starts_with('(') {
+        Dep::parse(&name).map_err(|err| Error::Xml(err.to_string()))?
+    } else {
+        let op = match attr(e, "flags")?.as_deref() {
+            None => None,
+            Some("EQ") => Some(Op::Eq),
+            Some("LT") => Some(Op::Lt),
+            Some("LE") => Some(Op::Le),
+            Some("GT") => Some(Op::Gt),
+            Some("GE") => Some(Op::Ge),
+            Some(other) => {
+                return Err(Error::Xml(format!(
+                    "unknown dependency flags {other:?} on {name}"
+                )))
+            }
+        };
+        let range = match op {
+            None => None,
+            Some(op) => Some((
+                op,
+                Evr {
+                    epoch: attr(e, "epoch")?.and_then(|x| x.parse().ok()),
+                    version: attr(e, "ver")?.unwrap_or_default(),
+                    release: attr(e, "rel")?,
+                },
+            )),
+        };
+        Dep::Simple { name, range }
+    };
+    Ok(Relation { dep, pre })
+}
+
+/// Parses `primary.xml` (already decompressed), calling `each` for every package.
+pub fn parse_primary(input: impl BufRead, mut each: impl FnMut(Package)) -> Result<usize, Error> {
+    let mut r = Reader::from_reader(input);
+    let mut buf = Vec::new();
+    let mut pkg: Option<Package> = None;
+    let mut text_of: Option<Vec<u8>> = None;
+    let mut list: Option<Vec<u8>> = None;
+    let mut count = 0;
+    loop {
+        match r
+            .read_event_into(&mut buf)
+            .map_err(|e| Error::Xml(e.to_string()))?
+        {
+            Event::Start(e) | Event::Empty(e) => {
+                let name = local(&e);
+                if name == b"package" {
+                    pkg = Some(Package::default());
+                    continue;
+                }
+                let Some(p) = &mut pkg else { continue };
+                match name.as_slice() {
+                    b"name" | b"arch" | b"summary" | b"file" => text_of = Some(name),
+                    b"checksum" => {
+                        p.checksum.kind = attr(&e, "type")?.unwrap_or_default();
+                        text_of = Some(name);
+                    }
+                    b"version" => {
+                        p.evr = Evr {
+                            epoch: Some(
+                                attr(&e, "epoch")?.and_then(|x| x.parse().ok()).unwrap_or(0),
+                            ),
+                            version: attr(&e, "ver")?.unwrap_or_default(),
+                            release: Some(attr(&e, "rel")?.unwrap_or_default()),
+                        }
+                    }
+                    b"location" => p.location = attr(&e, "href")?.unwrap_or_default(),
+                    b"size" => {
+                        p.size = attr(&e, "package")?
+                            .and_then(|x| x.parse().ok())
+                            .unwrap_or(0);
+                        p.installed_size = attr(&e, "installed")?
+                            .and_then(|x| x.parse().ok())
+                            .unwrap_or(0);
+                    }
+                    b"provides" | b"requires" | b"conflicts" | b"obsoletes" | b"recommends"
+                    | b"suggests" | b"supplements" | b"enhances" => list = Some(name),
+                    b"entry" => {
+                        let rel = entry(&e)?;
+                        let target = match list.as_deref() {
+                            Some(b"provides") => &mut p.provides,
+                            Some(b"requires") => &mut p.requires,
+                            Some(b"conflicts") => &mut p.conflicts,
+                            Some(b"obsoletes") => &mut p.obsoletes,
+                            Some(b"recommends") => &mut p.recommends,
+                            Some(b"suggests") => &mut p.suggests,
+                            Some(b"supplements") => &mut p.supplements,
+                            Some(b"enhances") => &mut p.enhances,
+                            _ => continue,
+                        };
+                        target.push(rel);
+                    }
+                    _ => {}
+                }
+            }
+            Event::Text(t) => {
+                if let (Some(which), Some(p)) = (text_of.take(), &mut pkg) {
+                    let text = t
+                        .unescape()
+                        .map_err(|e| Error::Xml(e.to_string()))?
+                        .into_owned();
+                    match which.as_slice() {
+                        b"name" => p.name = text,
+                        b"arch" => p.arch = text,
+                        b"summary" => p.summary = text,
+                        b"checksum" => p.checksum.value = text.trim().to_string(),
+                        b"file" => p.files.push(text),
+                        _ => {}
+                    }
+                }
+            }
+            Event::End(e) => {
+                text_of = None;
+                match e.local_name().as_ref() {
+                    b"package" => {
+                        if let Some(p) = pkg.take() {
+                            if p.name.is_empty() || p.location.is_empty() {
+                                return Err(Error::Xml(
+                                    "a package without a name or a location".into(),
+                                ));
+                            }
+                            count += 1;
+                            each(p);
+                        }
+                    }
+                    b"provides" | b"requires" | b"conflicts" | b"obsoletes" | b"recommends"
+                    | b"suggests" | b"supplements" | b"enhances" => list = None,
+                    _ => {}
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+        buf.clear();
+    }
+    Ok(count)
+}
+
+/// Parses `filelists.xml`: package id (checksum) → every file of the package.
+pub fn parse_filelists(input: impl BufRead) -> Result<HashMap<String, Vec<String>>, Error> {
+    let mut r = Reader::from_reader(input);
+    let mut buf = Vec::new();
+    let mut out = HashMap::new();
+    let mut current: Option<(String, Vec<String>)> = None;
+    let mut in_file = false;
+    loop {
+        match r
+            .read_event_into(&mut buf)
+            .map_err(|e| Error::Xml(e.to_string()))?
+        {
+            Event::Start(e) => match e.local_name().as_ref() {
+                b"package" => current = Some((attr(&e, "pkgid")?.unwrap_or_default(), Vec::new())),
+                b"file" => in_file = true,
+                _ => {}
+            },
+            Event::Text(t) if in_file => {
+                if let Some((_, files)) = &mut current {
+                    files.push(
+                        t.unescape()
+                            .map_err(|e| Error::Xml(e.to_string()))?
+                            .into_owned(),
+                    );
+                }
+            }
+            Event::End(e) => match e.local_name().as_ref() {
+                b"file" => in_file = false,
+                b"package" => {
+                    if let Some((id, files)) = current.take() {
+                        out.insert(id, files);
+                    }
+                }
+                _ => {}
+            },
+            Event::Eof => break,
+            _ => {}
+        }
+        buf.clear();
+    }
+    Ok(out)
+}
