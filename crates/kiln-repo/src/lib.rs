@@ -12,6 +12,7 @@
 //! ```
 
 pub mod metadata;
+pub mod repofile;
 
 pub use metadata::{DataRecord, Package, Relation, RepoMd};
 
