@@ -91,8 +91,9 @@ pub fn parse(text: &str, file: &str, vars: &Vars) -> Result<Vec<RepoDef>, RepoFi
         line,
         message,
     };
-    // Sections of (line, key, value), continuation lines joined.
-    let mut sections: Vec<(usize, String, Vec<(usize, String, String)>)> = Vec::new();
+    // Sections, each with its (line, key, value) entries; continuation lines are joined.
+    type Entries = Vec<(usize, String, String)>;
+    let mut sections: Vec<(usize, String, Entries)> = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
         let trimmed = raw.trim();
