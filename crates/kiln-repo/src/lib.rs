@@ -11,6 +11,7 @@
 //! }
 //! ```
 
+pub mod fetch;
 pub mod metadata;
 pub mod repofile;
 
@@ -39,6 +40,8 @@ pub enum Error {
     Xml(String),
     #[error("{}: {what}", path.display())]
     Metadata { path: PathBuf, what: String },
+    #[error(transparent)]
+    Fetch(#[from] fetch::FetchError),
 }
 
 /// A checksum as repodata writes it: the algorithm and the lowercase hex digest.
@@ -131,7 +134,10 @@ pub fn open_decompressed(path: &Path) -> Result<Box<dyn BufRead>, Error> {
 /// A repository's packages, read from its metadata.
 #[derive(Debug, Clone)]
 pub struct Repository {
+    /// Where the metadata was read (the repository itself, or its cache).
     pub root: PathBuf,
+    /// Where package locations are relative to: a directory or a URL.
+    pub base: String,
     pub revision: String,
     pub packages: Vec<Package>,
     /// Whether `files` lists every file (filelists loaded) or primary's subset.
@@ -192,8 +198,76 @@ pub fn load_dir(root: &Path, filelists: bool) -> Result<Repository, Error> {
     }
     Ok(Repository {
         root: root.to_path_buf(),
+        base: root.display().to_string(),
         revision: md.revision,
         packages,
         full_filelists: filelists,
     })
+}
+
+/// Reads the repository at `url` (`file://`, `http://`, `https://`). Remote metadata is
+/// downloaded into `cache` (one directory per repository URL), verified, and reused while its
+/// checksum still matches what the current `repomd.xml` says.
+pub fn load_url(
+    url: &str,
+    cache: &Path,
+    fetcher: &fetch::Fetcher,
+    filelists: bool,
+) -> Result<Repository, Error> {
+    let base = url.trim_end_matches('/');
+    if let Some(path) = base.strip_prefix("file://") {
+        return load_dir(Path::new(path), filelists);
+    }
+    let key = Checksum::compute("sha256", base.as_bytes())?;
+    let dir = cache.join(&key[..16]);
+    let repodata = dir.join("repodata");
+    std::fs::create_dir_all(&repodata).map_err(|source| Error::Io {
+        path: repodata.clone(),
+        source,
+    })?;
+    let repomd = fetcher.get(&format!("{base}/repodata/repomd.xml"), 16 << 20)?;
+    let md = metadata::parse_repomd(&repomd[..]).map_err(|e| match e {
+        Error::Xml(what) => Error::Metadata {
+            path: PathBuf::from(format!("{base}/repodata/repomd.xml")),
+            what,
+        },
+        e => e,
+    })?;
+    let kinds: &[&str] = if filelists {
+        &["primary", "filelists"]
+    } else {
+        &["primary"]
+    };
+    for kind in kinds {
+        let rec = md.record(kind).ok_or_else(|| Error::Metadata {
+            path: PathBuf::from(format!("{base}/repodata/repomd.xml")),
+            what: format!("no {kind} metadata is listed"),
+        })?;
+        let dest = dir.join(&rec.location);
+        if rec.checksum.verify_file(&dest).is_ok() {
+            continue; // cached and current
+        }
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(|source| Error::Io {
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+        fetcher.fetch_to(
+            &format!("{base}/{}", rec.location),
+            &dest,
+            Some(&rec.checksum),
+        )?;
+    }
+    // repomd.xml last, under a temporary name first: the cache always holds a complete set.
+    let tmp = repodata.join(format!("repomd.xml.kiln-part-{}", std::process::id()));
+    std::fs::write(&tmp, &repomd)
+        .and_then(|_| std::fs::rename(&tmp, repodata.join("repomd.xml")))
+        .map_err(|source| Error::Io {
+            path: repodata.join("repomd.xml"),
+            source,
+        })?;
+    let mut repo = load_dir(&dir, filelists)?;
+    repo.base = base.to_string();
+    Ok(repo)
 }

@@ -1,0 +1,216 @@
+//! Downloads over `http(s)://` and `file://`: retried with exponential back-off on server errors,
+//! timeouts and dropped connections; verified against the expected checksum before the file gets
+//! its final name, so a killed or failed run never leaves a corrupt file behind.
+
+use crate::Checksum;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Why a download failed, after retries.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{url}: {status} {reason} (not retried: the server says the request itself is wrong)")]
+    Client {
+        url: String,
+        status: u16,
+        reason: String,
+    },
+    #[error("{url}: gave up after {attempts} attempts; last error: {last}")]
+    Exhausted {
+        url: String,
+        attempts: u32,
+        last: String,
+    },
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+    #[error("unsupported URL {0} (http, https and file are)")]
+    Scheme(String),
+}
+
+/// Retry policy and HTTP client.
+#[derive(Debug, Clone)]
+pub struct Fetcher {
+    agent: ureq::Agent,
+    /// Attempts per file (the first included).
+    pub attempts: u32,
+    /// Delay before the first retry; doubled each time.
+    pub backoff: Duration,
+}
+
+impl Default for Fetcher {
+    fn default() -> Fetcher {
+        Fetcher::new(Duration::from_secs(30), 6, Duration::from_millis(500))
+    }
+}
+
+/// What one attempt ended with.
+enum Attempt {
+    Done,
+    /// Worth another try (5xx, timeout, dropped connection, bad checksum).
+    Retry(String),
+    Fatal(FetchError),
+}
+
+impl Fetcher {
+    pub fn new(timeout: Duration, attempts: u32, backoff: Duration) -> Fetcher {
+        Fetcher {
+            agent: ureq::AgentBuilder::new()
+                .timeout_connect(timeout)
+                .timeout_read(timeout)
+                .build(),
+            attempts: attempts.max(1),
+            backoff,
+        }
+    }
+
+    /// Reads a small file (metadata) fully into memory, with retries; at most `limit` bytes.
+    pub fn get(&self, url: &str, limit: u64) -> Result<Vec<u8>, FetchError> {
+        let mut last = String::new();
+        let mut delay = self.backoff;
+        for attempt in 1..=self.attempts {
+            if attempt > 1 {
+                std::thread::sleep(delay);
+                delay *= 2;
+            }
+            let mut out = Vec::new();
+            match self.attempt(url, &mut out, limit) {
+                Attempt::Done => return Ok(out),
+                Attempt::Retry(why) => last = why,
+                Attempt::Fatal(e) => return Err(e),
+            }
+        }
+        Err(FetchError::Exhausted {
+            url: url.into(),
+            attempts: self.attempts,
+            last,
+        })
+    }
+
+    /// Downloads `url` to `dest`: written as `dest.kiln-part-<pid>`, checked against `expect`,
+    /// then renamed. A file that does not verify is never left under `dest`.
+    pub fn fetch_to(
+        &self,
+        url: &str,
+        dest: &Path,
+        expect: Option<&Checksum>,
+    ) -> Result<(), FetchError> {
+        let part = dest.with_file_name(format!(
+            "{}.kiln-part-{}",
+            dest.file_name().unwrap_or_default().to_string_lossy(),
+            std::process::id()
+        ));
+        let io_err = |source| FetchError::Io {
+            path: dest.to_path_buf(),
+            source,
+        };
+        let mut last = String::new();
+        let mut delay = self.backoff;
+        for attempt in 1..=self.attempts {
+            if attempt > 1 {
+                std::thread::sleep(delay);
+                delay *= 2;
+            }
+            let mut f = File::create(&part).map_err(io_err)?;
+            let outcome = self.attempt(url, &mut f, u64::MAX);
+            drop(f);
+            match outcome {
+                Attempt::Done => {
+                    if let Some(sum) = expect {
+                        if let Err(e) = sum.verify_file(&part) {
+                            last = e.to_string();
+                            continue;
+                        }
+                    }
+                    File::open(&part)
+                        .and_then(|f| f.sync_all())
+                        .map_err(io_err)?;
+                    return std::fs::rename(&part, dest).map_err(io_err);
+                }
+                Attempt::Retry(why) => last = why,
+                Attempt::Fatal(e) => {
+                    let _ = std::fs::remove_file(&part);
+                    return Err(e);
+                }
+            }
+        }
+        let _ = std::fs::remove_file(&part);
+        Err(FetchError::Exhausted {
+            url: url.into(),
+            attempts: self.attempts,
+            last,
+        })
+    }
+
+    fn attempt(&self, url: &str, out: &mut dyn Write, limit: u64) -> Attempt {
+        if let Some(path) = url.strip_prefix("file://") {
+            return match File::open(path).and_then(|f| copy_limited(f, out, limit)) {
+                Ok(()) => Attempt::Done,
+                Err(e) => Attempt::Fatal(FetchError::Io {
+                    path: path.into(),
+                    source: e,
+                }),
+            };
+        }
+        if !url.starts_with("http://") && !url.starts_with("https://") {
+            return Attempt::Fatal(FetchError::Scheme(url.into()));
+        }
+        let resp = match self.agent.get(url).call() {
+            Ok(r) => r,
+            Err(ureq::Error::Status(code, r)) if code >= 500 || code == 429 => {
+                return Attempt::Retry(format!("HTTP {code} {}", r.status_text()))
+            }
+            Err(ureq::Error::Status(code, r)) => {
+                return Attempt::Fatal(FetchError::Client {
+                    url: url.into(),
+                    status: code,
+                    reason: r.status_text().to_string(),
+                })
+            }
+            Err(e) => return Attempt::Retry(e.to_string()),
+        };
+        let expected_len: Option<u64> = resp.header("Content-Length").and_then(|v| v.parse().ok());
+        let mut counting = Counting { inner: out, n: 0 };
+        match copy_limited(resp.into_reader(), &mut counting, limit) {
+            Ok(()) => {}
+            Err(e) => return Attempt::Retry(format!("the transfer broke off: {e}")),
+        }
+        match expected_len {
+            Some(n) if n != counting.n => Attempt::Retry(format!(
+                "the transfer broke off after {} of {n} bytes",
+                counting.n
+            )),
+            _ => Attempt::Done,
+        }
+    }
+}
+
+struct Counting<'a> {
+    inner: &'a mut dyn Write,
+    n: u64,
+}
+
+impl Write for Counting<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.n += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn copy_limited(input: impl Read, out: &mut dyn Write, limit: u64) -> io::Result<()> {
+    let mut limited = input.take(limit.saturating_add(1));
+    let n = io::copy(&mut limited, out)?;
+    if n > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than the {limit} bytes allowed"),
+        ));
+    }
+    Ok(())
+}
