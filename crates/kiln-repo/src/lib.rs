@@ -12,6 +12,7 @@
 //! ```
 
 pub mod fetch;
+pub mod local;
 pub mod metadata;
 pub mod repofile;
 

@@ -252,3 +252,45 @@ fn xz_and_zstd_compressed_metadata_read_the_same() {
         .collect();
     assert_eq!(got, want);
 }
+
+#[test]
+fn rpm_headers_read_the_same_as_createrepo_c_metadata() {
+    let root = repo();
+    let mut from_metadata = load_dir(&root, true).unwrap().packages;
+    from_metadata.sort_by(|a, b| a.location.cmp(&b.location));
+    let from_headers = kiln_repo::local::scan_dir(&root).unwrap();
+    assert_eq!(from_headers.len(), from_metadata.len());
+    let set = |v: &[kiln_repo::Relation]| -> BTreeSet<(String, bool)> {
+        v.iter()
+            .map(|r| (normalize(&r.dep.to_string()), r.pre))
+            .collect()
+    };
+    for (h, m) in from_headers.iter().zip(&from_metadata) {
+        assert_eq!(
+            (h.nevra(), &h.location, &h.checksum),
+            (m.nevra(), &m.location, &m.checksum)
+        );
+        assert_eq!(set(&h.provides), set(&m.provides), "{} provides", h.name);
+        assert_eq!(set(&h.requires), set(&m.requires), "{} requires", h.name);
+        assert_eq!(set(&h.conflicts), set(&m.conflicts), "{} conflicts", h.name);
+        assert_eq!(set(&h.obsoletes), set(&m.obsoletes), "{} obsoletes", h.name);
+        assert_eq!(
+            set(&h.recommends),
+            set(&m.recommends),
+            "{} recommends",
+            h.name
+        );
+        assert_eq!(set(&h.suggests), set(&m.suggests), "{} suggests", h.name);
+        assert_eq!(
+            set(&h.supplements),
+            set(&m.supplements),
+            "{} supplements",
+            h.name
+        );
+        let files = |p: &kiln_repo::Package| p.files.iter().cloned().collect::<BTreeSet<_>>();
+        assert_eq!(files(h), files(m), "{} files", h.name);
+    }
+    let e =
+        kiln_repo::local::read_rpm(&root.join("repodata/repomd.xml"), "repomd.xml").unwrap_err();
+    assert!(e.to_string().contains("not a readable RPM"), "{e}");
+}
