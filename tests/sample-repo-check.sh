@@ -3,7 +3,8 @@
 # and a base system installs with `rpm --root`, running its scriptlets inside the root (busybox
 # applet links, the initramfs built in %posttrans, sample-app's %pre/%post/%posttrans).
 #
-#   tests/sample-repo-check.sh [REPO]      (default out/sample-repo; needs root for rpm --root)
+#   tests/sample-repo-check.sh [REPO]      (default out/sample-repo; needs root for rpm --root,
+#                                           sfdisk for the partition-table images)
 set -euo pipefail
 repo=$(realpath "${1:-out/sample-repo}")
 root=$(mktemp -d /tmp/kiln-sample-root.XXXXXX)
@@ -42,5 +43,19 @@ check "shim and grub at the EFI fallback path" test -f "$root/boot/efi/EFI/BOOT/
 check "grubx64.efi is an EFI application" sh -c "head -c 2 '$root/boot/efi/EFI/BOOT/grubx64.efi' | grep -q MZ"
 check "sample-app scriptlets ran in order" test "$(tr '\n' ' ' < "$root/var/log/sample-app.log")" = "pre 1 post 1 posttrans "
 check "rpmdb knows 11 packages" test "$(rpm --root "$root" -qa | wc -l)" -eq 11
+# The initramfs init finds root=PARTUUID= by reading the partition table itself: compare what it
+# reads from GPT and MBR images with what sfdisk wrote.
+for label in gpt dos; do
+    img="$root/disk-$label.img"
+    truncate -s 64M "$img"
+    printf 'label: %s\n,16M\n,16M\n,\n' "$label" | sfdisk -q "$img" >/dev/null
+    want=$(sfdisk --json "$img" | /usr/bin/python3 -c '
+import json, sys
+t = json.load(sys.stdin)["partitiontable"]
+for i, p in enumerate(t["partitions"], 1):
+    print(i, p["uuid"].lower() if t["label"] == "gpt" else "%08x-%02x" % (int(t["id"], 16), i))')
+    got=$("$root/bin/busybox" sh "$root/usr/share/kiln-initramfs/init" partuuids "$img")
+    check "initramfs reads $label PARTUUIDs as the kernel names them" test "$got" = "$want"
+done
 echo "sample repo: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
