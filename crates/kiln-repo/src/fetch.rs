@@ -214,3 +214,49 @@ fn copy_limited(input: impl Read, out: &mut dyn Write, limit: u64) -> io::Result
     }
     Ok(())
 }
+
+/// One file to download: from `url` to `dest`, verified against `checksum`.
+#[derive(Debug, Clone)]
+pub struct Download {
+    pub url: String,
+    pub dest: PathBuf,
+    pub checksum: Checksum,
+    /// Expected size, for progress (0 when unknown).
+    pub size: u64,
+}
+
+impl Fetcher {
+    /// Downloads every item on at most `parallel` threads. Items whose destination already
+    /// holds a file that verifies are skipped. `progress` is told (bytes done, bytes in all) as
+    /// items finish. Returns every failure (the others still complete).
+    pub fn fetch_all(
+        &self,
+        items: &[Download],
+        parallel: usize,
+        progress: &(dyn Fn(u64, u64) + Sync),
+    ) -> Vec<(Download, FetchError)> {
+        let total: u64 = items.iter().map(|d| d.size).sum();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let done = std::sync::atomic::AtomicU64::new(0);
+        let failures = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for _ in 0..parallel.clamp(1, 16).min(items.len().max(1)) {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(d) = items.get(i) else { break };
+                    if d.checksum.verify_file(&d.dest).is_err() {
+                        if let Err(e) = self.fetch_to(&d.url, &d.dest, Some(&d.checksum)) {
+                            failures
+                                .lock()
+                                .expect("no panic while held")
+                                .push((d.clone(), e));
+                        }
+                    }
+                    let now = done.fetch_add(d.size, std::sync::atomic::Ordering::Relaxed) + d.size;
+                    progress(now, total);
+                });
+            }
+        });
+        failures.into_inner().expect("threads joined")
+    }
+}

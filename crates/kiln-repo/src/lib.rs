@@ -15,6 +15,7 @@ pub mod fetch;
 pub mod local;
 pub mod metadata;
 pub mod repofile;
+pub mod summary;
 
 pub use metadata::{DataRecord, Package, Relation, RepoMd};
 
