@@ -106,7 +106,7 @@ mod tests {
         let text = write(&[p.clone(), p.clone()]);
         assert!(text.contains("\"Name\": \"bash\""));
         let back = read(&text).unwrap();
-        assert_eq!(back, [e.clone()]);
+        assert_eq!(back, std::slice::from_ref(&e));
         assert!(back[0].matches(&p));
         assert!(read("{}").is_err());
         let epoch = Package {
