@@ -14,8 +14,9 @@ declare -A GROUP_PACKAGES=(
     # GNU tar, cpio, unsquashfs (squashfs-tools) and getfattr (attr); rpmvercmp is compared with
     # the rpm program.
     # Repository metadata tests recompress metadata with zstd.
-    # The sample repository check writes partition tables with sfdisk (fdisk).
-    [test]="python3 python3-jsonschema qemu-utils cpio squashfs-tools attr rpm zstd createrepo-c fdisk"
+    # The sample repository check writes partition tables with sfdisk (fdisk); dnf answers the
+    # same dependency queries as kiln's package pool.
+    [test]="python3 python3-jsonschema qemu-utils cpio squashfs-tools attr rpm zstd createrepo-c fdisk dnf"
     # `make sample-repo`: rpmbuild, createrepo_c, dpkg-deb (payloads from Debian packages),
     # grub-mkimage (grubx64.efi), depmod (modules.dep).
     [sample-repo]="rpm createrepo-c dpkg grub-common kmod"
