@@ -17,13 +17,16 @@ pub struct Source {
     pub priority: u32,
 }
 
+/// A provided capability's version range (`None`: unversioned).
+type Range = Option<(Op, Evr)>;
+
 /// All candidate packages and what provides what.
 #[derive(Debug, Default)]
 pub struct Pool {
     packages: Vec<(Package, usize)>,
     sources: Vec<Source>,
     /// Capability name → (package, its provided range).
-    provides: HashMap<String, Vec<(PackageId, Option<(Op, Evr)>)>>,
+    provides: HashMap<String, Vec<(PackageId, Range)>>,
     /// File path → packages that own it.
     files: HashMap<String, Vec<PackageId>>,
 }
