@@ -53,17 +53,87 @@ fn relations(deps: Vec<rpm::Dependency>) -> Result<Vec<Relation>, String> {
     Ok(out)
 }
 
+/// Checks the lead and both header structures of an RPM before the `rpm` crate parses it: every
+/// index entry's data must lie inside its header's data store and sizes must be plausible (the
+/// crate indexes out of bounds, or allocates what a corrupt size asks for, otherwise).
+fn check_structure(f: &mut File) -> Result<(), String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut lead = [0u8; 96];
+    f.read_exact(&mut lead)
+        .map_err(|_| "shorter than an RPM lead".to_string())?;
+    if lead[..4] != [0xed, 0xab, 0xee, 0xdb] {
+        return Err("no RPM lead (magic ed ab ee db missing)".into());
+    }
+    let mut at: u64 = 96;
+    for (which, pad) in [("signature", true), ("main", false)] {
+        f.seek(SeekFrom::Start(at)).map_err(|e| e.to_string())?;
+        let mut intro = [0u8; 16];
+        f.read_exact(&mut intro)
+            .map_err(|_| format!("the {which} header is cut short"))?;
+        if intro[..3] != [0x8e, 0xad, 0xe8] {
+            return Err(format!("no {which} header at offset {at}"));
+        }
+        let entries = u64::from(u32::from_be_bytes(
+            intro[8..12].try_into().expect("4 bytes"),
+        ));
+        let store = u64::from(u32::from_be_bytes(
+            intro[12..16].try_into().expect("4 bytes"),
+        ));
+        if entries > 1 << 16 || store > 256 << 20 {
+            return Err(format!(
+                "the {which} header claims {entries} entries and {store} bytes of data"
+            ));
+        }
+        let mut index = vec![0u8; (entries * 16) as usize];
+        f.read_exact(&mut index)
+            .map_err(|_| format!("the {which} header index is cut short"))?;
+        for e in index.chunks(16) {
+            let field =
+                |i: usize| u64::from(u32::from_be_bytes(e[i..i + 4].try_into().expect("4 bytes")));
+            let (kind, offset, count) = (field(4), field(8), field(12));
+            let width = match kind {
+                0 => 0,
+                1 | 2 | 7 => 1,
+                3 => 2,
+                4 => 4,
+                5 => 8,
+                6 | 8 | 9 => 1, // strings: at least their terminator
+                _ => {
+                    return Err(format!(
+                        "the {which} header has an entry of unknown type {kind}"
+                    ))
+                }
+            };
+            let needed = if matches!(kind, 6 | 8 | 9) {
+                count.min(1)
+            } else {
+                count * width
+            };
+            if offset.checked_add(needed).is_none_or(|end| end > store) {
+                return Err(format!("a {which} header entry points outside its data ({offset} + {needed} > {store})"));
+            }
+        }
+        at += 16 + entries * 16 + store;
+        if pad {
+            at = at.div_ceil(8) * 8;
+        }
+    }
+    f.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
 /// Reads one RPM file's header.
 pub fn read_rpm(path: &Path, location: &str) -> Result<Package, Error> {
     let bad = |what: String| Error::Metadata {
         path: path.to_path_buf(),
         what,
     };
-    let f = File::open(path).map_err(|source| Error::Io {
+    let mut f = File::open(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
     })?;
     let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+    check_structure(&mut f).map_err(|why| bad(format!("not a readable RPM: {why}")))?;
     let meta = rpm::PackageMetadata::parse(&mut BufReader::new(f))
         .map_err(|e| bad(format!("not a readable RPM: {e}")))?;
     if meta.is_source_package() {

@@ -131,6 +131,9 @@ impl Parser<'_> {
         if name.is_empty() {
             return Err(self.err("missing name"));
         }
+        if name.matches('(').count() != name.matches(')').count() {
+            return Err(self.err("unbalanced parentheses in the name"));
+        }
         let save = self.pos;
         self.ws();
         let op_start = self.pos;
@@ -337,6 +340,8 @@ mod tests {
         ] {
             assert!(Dep::parse(bad).is_err(), "{bad:?}");
         }
+        // Found by fuzzing: a name with an unbalanced '(' printed back into something unparsable.
+        assert!(Dep::parse("(1==wi or \u{1d}r1g\0\0t2(bc )").is_err());
         let deep = format!("{}a{}", "(a or ".repeat(100), ")".repeat(100));
         assert!(Dep::parse(&deep).is_err());
     }
