@@ -104,7 +104,9 @@ fn check_structure(f: &mut File) -> Result<(), String> {
                     ))
                 }
             };
-            let needed = if matches!(kind, 6 | 8 | 9) {
+            // Each string needs at least its terminator, so a string array's count is bounded
+            // by the data size too; an unbounded count makes readers preallocate gigabytes.
+            let needed = if kind == 6 {
                 count.min(1)
             } else {
                 count * width
