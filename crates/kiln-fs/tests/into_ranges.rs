@@ -1,0 +1,219 @@
+//! Filesystems made into the partitions of a disk image, checked by their own tools: e2fsck,
+//! fsck.vfat, xfs_repair, blkid, debugfs and mtools read each partition's range.
+
+use kiln_config::{validate_bytes, Options};
+use kiln_disk::{plan, write_table};
+use kiln_formats::ident::Identity;
+use kiln_fs::{make, FsKind};
+use std::fs::File;
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::path::Path;
+use std::process::Command;
+
+fn sh(cmd: &str) -> String {
+    let o = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
+    assert!(
+        o.status.success(),
+        "{cmd}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Copies `[offset, offset + len)` of `disk` into a file of its own.
+fn extract(disk: &Path, offset: u64, len: u64, to: &Path) {
+    let src = File::open(disk).unwrap();
+    let dst = File::create(to).unwrap();
+    dst.set_len(len).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = 0;
+    while at < len {
+        let n = (len - at).min(buf.len() as u64) as usize;
+        src.read_exact_at(&mut buf[..n], offset + at).unwrap();
+        if buf[..n].iter().any(|&b| b != 0) {
+            dst.write_all_at(&buf[..n], at).unwrap();
+        }
+        at += n as u64;
+    }
+}
+
+#[test]
+fn every_filesystem_in_its_range() {
+    let doc = r#"{"Disks": [{"PartitionTableType": "gpt", "MaxSize": 800, "Partitions": [
+        {"ID": "esp", "Flags": ["esp", "boot"], "Start": 1, "End": 65, "FsType": "fat32"},
+        {"ID": "boot", "Start": 65, "End": 129, "FsType": "ext2"},
+        {"ID": "swap", "Start": 129, "End": 145, "FsType": "linux-swap"},
+        {"ID": "data", "Start": 145, "End": 465, "FsType": "xfs"},
+        {"ID": "var", "Start": 465, "End": 529, "FsType": "ext3"},
+        {"ID": "root", "Start": 529, "End": 0, "FsType": "ext4"}]}],
+      "SystemConfigs": [{"Name": "x", "Packages": ["p"]}]}"#;
+    let opts = Options {
+        base_dir: Some("/".into()),
+        package_checks: false,
+        file_checks: false,
+    };
+    let v = validate_bytes(doc.as_bytes(), Path::new("c.json"), &opts);
+    let disk_cfg = &v.config.unwrap().config.disks[0];
+    let identity = Identity::seeded(b"fs-test", 1_700_000_000);
+    let layout = plan(disk_cfg, &identity).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("disk.raw");
+    let f = File::create(&disk).unwrap();
+    f.set_len(layout.size).unwrap();
+    write_table(
+        &layout,
+        &File::options().read(true).write(true).open(&disk).unwrap(),
+    )
+    .unwrap();
+    drop(f);
+
+    // Contents.
+    let esp = dir.path().join("esp");
+    std::fs::create_dir_all(esp.join("EFI/BOOT")).unwrap();
+    std::fs::write(esp.join("EFI/BOOT/grubx64.efi"), b"MZ grub").unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::create_dir_all(root.join("usr/bin")).unwrap();
+    std::fs::write(root.join("etc/hostname"), "kiln-demo\n").unwrap();
+    std::fs::write(root.join("usr/bin/tool"), vec![9u8; 100_000]).unwrap();
+    std::fs::set_permissions(
+        root.join("usr/bin/tool"),
+        std::fs::Permissions::from_mode(0o4755),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("../usr/bin/tool", root.join("etc/tool")).unwrap();
+
+    for (i, p) in disk_cfg.partitions.iter().enumerate() {
+        let planned = layout.for_config(i).unwrap();
+        let kind = FsKind::from_config(&p.fs_type).unwrap().unwrap();
+        let content = match p.id.as_str() {
+            "esp" => Some(esp.as_path()),
+            "root" => Some(root.as_path()),
+            _ => None,
+        };
+        let made = make(
+            &disk,
+            kind,
+            planned.offset(),
+            planned.size(),
+            content,
+            &identity,
+            &p.id,
+        )
+        .unwrap();
+        let part = dir.path().join(format!("{}.img", p.id));
+        extract(&disk, planned.offset(), planned.size(), &part);
+        let part = part.display().to_string();
+        let blkid = sh(&format!("blkid -p -o export {part}"));
+        assert!(
+            blkid.contains(&format!("TYPE={}", kind.fstab_type())),
+            "{}: {blkid}",
+            p.id
+        );
+        assert!(
+            blkid.contains(&format!("UUID={}", made.uuid)),
+            "{}: {blkid} vs {}",
+            p.id,
+            made.uuid
+        );
+        match kind {
+            FsKind::Ext2 | FsKind::Ext3 | FsKind::Ext4 => {
+                sh(&format!("e2fsck -fn {part}"));
+            }
+            FsKind::Vfat => {
+                sh(&format!("fsck.vfat -n {part}"));
+                // The FAT size mkfs.vfat picks for a 64 MiB device, not for the whole disk.
+                assert!(blkid.contains("VERSION=FAT16"), "{blkid}");
+            }
+            FsKind::Xfs => {
+                sh(&format!("xfs_repair -n {part}"));
+            }
+            FsKind::Swap => {}
+        }
+    }
+    // Contents are there, with modes and links.
+    let root_img = dir.path().join("root.img").display().to_string();
+    assert_eq!(
+        sh(&format!(
+            "debugfs -R 'cat /etc/hostname' {root_img} 2>/dev/null"
+        )),
+        "kiln-demo\n"
+    );
+    let stat = sh(&format!(
+        "debugfs -R 'stat /usr/bin/tool' {root_img} 2>/dev/null"
+    ));
+    assert!(stat.contains("Mode:  04755"), "{stat}");
+    let link = sh(&format!(
+        "debugfs -R 'stat /etc/tool' {root_img} 2>/dev/null"
+    ));
+    assert!(
+        link.contains("Fast link dest: \"../usr/bin/tool\""),
+        "{link}"
+    );
+    let features = sh(&format!("dumpe2fs -h {root_img} 2>/dev/null"));
+    assert!(
+        features.contains("metadata_csum")
+            && features.contains("64bit")
+            && features.contains("Block size:               4096"),
+        "{features}"
+    );
+    let esp_img = dir.path().join("esp.img").display().to_string();
+    assert_eq!(
+        sh(&format!(
+            "MTOOLS_SKIP_CHECK=1 mtype -i {esp_img} ::/EFI/BOOT/grubx64.efi"
+        )),
+        "MZ grub"
+    );
+    // Nothing but the disk (and the extracted copies) was written.
+    let left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("kiln-tmp"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn unknown_filesystems_and_xfs_content_are_refused() {
+    assert_eq!(FsKind::from_config("").unwrap(), None);
+    let e = FsKind::from_config("btrfs").unwrap_err();
+    assert_eq!(e.to_string(), "unrecognized filesystem format: btrfs");
+
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("disk.raw");
+    File::create(&disk).unwrap().set_len(400 << 20).unwrap();
+    let content = dir.path().join("content");
+    std::fs::create_dir(&content).unwrap();
+    std::fs::write(content.join("f"), "x").unwrap();
+    let identity = Identity::seeded(b"fs-test", 0);
+    let e = make(
+        &disk,
+        FsKind::Xfs,
+        1 << 20,
+        350 << 20,
+        Some(&content),
+        &identity,
+        "data",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("use ext4"), "{e}");
+    // A FAT filesystem too small for any FAT size: mkfs.vfat's own reason, no scratch left.
+    let e = make(
+        &disk,
+        FsKind::Vfat,
+        1 << 20,
+        8 << 10,
+        None,
+        &identity,
+        "esp",
+    )
+    .unwrap_err();
+    assert!(e.to_string().starts_with("mkfs.vfat failed: "), "{e}");
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+}
