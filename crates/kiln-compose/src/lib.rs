@@ -1,6 +1,9 @@
 //! # kiln-compose
 //!
-//! Composing an image's root filesystem (SPEC §3.3–§3.8). So far: the password hashes written
-//! for the config's users ([`crypt`]).
+//! Composing an image's root filesystem (SPEC §3.3–§3.8). So far: paths confined to the image
+//! root ([`paths`]), the password hashes written for the config's users ([`crypt`]), and groups
+//! and users written into the image's account files ([`accounts`]).
 
+pub mod accounts;
 pub mod crypt;
+pub mod paths;

@@ -1,0 +1,538 @@
+//! Groups and users written straight into an image root's `/etc/passwd`, `group`, `shadow` and
+//! `gshadow`, with the results shadow-utils' `groupadd`, `useradd -m` and `usermod -a -G` give
+//! inside the image (SPEC §3.5 step 8, §3.8) — without running the image's tools in a chroot.
+//!
+//! The image's own `/etc/login.defs` (UID/GID ranges, `USERGROUPS_ENAB`, `UMASK`, `HOME_MODE`)
+//! and `/etc/default/useradd` (`GROUP`, `HOME`, `SHELL`, `SKEL`) decide the defaults, as they
+//! do for useradd.
+
+use crate::paths::{confined, Escape};
+use std::collections::HashMap;
+use std::fs;
+use std::os::unix::fs::{chown, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Why an account could not be written; each names the user or group.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: line {line} is not a valid entry", path.display())]
+    Malformed { path: PathBuf, line: usize },
+    #[error("group '{0}' already exists")]
+    GroupExists(String),
+    #[error("GID {gid} of group '{name}' is already used by group '{owner}'")]
+    GidTaken {
+        name: String,
+        gid: u32,
+        owner: String,
+    },
+    #[error("user '{0}' already exists")]
+    UserExists(String),
+    #[error("UID {uid} of user '{name}' is already used by user '{owner}'")]
+    UidTaken {
+        name: String,
+        uid: u32,
+        owner: String,
+    },
+    #[error("user '{user}': group '{group}' does not exist (add it to the config's Groups)")]
+    NoSuchGroup { user: String, group: String },
+    #[error("user '{0}' not found")]
+    NoSuchUser(String),
+    #[error("no free {what} left in {min}..={max} (the image's /etc/login.defs)")]
+    Exhausted {
+        what: &'static str,
+        min: u32,
+        max: u32,
+    },
+    #[error("invalid shadow entry for user ({user}): 9 fields expected, but {found} found")]
+    ShadowFields { user: String, found: usize },
+    #[error("user '{user}': {escape}")]
+    Home { user: String, escape: Escape },
+}
+
+/// A user to add, as the config gives it.
+#[derive(Debug, Clone, Default)]
+pub struct NewUser<'a> {
+    pub name: &'a str,
+    pub uid: Option<u32>,
+    /// The crypt hash for shadow; `None` locks the password (`!`).
+    pub hash: Option<&'a str>,
+    pub home: Option<&'a str>,
+    /// A group name or number.
+    pub primary_group: Option<&'a str>,
+}
+
+/// What useradd decided for a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Added {
+    pub uid: u32,
+    pub gid: u32,
+    pub home: String,
+}
+
+/// A colon-separated account file (`None` when the image has none, e.g. no gshadow).
+struct Table {
+    path: PathBuf,
+    rows: Option<Vec<Vec<String>>>,
+}
+
+impl Table {
+    fn read(root: &Path, name: &str, fields: usize) -> Result<Table, Error> {
+        let path = root.join("etc").join(name);
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Table { path, rows: None })
+            }
+            Err(source) => return Err(Error::Io { path, source }),
+        };
+        let mut rows = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let row: Vec<String> = line.split(':').map(str::to_string).collect();
+            if row.len() < fields {
+                return Err(Error::Malformed { path, line: i + 1 });
+            }
+            rows.push(row);
+        }
+        Ok(Table {
+            path,
+            rows: Some(rows),
+        })
+    }
+
+    fn find(&self, name: &str) -> Option<usize> {
+        self.rows.as_ref()?.iter().position(|r| r[0] == name)
+    }
+
+    fn push(&mut self, row: &[&str]) {
+        if let Some(rows) = &mut self.rows {
+            rows.push(row.iter().map(|s| s.to_string()).collect());
+        }
+    }
+
+    /// Writes the file under a temporary name and renames it over the old one, keeping its mode.
+    fn write(&self) -> Result<(), Error> {
+        let Some(rows) = &self.rows else {
+            return Ok(());
+        };
+        let io = |source| Error::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let mode = fs::metadata(&self.path).map_err(io)?.permissions();
+        let text: String = rows.iter().map(|r| r.join(":") + "\n").collect();
+        let tmp = self.path.with_extension("kiln-tmp");
+        fs::write(&tmp, text)
+            .and_then(|_| fs::set_permissions(&tmp, mode))
+            .and_then(|_| fs::rename(&tmp, &self.path))
+            .map_err(|source| {
+                let _ = fs::remove_file(&tmp);
+                io(source)
+            })
+    }
+}
+
+/// The account settings of the image (login.defs and useradd defaults).
+#[derive(Debug, Clone)]
+struct Defaults {
+    uid_range: (u32, u32),
+    gid_range: (u32, u32),
+    user_groups: bool,
+    home_mode: u32,
+    group: String,
+    home_base: String,
+    shell: String,
+    skel: String,
+}
+
+impl Defaults {
+    fn read(root: &Path) -> Defaults {
+        let text = |p: &str| fs::read_to_string(root.join(p)).unwrap_or_default();
+        let mut defs = HashMap::new();
+        for line in text("etc/login.defs").lines() {
+            let mut words = line.split_whitespace();
+            if let (Some(k), Some(v)) = (words.next(), words.next()) {
+                if !k.starts_with('#') {
+                    defs.insert(k.to_string(), v.to_string());
+                }
+            }
+        }
+        let mut useradd = HashMap::new();
+        for line in text("etc/default/useradd").lines() {
+            if let Some((k, v)) = line.split_once('=') {
+                useradd.insert(k.trim().to_string(), v.trim().to_string());
+            }
+        }
+        let num =
+            |k: &str, default: u32| defs.get(k).and_then(|v| parse_number(v)).unwrap_or(default);
+        let umask = num("UMASK", 0o022);
+        let home_mode = defs
+            .get("HOME_MODE")
+            .and_then(|v| u32::from_str_radix(v, 8).ok())
+            .unwrap_or(0o777 & !umask);
+        let with = |k: &str, default: &str| useradd.get(k).cloned().unwrap_or(default.into());
+        Defaults {
+            uid_range: (num("UID_MIN", 1000), num("UID_MAX", 60000)),
+            gid_range: (num("GID_MIN", 1000), num("GID_MAX", 60000)),
+            user_groups: defs
+                .get("USERGROUPS_ENAB")
+                .is_some_and(|v| v.eq_ignore_ascii_case("yes")),
+            home_mode,
+            group: with("GROUP", "100"),
+            home_base: with("HOME", "/home"),
+            shell: with("SHELL", ""),
+            skel: with("SKEL", "/etc/skel"),
+        }
+    }
+}
+
+/// login.defs numbers: decimal, `0`-prefixed octal or `0x` hex, as shadow reads them.
+fn parse_number(v: &str) -> Option<u32> {
+    if let Some(hex) = v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+        u32::from_str_radix(hex, 16).ok()
+    } else if v.len() > 1 && v.starts_with('0') {
+        u32::from_str_radix(&v[1..], 8).ok()
+    } else {
+        v.parse().ok()
+    }
+}
+
+/// The account files of an image root, changed in memory and written back by [`Accounts::save`].
+pub struct Accounts {
+    root: PathBuf,
+    defaults: Defaults,
+    passwd: Table,
+    group: Table,
+    shadow: Table,
+    gshadow: Table,
+}
+
+impl Accounts {
+    /// Reads the account files and settings under `root` (the image root).
+    pub fn open(root: &Path) -> Result<Accounts, Error> {
+        Ok(Accounts {
+            root: root.to_path_buf(),
+            defaults: Defaults::read(root),
+            passwd: Table::read(root, "passwd", 7)?,
+            group: Table::read(root, "group", 4)?,
+            shadow: Table::read(root, "shadow", 2)?,
+            gshadow: Table::read(root, "gshadow", 4)?,
+        })
+    }
+
+    /// Writes the changed files back (each replaced atomically, keeping its mode).
+    pub fn save(&self) -> Result<(), Error> {
+        for t in [&self.passwd, &self.group, &self.shadow, &self.gshadow] {
+            t.write()?;
+        }
+        Ok(())
+    }
+
+    fn ids(table: &Table, column: usize) -> impl Iterator<Item = (u32, &str)> {
+        table
+            .rows
+            .iter()
+            .flatten()
+            .filter_map(move |r| Some((r[column].parse().ok()?, r[0].as_str())))
+    }
+
+    /// The next free id as shadow-utils picks it: one above the highest id in use in the range,
+    /// else the lowest free one; `preferred` first when it is free.
+    fn free_id(
+        used: &[u32],
+        (min, max): (u32, u32),
+        preferred: Option<u32>,
+        what: &'static str,
+    ) -> Result<u32, Error> {
+        if let Some(p) = preferred.filter(|p| (min..=max).contains(p) && !used.contains(p)) {
+            return Ok(p);
+        }
+        let highest = used
+            .iter()
+            .copied()
+            .filter(|i| (min..=max).contains(i))
+            .max();
+        match highest {
+            None => Ok(min),
+            Some(h) if h < max => Ok(h + 1),
+            Some(_) => (min..=max)
+                .find(|i| !used.contains(i))
+                .ok_or(Error::Exhausted { what, min, max }),
+        }
+    }
+
+    fn gid_of(&self, group: &str) -> Option<u32> {
+        let by_name = self
+            .group
+            .find(group)
+            .and_then(|i| self.group.rows.as_ref()?[i][2].parse().ok());
+        by_name.or_else(|| {
+            let n: u32 = group.parse().ok()?;
+            Self::ids(&self.group, 2).any(|(g, _)| g == n).then_some(n)
+        })
+    }
+
+    /// `groupadd <name> [-g <gid>]`.
+    pub fn add_group(&mut self, name: &str, gid: Option<u32>) -> Result<u32, Error> {
+        self.add_group_preferring(name, gid, None)
+    }
+
+    fn add_group_preferring(
+        &mut self,
+        name: &str,
+        gid: Option<u32>,
+        preferred: Option<u32>,
+    ) -> Result<u32, Error> {
+        if self.group.find(name).is_some() {
+            return Err(Error::GroupExists(name.into()));
+        }
+        let used: Vec<(u32, String)> = Self::ids(&self.group, 2)
+            .map(|(g, n)| (g, n.to_string()))
+            .collect();
+        let gid = match gid {
+            Some(g) => {
+                if let Some((_, owner)) = used.iter().find(|(u, _)| *u == g) {
+                    return Err(Error::GidTaken {
+                        name: name.into(),
+                        gid: g,
+                        owner: owner.clone(),
+                    });
+                }
+                g
+            }
+            None => {
+                let ids: Vec<u32> = used.iter().map(|(g, _)| *g).collect();
+                Self::free_id(&ids, self.defaults.gid_range, preferred, "GID")?
+            }
+        };
+        let text = gid.to_string();
+        self.group.push(&[name, "x", &text, ""]);
+        self.gshadow.push(&[name, "!", "", ""]);
+        Ok(gid)
+    }
+
+    /// `useradd <name> -m [-p <hash>] [-u <uid>] [-d <home>] [-g <group>]`, the last-change
+    /// date being `days` since 1970 (the build time).
+    pub fn add_user(&mut self, user: &NewUser, days: u64) -> Result<Added, Error> {
+        let name = user.name;
+        if self.passwd.find(name).is_some() {
+            return Err(Error::UserExists(name.into()));
+        }
+        let used: Vec<(u32, String)> = Self::ids(&self.passwd, 2)
+            .map(|(u, n)| (u, n.to_string()))
+            .collect();
+        let uid = match user.uid {
+            Some(u) => {
+                if let Some((_, owner)) = used.iter().find(|(x, _)| *x == u) {
+                    return Err(Error::UidTaken {
+                        name: name.into(),
+                        uid: u,
+                        owner: owner.clone(),
+                    });
+                }
+                u
+            }
+            None => {
+                let ids: Vec<u32> = used.iter().map(|(u, _)| *u).collect();
+                Self::free_id(&ids, self.defaults.uid_range, None, "UID")?
+            }
+        };
+        // Everything that can fail is checked before anything changes.
+        let home = match user.home {
+            Some(h) => h.to_string(),
+            None => format!("{}/{name}", self.defaults.home_base.trim_end_matches('/')),
+        };
+        let home_dir = confined(&self.root, &home).map_err(|escape| Error::Home {
+            user: name.into(),
+            escape,
+        })?;
+        let gid = match user.primary_group {
+            Some(g) => self.gid_of(g).ok_or_else(|| Error::NoSuchGroup {
+                user: name.into(),
+                group: g.into(),
+            })?,
+            None if self.defaults.user_groups => {
+                if self.group.find(name).is_some() {
+                    return Err(Error::GroupExists(name.into()));
+                }
+                self.add_group_preferring(name, None, Some(uid))?
+            }
+            None => {
+                let g = self.defaults.group.clone();
+                self.gid_of(&g).ok_or(Error::NoSuchGroup {
+                    user: name.into(),
+                    group: g,
+                })?
+            }
+        };
+        let (uid_text, gid_text, days_text) = (uid.to_string(), gid.to_string(), days.to_string());
+        let shell = self.defaults.shell.clone();
+        self.passwd
+            .push(&[name, "x", &uid_text, &gid_text, "", &home, &shell]);
+        self.shadow.push(&[
+            name,
+            user.hash.unwrap_or("!"),
+            &days_text,
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+        ]);
+        self.make_home(&home_dir, uid, gid)?;
+        Ok(Added { uid, gid, home })
+    }
+
+    /// Creates the home directory (parents as root, 0755) and copies the skeleton into it.
+    fn make_home(&self, home: &Path, uid: u32, gid: u32) -> Result<(), Error> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| Error::Io { path, source }
+        };
+        if let Some(parent) = home.parent() {
+            fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        if home.exists() {
+            return Ok(()); // useradd -m leaves an existing home as it is
+        }
+        fs::create_dir(home).map_err(io(home))?;
+        fs::set_permissions(home, fs::Permissions::from_mode(self.defaults.home_mode))
+            .map_err(io(home))?;
+        chown(home, Some(uid), Some(gid)).map_err(io(home))?;
+        let skel = self.root.join(self.defaults.skel.trim_start_matches('/'));
+        if skel.is_dir() {
+            copy_owned(&skel, home, uid, gid)?;
+        }
+        Ok(())
+    }
+
+    /// `usermod -a -G <groups> <name>`: the user joins each group's member list (group and
+    /// gshadow).
+    pub fn join_groups(&mut self, name: &str, groups: &[&str]) -> Result<(), Error> {
+        if self.passwd.find(name).is_none() {
+            return Err(Error::NoSuchUser(name.into()));
+        }
+        for g in groups {
+            let Some(i) = self.group.find(g) else {
+                return Err(Error::NoSuchGroup {
+                    user: name.into(),
+                    group: g.to_string(),
+                });
+            };
+            add_member(
+                &mut self.group.rows.as_mut().expect("found in it")[i][3],
+                name,
+            );
+            if let Some(j) = self.gshadow.find(g) {
+                add_member(
+                    &mut self.gshadow.rows.as_mut().expect("found in it")[j][3],
+                    name,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn shadow_row(&mut self, name: &str) -> Result<&mut Vec<String>, Error> {
+        let i = self
+            .shadow
+            .find(name)
+            .ok_or_else(|| Error::NoSuchUser(name.into()))?;
+        Ok(&mut self.shadow.rows.as_mut().expect("found in it")[i])
+    }
+
+    /// Sets an existing user's password hash (root's: upstream writes `*` for an empty one).
+    pub fn set_password(&mut self, name: &str, hash: &str) -> Result<(), Error> {
+        let row = self.shadow_row(name)?;
+        row[1] = if hash.is_empty() {
+            "*".into()
+        } else {
+            hash.into()
+        };
+        Ok(())
+    }
+
+    /// PasswordExpiresDays as upstream applies it: -1 clears the aging fields (never expires);
+    /// n ≥ 0 sets the *account* expiration to the last change (today if unset) plus n days.
+    pub fn set_password_expiry(&mut self, name: &str, days: i64, today: u64) -> Result<(), Error> {
+        let row = self.shadow_row(name)?;
+        if row.len() != 9 {
+            return Err(Error::ShadowFields {
+                user: name.into(),
+                found: row.len(),
+            });
+        }
+        if days < 0 {
+            for f in &mut row[4..9] {
+                f.clear();
+            }
+        } else if days > 0 {
+            if row[2].is_empty() {
+                row[2] = today.to_string();
+            }
+            let last: i64 = row[2].parse().unwrap_or(today as i64);
+            row[7] = (last + days).to_string();
+        }
+        Ok(())
+    }
+
+    /// StartupCommand: the user's login shell field.
+    pub fn set_login_shell(&mut self, name: &str, command: &str) -> Result<(), Error> {
+        let i = self
+            .passwd
+            .find(name)
+            .ok_or_else(|| Error::NoSuchUser(name.into()))?;
+        self.passwd.rows.as_mut().expect("found in it")[i][6] = command.into();
+        Ok(())
+    }
+
+    /// The home directory, UID and GID of a user, from passwd.
+    pub fn user(&self, name: &str) -> Option<Added> {
+        let row = &self.passwd.rows.as_ref()?[self.passwd.find(name)?];
+        Some(Added {
+            uid: row[2].parse().ok()?,
+            gid: row[3].parse().ok()?,
+            home: row[5].clone(),
+        })
+    }
+}
+
+fn add_member(members: &mut String, name: &str) {
+    if members.split(',').any(|m| m == name) {
+        return;
+    }
+    if !members.is_empty() {
+        members.push(',');
+    }
+    members.push_str(name);
+}
+
+/// Copies a skeleton tree, every entry owned by `uid:gid` (modes kept, symlinks as links).
+fn copy_owned(from: &Path, to: &Path, uid: u32, gid: u32) -> Result<(), Error> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { path, source }
+    };
+    for entry in fs::read_dir(from).map_err(io(from))? {
+        let entry = entry.map_err(io(from))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let meta = fs::symlink_metadata(&src).map_err(io(&src))?;
+        if meta.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(&src).map_err(io(&src))?, &dst)
+                .map_err(io(&dst))?;
+        } else if meta.is_dir() {
+            fs::create_dir(&dst).map_err(io(&dst))?;
+            fs::set_permissions(&dst, meta.permissions()).map_err(io(&dst))?;
+            copy_owned(&src, &dst, uid, gid)?;
+        } else {
+            fs::copy(&src, &dst).map_err(io(&dst))?;
+        }
+        std::os::unix::fs::lchown(&dst, Some(uid), Some(gid)).map_err(io(&dst))?;
+    }
+    Ok(())
+}
