@@ -1,0 +1,194 @@
+//! The image's identity and mount files: `/etc/hostname`, the `/etc/hosts` entry and the
+//! `/etc/fstab` lines (SPEC §3.5 steps 7 and 12, §3.6.1).
+
+use crate::paths::{confined, Escape};
+use kiln_config::model::MountIdentifier;
+use std::path::{Path, PathBuf};
+
+/// Why a system file could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Escape(#[from] Escape),
+    #[error("must select a mount identifier for device ({0})")]
+    NoIdentifier(String),
+    #[error("partition '{0}' is mounted by PARTLABEL but has no Name")]
+    NoLabel(String),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.to_path_buf();
+    move |source| Error::Io { path, source }
+}
+
+/// `/etc/hostname` = the name, without a newline (as upstream writes it).
+pub fn write_hostname(root: &Path, hostname: &str) -> Result<(), Error> {
+    let path = confined(root, "/etc/hostname")?;
+    std::fs::write(&path, hostname).map_err(io(&path))
+}
+
+/// Adds `127.0.0.1   <hostname>` to `/etc/hosts` as upstream's `sed "6i…"` does: before the
+/// sixth line. A file shorter than that gets it at the end (sed would silently add nothing).
+pub fn add_hosts_entry(root: &Path, hostname: &str) -> Result<(), Error> {
+    let path = confined(root, "/etc/hosts")?;
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(io(&path)(e)),
+    };
+    let mut text = text;
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    let entry = format!("127.0.0.1   {hostname}\n");
+    let mut lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let at = lines.len().min(5);
+    lines.insert(at, &entry);
+    std::fs::write(&path, lines.concat()).map_err(io(&path))
+}
+
+/// A mounted partition, with what kiln knows about it after making it.
+#[derive(Debug, Clone)]
+pub struct Mount<'a> {
+    /// The partition's config ID (for messages).
+    pub partition: &'a str,
+    pub mount_point: &'a str,
+    /// The formatted type: `vfat` for fat32/fat16, otherwise the FsType.
+    pub fs_type: &'a str,
+    pub options: &'a str,
+    pub identifier: MountIdentifier,
+    pub fs_uuid: &'a str,
+    pub partuuid: &'a str,
+    pub partlabel: &'a str,
+}
+
+impl Mount<'_> {
+    /// `UUID=…`, `PARTUUID=…` or `PARTLABEL=…`, as the MountIdentifier asks.
+    pub fn device(&self) -> Result<String, Error> {
+        match self.identifier {
+            MountIdentifier::Uuid => Ok(format!("UUID={}", self.fs_uuid)),
+            MountIdentifier::PartUuid => Ok(format!("PARTUUID={}", self.partuuid)),
+            MountIdentifier::PartLabel if self.partlabel.is_empty() => {
+                Err(Error::NoLabel(self.partition.into()))
+            }
+            MountIdentifier::PartLabel => Ok(format!("PARTLABEL={}", self.partlabel)),
+            MountIdentifier::None => Err(Error::NoIdentifier(self.partition.into())),
+        }
+    }
+}
+
+/// The lines upstream appends to `/etc/fstab`: the mounts sorted by mount point (`/` passes 1,
+/// the rest 2; no options = `defaults`), the hidepid `/proc` line, then each swap partition —
+/// by the identifier given here, where upstream writes the build host's device path.
+pub fn fstab_lines(mounts: &[Mount], hidepid: bool, swaps: &[String]) -> Result<String, Error> {
+    let mut sorted: Vec<&Mount> = mounts
+        .iter()
+        .filter(|m| !m.mount_point.is_empty())
+        .collect();
+    sorted.sort_by(|a, b| a.mount_point.cmp(b.mount_point));
+    let mut out = String::new();
+    for m in sorted {
+        let options = if m.options.is_empty() {
+            "defaults"
+        } else {
+            m.options
+        };
+        let pass = if m.mount_point == "/" { 1 } else { 2 };
+        out.push_str(&format!(
+            "{} {} {} {options} 0 {pass}\n",
+            m.device()?,
+            m.mount_point,
+            m.fs_type
+        ));
+    }
+    if hidepid {
+        out.push_str("proc /proc proc rw,nosuid,nodev,noexec,relatime,hidepid=2 0 0\n");
+    }
+    for s in swaps {
+        out.push_str(&format!("{s} none swap sw 0 0\n"));
+    }
+    Ok(out)
+}
+
+/// Appends `lines` to the image's `/etc/fstab` (created if the packages shipped none).
+pub fn append_fstab(root: &Path, lines: &str) -> Result<(), Error> {
+    use std::io::Write;
+    let path = confined(root, "/etc/fstab")?;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(lines.as_bytes()))
+        .map_err(io(&path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mount<'a>(mp: &'a str, fs: &'a str, opts: &'a str, id: MountIdentifier) -> Mount<'a> {
+        Mount {
+            partition: "p",
+            mount_point: mp,
+            fs_type: fs,
+            options: opts,
+            identifier: id,
+            fs_uuid: "fs-uuid",
+            partuuid: "part-uuid",
+            partlabel: "label",
+        }
+    }
+
+    #[test]
+    fn fstab_as_upstream_writes_it() {
+        let mounts = [
+            mount("/boot/efi", "vfat", "umask=0077", MountIdentifier::PartUuid),
+            mount("/", "ext4", "", MountIdentifier::PartUuid),
+            mount("/var", "xfs", "", MountIdentifier::Uuid),
+            mount("/home", "ext4", "", MountIdentifier::PartLabel),
+        ];
+        assert_eq!(
+            fstab_lines(&mounts, true, &["PARTUUID=swap-uuid".into()]).unwrap(),
+            "PARTUUID=part-uuid / ext4 defaults 0 1\n\
+             PARTUUID=part-uuid /boot/efi vfat umask=0077 0 2\n\
+             PARTLABEL=label /home ext4 defaults 0 2\n\
+             UUID=fs-uuid /var xfs defaults 0 2\n\
+             proc /proc proc rw,nosuid,nodev,noexec,relatime,hidepid=2 0 0\n\
+             PARTUUID=swap-uuid none swap sw 0 0\n"
+        );
+        let e = fstab_lines(&[mount("/", "ext4", "", MountIdentifier::None)], false, &[]);
+        assert_eq!(
+            e.unwrap_err().to_string(),
+            "must select a mount identifier for device (p)"
+        );
+    }
+
+    #[test]
+    fn hostname_and_hosts() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("etc")).unwrap();
+        write_hostname(d.path(), "demo").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("etc/hostname")).unwrap(),
+            "demo"
+        );
+        let hosts = d.path().join("etc/hosts");
+        std::fs::write(&hosts, "1\n2\n3\n4\n5\n6\n7\n").unwrap();
+        add_hosts_entry(d.path(), "demo").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&hosts).unwrap(),
+            "1\n2\n3\n4\n5\n127.0.0.1   demo\n6\n7\n"
+        );
+        std::fs::write(&hosts, "1\n2").unwrap();
+        add_hosts_entry(d.path(), "demo").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&hosts).unwrap(),
+            "1\n2\n127.0.0.1   demo\n"
+        );
+    }
+}
