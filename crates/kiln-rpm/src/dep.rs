@@ -77,6 +77,11 @@ impl Dep {
     }
 }
 
+/// Whether a name or version can be printed inside a rich dependency and read back the same.
+fn balanced(token: &str) -> bool {
+    token.matches('(').count() == token.matches(')').count()
+}
+
 struct Parser<'a> {
     s: &'a [u8],
     pos: usize,
@@ -131,7 +136,7 @@ impl Parser<'_> {
         if name.is_empty() {
             return Err(self.err("missing name"));
         }
-        if name.matches('(').count() != name.matches(')').count() {
+        if !balanced(&name) {
             return Err(self.err("unbalanced parentheses in the name"));
         }
         let save = self.pos;
@@ -150,6 +155,9 @@ impl Parser<'_> {
         let evr = self.token().to_string();
         if evr.is_empty() {
             return Err(self.err("missing version after the operator"));
+        }
+        if !balanced(&evr) {
+            return Err(self.err("unbalanced parentheses in the version"));
         }
         Ok(Dep::simple(&name, Some((op, Evr::parse(&evr)))))
     }
@@ -342,6 +350,8 @@ mod tests {
         }
         // Found by fuzzing: a name with an unbalanced '(' printed back into something unparsable.
         assert!(Dep::parse("(1==wi or \u{1d}r1g\0\0t2(bc )").is_err());
+        // ... and the same in a version.
+        assert!(Dep::parse("(1i or x = \u{8}(^ )").is_err());
         let deep = format!("{}a{}", "(a or ".repeat(100), ")".repeat(100));
         assert!(Dep::parse(&deep).is_err());
     }
