@@ -3,10 +3,12 @@
 //! Composing an image's root filesystem (SPEC §3.3–§3.8). So far: paths confined to the image
 //! root ([`paths`]), the password hashes written for the config's users ([`crypt`]), and groups
 //! and users written into the image's account files ([`accounts`]), and a config's Groups and
-//! Users applied to an image root ([`users`]); hostname, hosts and fstab ([`system`]).
+//! Users applied to an image root ([`users`]); hostname, hosts and fstab ([`system`]);
+//! AdditionalFiles ([`files`]).
 
 pub mod accounts;
 pub mod crypt;
+pub mod files;
 pub mod paths;
 pub mod system;
 pub mod users;
