@@ -4,11 +4,13 @@
 //! root ([`paths`]), the password hashes written for the config's users ([`crypt`]), and groups
 //! and users written into the image's account files ([`accounts`]), and a config's Groups and
 //! Users applied to an image root ([`users`]); hostname, hosts and fstab ([`system`]);
-//! AdditionalFiles ([`files`]); packages installed with rpm ([`install`]).
+//! AdditionalFiles ([`files`]); packages installed with rpm ([`install`]);
+//! image-id, machine state, rpm manifests and scripts run in the root ([`finish`]).
 
 pub mod accounts;
 pub mod crypt;
 pub mod files;
+pub mod finish;
 pub mod install;
 pub mod paths;
 pub mod system;

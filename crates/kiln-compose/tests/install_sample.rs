@@ -2,6 +2,7 @@
 //! `rpm --root`: the rpmdb lists exactly them, scriptlets ran inside the root (busybox's applet
 //! links, sample-app's %post and %posttrans log), and rpm's own complaints reach the user.
 
+use kiln_compose::finish::{remove_rpm_db, run_script, write_rpm_manifests};
 use kiln_compose::install::{init_db, install_stage, stages, PackageFile, RpmSettings};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -82,6 +83,51 @@ fn packages_land_in_the_rpmdb_and_scriptlets_run_inside_the_root() {
         std::fs::read_to_string(root.join("var/log/sample-app.log")).unwrap(),
         "pre 1\npost 1\nposttrans\n"
     );
+
+    // The same root, finished: a script runs inside it (busybox's sh) with its arguments and is
+    // gone afterwards; a failing one reports its output.
+    let script = d.path().join("scripts/post.sh");
+    std::fs::create_dir_all(script.parent().unwrap()).unwrap();
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho \"$1\" > /etc/from-script\necho done\n",
+    )
+    .unwrap();
+    let out = run_script(&root, &script, "demo-arg").unwrap();
+    assert_eq!(out, "done\n");
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/from-script")).unwrap(),
+        "demo-arg\n"
+    );
+    assert!(!root.join(script.strip_prefix("/").unwrap()).exists());
+    std::fs::write(&script, "#!/bin/sh\necho broken >&2\nexit 3\n").unwrap();
+    let e = run_script(&root, &script, "").unwrap_err().to_string();
+    assert!(e.contains("exit status: 3") && e.contains("broken"), "{e}");
+
+    // Manifests in upstream's formats, then RemoveRpmDb.
+    write_rpm_manifests(&root).unwrap();
+    let m1 =
+        std::fs::read_to_string(root.join("var/lib/rpmmanifest/container-manifest-1")).unwrap();
+    let mut m1: Vec<String> = m1.lines().map(|l| format!("{l}.rpm")).collect();
+    m1.sort();
+    assert_eq!(m1, want);
+    let m2 =
+        std::fs::read_to_string(root.join("var/lib/rpmmanifest/container-manifest-2")).unwrap();
+    let app = m2.lines().find(|l| l.starts_with("sample-app\t")).unwrap();
+    let fields: Vec<&str> = app.split('\t').collect();
+    assert_eq!(fields.len(), 10, "{app}");
+    assert_eq!(
+        [fields[1], fields[5], fields[7], fields[8], fields[9]],
+        [
+            "1.2-3.azl3",
+            "(none)",
+            "noarch",
+            "0",
+            "sample-app-1.2-3.azl3.src.rpm"
+        ]
+    );
+    remove_rpm_db(&root).unwrap();
+    assert!(!root.join("var/lib/rpm").exists());
 }
 
 #[test]

@@ -1,0 +1,260 @@
+//! The last touches of an image root (SPEC §3.3 step 7, §3.5 steps 13–19): `/etc/image-id`,
+//! machine-id and systemd first-boot state, the rpm manifests and RemoveRpmDb, the tdnf cache,
+//! and PostInstallScripts/FinalizeImageScripts run inside the root.
+
+use crate::paths::confined;
+use kiln_formats::ident::Identity;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Why a finishing step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("directory /etc does not exist in the install root")]
+    NoEtc,
+    #[error("{0}")]
+    Escape(#[from] crate::paths::Escape),
+    #[error("{what} failed:\n{output}")]
+    Tool { what: String, output: String },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.to_path_buf();
+    move |source| Error::Io { path, source }
+}
+
+fn write_mode(path: &Path, text: &str, mode: u32) -> Result<(), Error> {
+    if let Ok(m) = fs::symlink_metadata(path) {
+        if !m.is_dir() {
+            // A read-only file (machine-id is 0444) is replaced, not opened for writing.
+            fs::remove_file(path).map_err(io(path))?;
+        }
+    }
+    fs::write(path, text).map_err(io(path))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(io(path))
+}
+
+/// `YYYYMMDDHHMMSS` (UTC) of a Unix time.
+pub fn utc_stamp(unix: u64) -> String {
+    let (days, secs) = (unix / 86400, unix % 86400);
+    // Howard Hinnant's civil-from-days.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}{:02}{:02}{:02}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// `/etc/image-id` (0444): the build number (`local` when none), the build date and the image
+/// UUID, both from the build identity.
+pub fn write_image_id(root: &Path, build_number: &str, identity: &Identity) -> Result<(), Error> {
+    let etc = confined(root, "/etc")?;
+    if !etc.is_dir() {
+        return Err(Error::NoEtc);
+    }
+    let u = identity.uuid("image-id");
+    let hex: String = u.iter().map(|b| format!("{b:02x}")).collect();
+    let uuid = format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    );
+    let number = if build_number.is_empty() {
+        "local"
+    } else {
+        build_number
+    };
+    let text = format!(
+        "BUILD_NUMBER={number}\nIMAGE_BUILD_DATE={}\nIMAGE_UUID={uuid}\n",
+        utc_stamp(identity.unix_time())
+    );
+    write_mode(&etc.join("image-id"), &text, 0o444)
+}
+
+/// An empty `/etc/machine-id` (0444) — or `uninitialized` for systemd's first-boot logic — and
+/// no random seed or credential secret baked into the image.
+pub fn reset_machine_state(root: &Path, systemd_firstboot: bool) -> Result<(), Error> {
+    let id = confined(root, "/etc/machine-id")?;
+    let text = if systemd_firstboot {
+        "uninitialized\n"
+    } else {
+        ""
+    };
+    write_mode(&id, text, 0o444)?;
+    for p in [
+        "/var/lib/systemd/random-seed",
+        "/boot/efi/loader/random-seed",
+        "/var/lib/systemd/credential.secret",
+    ] {
+        let p = confined(root, p)?;
+        match fs::remove_file(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&p)(e)),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The query format of `container-manifest-2`, exactly upstream's.
+pub const MANIFEST_2_FORMAT: &str = "%{NAME}\\t%{VERSION}-%{RELEASE}\\t%{INSTALLTIME}\\t%{BUILDTIME}\\t%{VENDOR}\\t(none)\\t%{SIZE}\\t%{ARCH}\\t%{EPOCHNUM}\\t%{SOURCERPM}\\n";
+
+/// `/var/lib/rpmmanifest/container-manifest-1` (`rpm -qa`) and `-2` (upstream's query format),
+/// written before RemoveRpmDb deletes the database.
+pub fn write_rpm_manifests(root: &Path) -> Result<(), Error> {
+    let dir = confined(root, "/var/lib/rpmmanifest")?;
+    fs::create_dir_all(&dir).map_err(io(&dir))?;
+    for (name, extra) in [
+        ("container-manifest-1", vec![]),
+        ("container-manifest-2", vec!["--qf", MANIFEST_2_FORMAT]),
+    ] {
+        let out = Command::new("rpm")
+            .arg("--root")
+            .arg(root)
+            .args(["--dbpath", "/var/lib/rpm", "-qa"])
+            .args(extra)
+            .output()
+            .map_err(io(Path::new("rpm")))?;
+        if !out.status.success() {
+            return Err(Error::Tool {
+                what: format!("rpm -qa for {name}"),
+                output: String::from_utf8_lossy(&out.stderr).into_owned(),
+            });
+        }
+        let p = dir.join(name);
+        fs::write(&p, out.stdout).map_err(io(&p))?;
+    }
+    Ok(())
+}
+
+/// RemoveRpmDb: the image's `/var/lib/rpm` removed.
+pub fn remove_rpm_db(root: &Path) -> Result<(), Error> {
+    let db = confined(root, "/var/lib/rpm")?;
+    match fs::remove_dir_all(&db) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(&db)(e)),
+        _ => Ok(()),
+    }
+}
+
+/// Unless PreserveTdnfCache: the contents of `/var/cache/tdnf` removed (the directory stays).
+pub fn clean_tdnf_cache(root: &Path) -> Result<(), Error> {
+    let cache = confined(root, "/var/cache/tdnf")?;
+    let Ok(entries) = fs::read_dir(&cache) else {
+        return Ok(());
+    };
+    for e in entries {
+        let p = e.map_err(io(&cache))?.path();
+        let r = if fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
+            fs::remove_dir_all(&p)
+        } else {
+            fs::remove_file(&p)
+        };
+        r.map_err(io(&p))?;
+    }
+    Ok(())
+}
+
+/// A PostInstallScript or FinalizeImageScript: copied into the image at its own path, run
+/// there as `/bin/sh -c "<path> <args>"` chrooted into the image root, then deleted. Its output
+/// is returned for the build log; a failure carries it.
+pub fn run_script(root: &Path, script: &Path, args: &str) -> Result<String, Error> {
+    let inside = script.to_string_lossy().into_owned();
+    let copy = confined(root, &inside)?;
+    if let Some(parent) = copy.parent() {
+        fs::create_dir_all(parent).map_err(io(parent))?;
+    }
+    fs::copy(script, &copy).map_err(io(script))?;
+    fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).map_err(io(&copy))?;
+    let command = if args.is_empty() {
+        inside.clone()
+    } else {
+        format!("{inside} {args}")
+    };
+    let out = Command::new("chroot")
+        .arg(root)
+        .args(["/bin/sh", "-c", &command])
+        .env_clear()
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
+        .env("HOME", "/root")
+        .env("LANG", "C.UTF-8")
+        .output();
+    let _ = fs::remove_file(&copy);
+    let out = out.map_err(io(Path::new("chroot")))?;
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !out.status.success() {
+        return Err(Error::Tool {
+            what: format!("the script {inside} ({})", out.status),
+            output,
+        });
+    }
+    Ok(output)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_are_utc_calendar_times() {
+        assert_eq!(utc_stamp(0), "19700101000000");
+        assert_eq!(utc_stamp(1_700_000_000), "20231114221320");
+        assert_eq!(utc_stamp(951_782_400), "20000229000000"); // a leap day
+        assert_eq!(utc_stamp(4_102_444_799), "20991231235959");
+    }
+
+    #[test]
+    fn image_id_and_machine_state() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        let id = Identity::seeded(b"finish", 1_700_000_000);
+        assert!(matches!(write_image_id(root, "", &id), Err(Error::NoEtc)));
+        fs::create_dir_all(root.join("etc")).unwrap();
+        fs::create_dir_all(root.join("var/lib/systemd")).unwrap();
+        fs::write(root.join("var/lib/systemd/random-seed"), "seed").unwrap();
+        write_image_id(root, "", &id).unwrap();
+        let text = fs::read_to_string(root.join("etc/image-id")).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[..2],
+            ["BUILD_NUMBER=local", "IMAGE_BUILD_DATE=20231114221320"]
+        );
+        assert!(lines[2].starts_with("IMAGE_UUID=") && lines[2].len() == 11 + 36);
+        let mode = |p: &str| fs::metadata(root.join(p)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode("etc/image-id"), 0o444);
+
+        reset_machine_state(root, true).unwrap();
+        reset_machine_state(root, true).unwrap(); // again, over the read-only file
+        assert_eq!(
+            fs::read_to_string(root.join("etc/machine-id")).unwrap(),
+            "uninitialized\n"
+        );
+        assert_eq!(mode("etc/machine-id"), 0o444);
+        assert!(!root.join("var/lib/systemd/random-seed").exists());
+    }
+}
