@@ -6,6 +6,7 @@
 //! and `/etc/default/useradd` (`GROUP`, `HOME`, `SHELL`, `SKEL`) decide the defaults, as they
 //! do for useradd.
 
+use crate::at;
 use crate::paths::{confined, Escape};
 use std::collections::HashMap;
 use std::fs;
@@ -15,29 +16,22 @@ use std::path::{Path, PathBuf};
 /// Why an account could not be written; each names the user or group.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::IoError),
     #[error("{}: line {line} is not a valid entry", path.display())]
     Malformed { path: PathBuf, line: usize },
     #[error("group '{0}' already exists")]
     GroupExists(String),
-    #[error("GID {gid} of group '{name}' is already used by group '{owner}'")]
-    GidTaken {
+    #[error("{what} {id} of {kind} '{name}' is already used by {kind} '{owner}'")]
+    IdTaken {
+        what: &'static str,
+        kind: &'static str,
         name: String,
-        gid: u32,
+        id: u32,
         owner: String,
     },
     #[error("user '{0}' already exists")]
     UserExists(String),
-    #[error("UID {uid} of user '{name}' is already used by user '{owner}'")]
-    UidTaken {
-        name: String,
-        uid: u32,
-        owner: String,
-    },
     #[error("user '{user}': group '{group}' does not exist (add it to the config's Groups)")]
     NoSuchGroup { user: String, group: String },
     #[error("user '{0}' not found")]
@@ -88,7 +82,7 @@ impl Table {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(Table { path, rows: None })
             }
-            Err(source) => return Err(Error::Io { path, source }),
+            Err(source) => return Err(crate::IoError { path, source }.into()),
         };
         let mut rows = Vec::new();
         for (i, line) in text.lines().enumerate() {
@@ -119,11 +113,9 @@ impl Table {
         let Some(rows) = &self.rows else {
             return Ok(());
         };
-        let io = |source| Error::Io {
-            path: self.path.clone(),
-            source,
-        };
-        let mode = fs::metadata(&self.path).map_err(io)?.permissions();
+        let mode = fs::metadata(&self.path)
+            .map_err(at(&self.path))?
+            .permissions();
         let text: String = rows.iter().map(|r| r.join(":") + "\n").collect();
         let tmp = self.path.with_extension("kiln-tmp");
         fs::write(&tmp, text)
@@ -131,8 +123,9 @@ impl Table {
             .and_then(|_| fs::rename(&tmp, &self.path))
             .map_err(|source| {
                 let _ = fs::remove_file(&tmp);
-                io(source)
-            })
+                at(&self.path)(source)
+            })?;
+        Ok(())
     }
 }
 
@@ -290,25 +283,13 @@ impl Accounts {
         if self.group.find(name).is_some() {
             return Err(Error::GroupExists(name.into()));
         }
-        let used: Vec<(u32, String)> = Self::ids(&self.group, 2)
-            .map(|(g, n)| (g, n.to_string()))
-            .collect();
-        let gid = match gid {
-            Some(g) => {
-                if let Some((_, owner)) = used.iter().find(|(u, _)| *u == g) {
-                    return Err(Error::GidTaken {
-                        name: name.into(),
-                        gid: g,
-                        owner: owner.clone(),
-                    });
-                }
-                g
-            }
-            None => {
-                let ids: Vec<u32> = used.iter().map(|(g, _)| *g).collect();
-                Self::free_id(&ids, self.defaults.gid_range, preferred, "GID")?
-            }
-        };
+        let gid = choose_id(
+            &self.group,
+            gid,
+            self.defaults.gid_range,
+            preferred,
+            ("GID", "group", name),
+        )?;
         let text = gid.to_string();
         self.group.push(&[name, "x", &text, ""]);
         self.gshadow.push(&[name, "!", "", ""]);
@@ -322,25 +303,13 @@ impl Accounts {
         if self.passwd.find(name).is_some() {
             return Err(Error::UserExists(name.into()));
         }
-        let used: Vec<(u32, String)> = Self::ids(&self.passwd, 2)
-            .map(|(u, n)| (u, n.to_string()))
-            .collect();
-        let uid = match user.uid {
-            Some(u) => {
-                if let Some((_, owner)) = used.iter().find(|(x, _)| *x == u) {
-                    return Err(Error::UidTaken {
-                        name: name.into(),
-                        uid: u,
-                        owner: owner.clone(),
-                    });
-                }
-                u
-            }
-            None => {
-                let ids: Vec<u32> = used.iter().map(|(u, _)| *u).collect();
-                Self::free_id(&ids, self.defaults.uid_range, None, "UID")?
-            }
-        };
+        let uid = choose_id(
+            &self.passwd,
+            user.uid,
+            self.defaults.uid_range,
+            None,
+            ("UID", "user", name),
+        )?;
         // Everything that can fail is checked before anything changes.
         let home = match user.home {
             Some(h) => h.to_string(),
@@ -390,20 +359,16 @@ impl Accounts {
 
     /// Creates the home directory (parents as root, 0755) and copies the skeleton into it.
     fn make_home(&self, home: &Path, uid: u32, gid: u32) -> Result<(), Error> {
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| Error::Io { path, source }
-        };
         if let Some(parent) = home.parent() {
-            fs::create_dir_all(parent).map_err(io(parent))?;
+            fs::create_dir_all(parent).map_err(at(parent))?;
         }
         if home.exists() {
             return Ok(()); // useradd -m leaves an existing home as it is
         }
-        fs::create_dir(home).map_err(io(home))?;
+        fs::create_dir(home).map_err(at(home))?;
         fs::set_permissions(home, fs::Permissions::from_mode(self.defaults.home_mode))
-            .map_err(io(home))?;
-        chown(home, Some(uid), Some(gid)).map_err(io(home))?;
+            .map_err(at(home))?;
+        chown(home, Some(uid), Some(gid)).map_err(at(home))?;
         let skel = self.root.join(self.defaults.skel.trim_start_matches('/'));
         if skel.is_dir() {
             copy_owned(&skel, home, uid, gid)?;
@@ -502,6 +467,34 @@ impl Accounts {
     }
 }
 
+/// The id asked for, if no entry of `table` (passwd or group) has it, else the next free one.
+/// `(what, kind, name)` name the entry for messages ("UID", "user", "alice").
+fn choose_id(
+    table: &Table,
+    requested: Option<u32>,
+    range: (u32, u32),
+    preferred: Option<u32>,
+    (what, kind, name): (&'static str, &'static str, &str),
+) -> Result<u32, Error> {
+    let used: Vec<(u32, &str)> = Accounts::ids(table, 2).collect();
+    match requested {
+        Some(id) => match used.iter().find(|(u, _)| *u == id) {
+            Some((_, owner)) => Err(Error::IdTaken {
+                what,
+                kind,
+                name: name.into(),
+                id,
+                owner: owner.to_string(),
+            }),
+            None => Ok(id),
+        },
+        None => {
+            let ids: Vec<u32> = used.iter().map(|(u, _)| *u).collect();
+            Accounts::free_id(&ids, range, preferred, what)
+        }
+    }
+}
+
 fn add_member(members: &mut String, name: &str) {
     if members.split(',').any(|m| m == name) {
         return;
@@ -514,25 +507,21 @@ fn add_member(members: &mut String, name: &str) {
 
 /// Copies a skeleton tree, every entry owned by `uid:gid` (modes kept, symlinks as links).
 fn copy_owned(from: &Path, to: &Path, uid: u32, gid: u32) -> Result<(), Error> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| Error::Io { path, source }
-    };
-    for entry in fs::read_dir(from).map_err(io(from))? {
-        let entry = entry.map_err(io(from))?;
+    for entry in fs::read_dir(from).map_err(at(from))? {
+        let entry = entry.map_err(at(from))?;
         let (src, dst) = (entry.path(), to.join(entry.file_name()));
-        let meta = fs::symlink_metadata(&src).map_err(io(&src))?;
+        let meta = fs::symlink_metadata(&src).map_err(at(&src))?;
         if meta.is_symlink() {
-            std::os::unix::fs::symlink(fs::read_link(&src).map_err(io(&src))?, &dst)
-                .map_err(io(&dst))?;
+            std::os::unix::fs::symlink(fs::read_link(&src).map_err(at(&src))?, &dst)
+                .map_err(at(&dst))?;
         } else if meta.is_dir() {
-            fs::create_dir(&dst).map_err(io(&dst))?;
-            fs::set_permissions(&dst, meta.permissions()).map_err(io(&dst))?;
+            fs::create_dir(&dst).map_err(at(&dst))?;
+            fs::set_permissions(&dst, meta.permissions()).map_err(at(&dst))?;
             copy_owned(&src, &dst, uid, gid)?;
         } else {
-            fs::copy(&src, &dst).map_err(io(&dst))?;
+            fs::copy(&src, &dst).map_err(at(&dst))?;
         }
-        std::os::unix::fs::lchown(&dst, Some(uid), Some(gid)).map_err(io(&dst))?;
+        std::os::unix::fs::lchown(&dst, Some(uid), Some(gid)).map_err(at(&dst))?;
     }
     Ok(())
 }

@@ -2,21 +2,19 @@
 //! machine-id and systemd first-boot state, the rpm manifests and RemoveRpmDb, the tdnf cache,
 //! and PostInstallScripts/FinalizeImageScripts run inside the root.
 
+use crate::at;
 use crate::paths::confined;
 use kiln_formats::ident::Identity;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 /// Why a finishing step failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::IoError),
     #[error("directory /etc does not exist in the install root")]
     NoEtc,
     #[error("{0}")]
@@ -25,20 +23,16 @@ pub enum Error {
     Tool { what: String, output: String },
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error {
-    let path = path.to_path_buf();
-    move |source| Error::Io { path, source }
-}
-
 fn write_mode(path: &Path, text: &str, mode: u32) -> Result<(), Error> {
     if let Ok(m) = fs::symlink_metadata(path) {
         if !m.is_dir() {
             // A read-only file (machine-id is 0444) is replaced, not opened for writing.
-            fs::remove_file(path).map_err(io(path))?;
+            fs::remove_file(path).map_err(at(path))?;
         }
     }
-    fs::write(path, text).map_err(io(path))?;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(io(path))
+    fs::write(path, text).map_err(at(path))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(at(path))?;
+    Ok(())
 }
 
 /// `YYYYMMDDHHMMSS` (UTC) of a Unix time.
@@ -108,7 +102,7 @@ pub fn reset_machine_state(root: &Path, systemd_firstboot: bool) -> Result<(), E
     ] {
         let p = confined(root, p)?;
         match fs::remove_file(&p) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&p)(e)),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(at(&p)(e).into()),
             _ => {}
         }
     }
@@ -122,7 +116,7 @@ pub const MANIFEST_2_FORMAT: &str = "%{NAME}\\t%{VERSION}-%{RELEASE}\\t%{INSTALL
 /// written before RemoveRpmDb deletes the database.
 pub fn write_rpm_manifests(root: &Path) -> Result<(), Error> {
     let dir = confined(root, "/var/lib/rpmmanifest")?;
-    fs::create_dir_all(&dir).map_err(io(&dir))?;
+    fs::create_dir_all(&dir).map_err(at(&dir))?;
     for (name, extra) in [
         ("container-manifest-1", vec![]),
         ("container-manifest-2", vec!["--qf", MANIFEST_2_FORMAT]),
@@ -133,7 +127,7 @@ pub fn write_rpm_manifests(root: &Path) -> Result<(), Error> {
             .args(["--dbpath", "/var/lib/rpm", "-qa"])
             .args(extra)
             .output()
-            .map_err(io(Path::new("rpm")))?;
+            .map_err(at(Path::new("rpm")))?;
         if !out.status.success() {
             return Err(Error::Tool {
                 what: format!("rpm -qa for {name}"),
@@ -141,7 +135,7 @@ pub fn write_rpm_manifests(root: &Path) -> Result<(), Error> {
             });
         }
         let p = dir.join(name);
-        fs::write(&p, out.stdout).map_err(io(&p))?;
+        fs::write(&p, out.stdout).map_err(at(&p))?;
     }
     Ok(())
 }
@@ -150,7 +144,7 @@ pub fn write_rpm_manifests(root: &Path) -> Result<(), Error> {
 pub fn remove_rpm_db(root: &Path) -> Result<(), Error> {
     let db = confined(root, "/var/lib/rpm")?;
     match fs::remove_dir_all(&db) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(&db)(e)),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(at(&db)(e).into()),
         _ => Ok(()),
     }
 }
@@ -162,13 +156,13 @@ pub fn clean_tdnf_cache(root: &Path) -> Result<(), Error> {
         return Ok(());
     };
     for e in entries {
-        let p = e.map_err(io(&cache))?.path();
+        let p = e.map_err(at(&cache))?.path();
         let r = if fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
             fs::remove_dir_all(&p)
         } else {
             fs::remove_file(&p)
         };
-        r.map_err(io(&p))?;
+        r.map_err(at(&p))?;
     }
     Ok(())
 }
@@ -180,10 +174,10 @@ pub fn run_script(root: &Path, script: &Path, args: &str) -> Result<String, Erro
     let inside = script.to_string_lossy().into_owned();
     let copy = confined(root, &inside)?;
     if let Some(parent) = copy.parent() {
-        fs::create_dir_all(parent).map_err(io(parent))?;
+        fs::create_dir_all(parent).map_err(at(parent))?;
     }
-    fs::copy(script, &copy).map_err(io(script))?;
-    fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).map_err(io(&copy))?;
+    fs::copy(script, &copy).map_err(at(script))?;
+    fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).map_err(at(&copy))?;
     let command = if args.is_empty() {
         inside.clone()
     } else {
@@ -201,7 +195,7 @@ pub fn run_script(root: &Path, script: &Path, args: &str) -> Result<String, Erro
         .env("LANG", "C.UTF-8")
         .output();
     let _ = fs::remove_file(&copy);
-    let out = out.map_err(io(Path::new("chroot")))?;
+    let out = out.map_err(at(Path::new("chroot")))?;
     let output = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

@@ -7,6 +7,7 @@
 //! The DisableRpmDocs and OverrideRpmLocales macros apply to the install and are written into
 //! the image, with upstream's exact file contents.
 
+use crate::at;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -17,11 +18,8 @@ pub enum Error {
     NoRpm(std::io::Error),
     #[error("installing {what} into the image failed:\n{output}")]
     Rpm { what: String, output: String },
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::IoError),
 }
 
 /// The rpm settings a config asks for.
@@ -91,18 +89,13 @@ impl RpmSettings {
         if files.is_empty() {
             return Ok(());
         }
-        let dir = crate::paths::confined(root, "/usr/lib/rpm/macros.d").map_err(|e| Error::Io {
-            path: root.join("usr/lib/rpm/macros.d"),
-            source: std::io::Error::other(e.to_string()),
+        let dir = crate::paths::confined(root, "/usr/lib/rpm/macros.d").map_err(|e| {
+            at(&root.join("usr/lib/rpm/macros.d"))(std::io::Error::other(e.to_string()))
         })?;
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| Error::Io { path, source }
-        };
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        std::fs::create_dir_all(&dir).map_err(at(&dir))?;
         for (name, text) in files {
             let p = dir.join(name);
-            std::fs::write(&p, text).map_err(io(&p))?;
+            std::fs::write(&p, text).map_err(at(&p))?;
         }
         Ok(())
     }

@@ -15,3 +15,19 @@ pub mod install;
 pub mod paths;
 pub mod system;
 pub mod users;
+
+use std::path::{Path, PathBuf};
+
+/// A file operation on the image or its inputs that failed, with the path it was on.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+pub struct IoError {
+    pub path: PathBuf,
+    pub source: std::io::Error,
+}
+
+/// For `map_err`: an `std::io::Error` on `path` as an [`IoError`].
+pub(crate) fn at(path: &Path) -> impl FnOnce(std::io::Error) -> IoError {
+    let path = path.to_path_buf();
+    move |source| IoError { path, source }
+}

@@ -1,18 +1,16 @@
 //! The image's identity and mount files: `/etc/hostname`, the `/etc/hosts` entry and the
 //! `/etc/fstab` lines (SPEC §3.5 steps 7 and 12, §3.6.1).
 
+use crate::at;
 use crate::paths::{confined, Escape};
 use kiln_config::model::MountIdentifier;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Why a system file could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::IoError),
     #[error(transparent)]
     Escape(#[from] Escape),
     #[error("must select a mount identifier for device ({0})")]
@@ -21,15 +19,11 @@ pub enum Error {
     NoLabel(String),
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error {
-    let path = path.to_path_buf();
-    move |source| Error::Io { path, source }
-}
-
 /// `/etc/hostname` = the name, without a newline (as upstream writes it).
 pub fn write_hostname(root: &Path, hostname: &str) -> Result<(), Error> {
     let path = confined(root, "/etc/hostname")?;
-    std::fs::write(&path, hostname).map_err(io(&path))
+    std::fs::write(&path, hostname).map_err(at(&path))?;
+    Ok(())
 }
 
 /// Adds `127.0.0.1   <hostname>` to `/etc/hosts` as upstream's `sed "6i…"` does: before the
@@ -39,7 +33,7 @@ pub fn add_hosts_entry(root: &Path, hostname: &str) -> Result<(), Error> {
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(io(&path)(e)),
+        Err(e) => return Err(at(&path)(e).into()),
     };
     let mut text = text;
     if !text.is_empty() && !text.ends_with('\n') {
@@ -47,9 +41,9 @@ pub fn add_hosts_entry(root: &Path, hostname: &str) -> Result<(), Error> {
     }
     let entry = format!("127.0.0.1   {hostname}\n");
     let mut lines: Vec<&str> = text.split_inclusive('\n').collect();
-    let at = lines.len().min(5);
-    lines.insert(at, &entry);
-    std::fs::write(&path, lines.concat()).map_err(io(&path))
+    lines.insert(lines.len().min(5), &entry);
+    std::fs::write(&path, lines.concat()).map_err(at(&path))?;
+    Ok(())
 }
 
 /// A mounted partition, with what kiln knows about it after making it.
@@ -124,7 +118,8 @@ pub fn append_fstab(root: &Path, lines: &str) -> Result<(), Error> {
         .append(true)
         .open(&path)
         .and_then(|mut f| f.write_all(lines.as_bytes()))
-        .map_err(io(&path))
+        .map_err(at(&path))?;
+    Ok(())
 }
 
 #[cfg(test)]
