@@ -352,6 +352,9 @@ mod tests {
         assert!(Dep::parse("(1==wi or \u{1d}r1g\0\0t2(bc )").is_err());
         // ... and the same in a version.
         assert!(Dep::parse("(1i or x = \u{8}(^ )").is_err());
+        // An epoch too large for u64 still prints back to the same dependency.
+        let huge = Dep::parse("a > 99999999999999999999999:").unwrap();
+        assert_eq!(Dep::parse(&huge.to_string()).unwrap(), huge);
         let deep = format!("{}a{}", "(a or ".repeat(100), ")".repeat(100));
         assert!(Dep::parse(&deep).is_err());
     }

@@ -118,7 +118,8 @@ impl Evr {
     pub fn parse(s: &str) -> Evr {
         let (epoch, rest) = match s.split_once(':') {
             Some((e, rest)) if !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit()) => {
-                (e.parse().ok(), rest)
+                // An epoch beyond u64 (found by fuzzing) saturates rather than vanishing.
+                (Some(e.parse().unwrap_or(u64::MAX)), rest)
             }
             _ => (None, s),
         };
