@@ -53,7 +53,7 @@ warnings.simplefilter("ignore")
 for pw, salt in json.load(sys.stdin):
     print(crypt.crypt(pw, "$6$" + salt))
 "#;
-    let mut child = Command::new("python3")
+    let mut child = Command::new("/usr/bin/python3")
         .args(["-W", "ignore", "-c", script])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

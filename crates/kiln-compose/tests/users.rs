@@ -94,7 +94,7 @@ fn users_and_groups_land_as_configured() {
     assert_eq!(kiln[2..], ["19675", "", "", "", "", "19705", ""]);
     assert_eq!(lines[2], "svc:$6$a$b:19675::::::");
     // The hash verifies with libxcrypt, and is reproducible.
-    let check = Command::new("python3")
+    let check = Command::new("/usr/bin/python3")
         .args([
             "-W",
             "ignore",
