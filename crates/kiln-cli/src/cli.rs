@@ -52,6 +52,12 @@ pub enum Command {
     Roast(Box<crate::roast::RoastArgs>),
     /// Check the structure of a raw, VHD, VHDX or QCOW2 image (and Azure's rules with --azure).
     Verify(crate::verify::VerifyArgs),
+    /// Resolve package strings against the given repositories, as tdnf would for an empty
+    /// root, and print the NEVRAs to install (sorted, one per line).
+    ///
+    /// Exit status: 0 resolved, 1 unsatisfiable (the chain of requirements is printed), 2 usage
+    /// or a repository that cannot be read.
+    Resolve(crate::resolve::ResolveArgs),
     /// Print the JSON Schema of the image config format (for editors: completion and checks).
     Schema {
         /// Print the schema of package-list files instead.
@@ -83,6 +89,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         } => validate::run(&configs, base_dir, format, !no_package_checks, cli.color),
         Command::Roast(args) => crate::roast::run(*args, cli.color),
         Command::Verify(args) => crate::verify::run(args),
+        Command::Resolve(args) => crate::resolve::run(args),
         Command::Schema { package_list } => {
             let schema = if package_list {
                 kiln_config::schema::package_list_schema()

@@ -5,6 +5,7 @@
 
 mod cli;
 mod output;
+mod resolve;
 mod roast;
 mod upstream;
 mod validate;

@@ -390,3 +390,77 @@ fn roast_personality_builds_a_configs_artifacts() {
         .unwrap();
     assert_eq!(stdout(&listing), "./\n./etc/\n./etc/hostname\n");
 }
+
+#[test]
+fn resolve_prints_nevras_or_the_chain() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../out/sample-repo");
+    assert!(
+        repo.join("repodata").is_dir(),
+        "run `make sample-repo` first"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let resolve = |args: &[&str]| {
+        kiln()
+            .arg("resolve")
+            .arg("--repo")
+            .arg(&repo)
+            .arg("--cache-dir")
+            .arg(dir.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = resolve(&["sample-app", "--no-weak-deps"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "busybox-1.35.0-1.azl3.x86_64\nfilesystem-1.1-1.azl3.noarch\nsample-app-1.2-3.azl3.noarch\n\
+         sample-libfoo-1.1-1.azl3.noarch\nsample-mta-exim-1.0-1.azl3.noarch\n"
+    );
+    // A directory of RPM files (no repodata) works the same.
+    let rpms = dir.path().join("rpms");
+    std::fs::create_dir(&rpms).unwrap();
+    for f in [
+        "sample-epoch-1.0-1.azl3.noarch.rpm",
+        "sample-epoch-2.0-1.azl3.noarch.rpm",
+    ] {
+        std::fs::copy(repo.join(f), rpms.join(f)).unwrap();
+    }
+    let o = kiln()
+        .args(["resolve", "--json", "--repo"])
+        .arg(&rpms)
+        .arg("sample-epoch")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["nevra"], "sample-epoch-1:1.0-1.azl3.noarch");
+    assert_eq!(v[0]["epoch"], 1);
+
+    let o = resolve(&["sample-app", "sample-libfoo = 2.0"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("needed by sample-app-1.2-3.azl3.noarch, required by \"sample-app\""),
+        "{}",
+        stderr(&o)
+    );
+    let o = resolve(&["nothing-here"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("nothing provides nothing-here"),
+        "{}",
+        stderr(&o)
+    );
+    let o = kiln().args(["resolve", "x"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let o = kiln()
+        .args(["resolve", "--repo", "/nonexistent/repo", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("/nonexistent/repo: not a directory or URL"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -739,17 +739,28 @@ impl Solver<'_> {
     }
 
     fn failure(&self, need: &Need) -> Unsatisfiable {
-        let installable_elsewhere = match &need.dep {
-            Dep::Simple { .. } => !self.providers(&need.dep).is_empty(),
-            _ => true,
+        let providers = match &need.dep {
+            Dep::Simple { .. } => self.providers(&need.dep),
+            _ => Vec::new(),
         };
-        let what = if installable_elsewhere {
-            format!(
-                "no installable package provides {} (every provider conflicts with the packages already chosen)",
-                need.dep
-            )
-        } else {
+        let what = if providers.is_empty() && matches!(need.dep, Dep::Simple { .. }) {
             format!("nothing provides {}", need.dep)
+        } else if providers.is_empty() {
+            format!("nothing satisfies {}", need.dep)
+        } else {
+            let mut names: Vec<String> = providers
+                .iter()
+                .take(3)
+                .map(|&p| self.pool.package(p).nevra())
+                .collect();
+            if providers.len() > 3 {
+                names.push(format!("{} more", providers.len() - 3));
+            }
+            format!(
+                "{} is provided only by packages that cannot be installed with the others chosen ({})",
+                need.dep,
+                names.join(", ")
+            )
         };
         let chain = match &need.from {
             From::Supplementing(_) => what,
