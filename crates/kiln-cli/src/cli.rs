@@ -58,6 +58,10 @@ pub enum Command {
     /// Exit status: 0 resolved, 1 unsatisfiable (the chain of requirements is printed), 2 usage
     /// or a repository that cannot be read.
     Resolve(crate::resolve::ResolveArgs),
+    /// Build a root-filesystem config's root tree from local repositories, as upstream's
+    /// imager does: packages resolved and installed with rpm, users, files, scripts, into
+    /// `<output-dir>/rootfs`. Runs as root (rpm runs scriptlets in a chroot).
+    Compose(crate::compose::ComposeArgs),
     /// Print the JSON Schema of the image config format (for editors: completion and checks).
     Schema {
         /// Print the schema of package-list files instead.
@@ -90,6 +94,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Command::Roast(args) => crate::roast::run(*args, cli.color),
         Command::Verify(args) => crate::verify::run(args),
         Command::Resolve(args) => crate::resolve::run(args),
+        Command::Compose(args) => crate::compose::run(args, cli.color),
         Command::Schema { package_list } => {
             let schema = if package_list {
                 kiln_config::schema::package_list_schema()

@@ -4,6 +4,7 @@
 //! like that tool, with that tool's flags.
 
 mod cli;
+mod compose;
 mod output;
 mod resolve;
 mod roast;

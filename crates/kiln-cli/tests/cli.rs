@@ -464,3 +464,107 @@ fn resolve_prints_nevras_or_the_chain() {
         stderr(&o)
     );
 }
+
+#[test]
+fn compose_builds_the_demo_container_root() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../out/sample-repo");
+    assert!(
+        repo.join("repodata").is_dir(),
+        "run `make sample-repo` first"
+    );
+    let config =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../imageconfigs/demo-container.json");
+    let out = tempfile::tempdir().unwrap();
+    let compose = || {
+        kiln()
+            .arg("compose")
+            .arg("--config")
+            .arg(&config)
+            .arg("--repo")
+            .arg(&repo)
+            .arg("--output-dir")
+            .arg(out.path())
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .output()
+            .unwrap()
+    };
+    let o = compose();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("installing the packages"),
+        "{}",
+        stderr(&o)
+    );
+    let root = out.path().join("rootfs");
+
+    // The rpmdb holds exactly what `kiln resolve` says the config's packages resolve to.
+    let o = kiln()
+        .args(["resolve", "--repo"])
+        .arg(&repo)
+        .args([
+            "azurelinux-release",
+            "filesystem",
+            "busybox",
+            "shadow-utils",
+            "sample-app",
+        ])
+        .output()
+        .unwrap();
+    let want = stdout(&o);
+    let qa = Command::new("rpm")
+        .arg("--root")
+        .arg(&root)
+        .args(["--dbpath", "/var/lib/rpm", "-qa"])
+        .output()
+        .unwrap();
+    let mut have: Vec<String> = stdout(&qa).lines().map(String::from).collect();
+    have.sort();
+    assert_eq!(have.join("\n") + "\n", want);
+
+    let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
+    assert!(read("etc/passwd").contains("app:x:1000:1000::/home/app:/bin/sh"));
+    assert!(read("etc/group").contains("app:x:1000:"));
+    assert_eq!(read("etc/motd"), "Welcome to a kiln demo container.\n");
+    assert_eq!(
+        read("etc/kiln-postinstall"),
+        "built by kiln: demo-container\n"
+    );
+    assert!(read("etc/image-id").contains("IMAGE_BUILD_DATE=20231114221320"));
+    assert!(!root.join("tmp/kiln-scripts").exists());
+    assert!(!out.path().join(".rootfs.kiln-tmp").exists());
+
+    // Never over an existing result.
+    let o = compose();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
+
+    // Disk configs are refused with the reason, invalid configs with their diagnostics.
+    let disk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../imageconfigs/demo-efi.json");
+    let o = kiln()
+        .arg("compose")
+        .arg("--config")
+        .arg(&disk)
+        .arg("--repo")
+        .arg(&repo)
+        .arg("--output-dir")
+        .arg(out.path().join("disk"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("disk image"), "{}", stderr(&o));
+    let bad = write(out.path(), "bad.json", THREE_MISTAKES);
+    let o = kiln()
+        .arg("compose")
+        .arg("--config")
+        .arg(&bad)
+        .arg("--repo")
+        .arg(&repo)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("is not a valid config"),
+        "{}",
+        stderr(&o)
+    );
+}

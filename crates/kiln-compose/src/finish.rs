@@ -167,15 +167,19 @@ pub fn clean_tdnf_cache(root: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// A PostInstallScript or FinalizeImageScript: copied into the image at its own path, run
-/// there as `/bin/sh -c "<path> <args>"` chrooted into the image root, then deleted. Its output
-/// is returned for the build log; a failure carries it.
+/// A PostInstallScript or FinalizeImageScript: copied into the image's `/tmp/kiln-scripts/`,
+/// run there as `/bin/sh -c "<path> <args>"` chrooted into the image root, then removed with
+/// its directory (upstream copies it to its build-host path inside the image, leaving those
+/// directories behind). Its output is returned for the build log; a failure carries it.
 pub fn run_script(root: &Path, script: &Path, args: &str) -> Result<String, Error> {
-    let inside = script.to_string_lossy().into_owned();
-    let copy = confined(root, &inside)?;
-    if let Some(parent) = copy.parent() {
-        fs::create_dir_all(parent).map_err(at(parent))?;
-    }
+    let name = script
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "script".into());
+    let inside = format!("/tmp/kiln-scripts/{name}");
+    let dir = confined(root, "/tmp/kiln-scripts")?;
+    let copy = dir.join(&name);
+    fs::create_dir_all(&dir).map_err(at(&dir))?;
     fs::copy(script, &copy).map_err(at(script))?;
     fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).map_err(at(&copy))?;
     let command = if args.is_empty() {
@@ -194,7 +198,7 @@ pub fn run_script(root: &Path, script: &Path, args: &str) -> Result<String, Erro
         .env("HOME", "/root")
         .env("LANG", "C.UTF-8")
         .output();
-    let _ = fs::remove_file(&copy);
+    let _ = fs::remove_dir_all(&dir);
     let out = out.map_err(at(Path::new("chroot")))?;
     let output = format!(
         "{}{}",

@@ -5,7 +5,8 @@
 //! and users written into the image's account files ([`accounts`]), and a config's Groups and
 //! Users applied to an image root ([`users`]); hostname, hosts and fstab ([`system`]);
 //! AdditionalFiles ([`files`]); packages installed with rpm ([`install`]);
-//! image-id, machine state, rpm manifests and scripts run in the root ([`finish`]).
+//! image-id, machine state, rpm manifests and scripts run in the root ([`finish`]); all of it in
+//! upstream's order for a root filesystem ([`rootfs`]).
 
 pub mod accounts;
 pub mod crypt;
@@ -13,6 +14,7 @@ pub mod files;
 pub mod finish;
 pub mod install;
 pub mod paths;
+pub mod rootfs;
 pub mod system;
 pub mod users;
 

@@ -99,7 +99,10 @@ fn packages_land_in_the_rpmdb_and_scriptlets_run_inside_the_root() {
         std::fs::read_to_string(root.join("etc/from-script")).unwrap(),
         "demo-arg\n"
     );
-    assert!(!root.join(script.strip_prefix("/").unwrap()).exists());
+    assert!(!root.join("tmp/kiln-scripts").exists());
+    assert!(!root
+        .join(script.parent().unwrap().strip_prefix("/").unwrap())
+        .exists());
     std::fs::write(&script, "#!/bin/sh\necho broken >&2\nexit 3\n").unwrap();
     let e = run_script(&root, &script, "").unwrap_err().to_string();
     assert!(e.contains("exit status: 3") && e.contains("broken"), "{e}");

@@ -222,6 +222,42 @@ impl PackageList {
     }
 }
 
+/// The package strings a system config installs, each with where it was written, in
+/// upstream's order (SPEC §3.1 step 4): the kernel (`KernelOptions["default"]`; a disk image
+/// must have one), `azurelinux-release`, each package list's entries, then `Packages`.
+/// `config_file` names the config in the origins; package-list paths must already be resolved
+/// (as `Config::resolve_paths` leaves them).
+pub fn requested(
+    sc: &crate::model::SystemConfig,
+    config_file: &Path,
+    disk_image: bool,
+) -> Result<Vec<(String, String)>, String> {
+    let here = config_file.display().to_string();
+    let mut out = Vec::new();
+    match sc.kernel_options.get("default").map(|k| k.trim()) {
+        Some(k) if !k.is_empty() => out.push((k.to_string(), format!("{here} (KernelOptions)"))),
+        _ if disk_image => {
+            return Err(format!(
+                "failed to select a suitable kernel to install in config ({here}):\nno kernel for option (default) set"
+            ))
+        }
+        _ => {}
+    }
+    out.push((
+        "azurelinux-release".to_string(),
+        format!("{here} (always added)"),
+    ));
+    for list in &sc.package_lists {
+        let read = PackageList::read(Path::new(list)).map_err(|e| match e {
+            ListError::Io(text) => text,
+            ListError::Content { path, message, .. } => format!("{list}: {path}: {message}"),
+        })?;
+        out.extend(read.entries.into_iter().map(|(e, _)| (e, list.clone())));
+    }
+    out.extend(sc.packages.iter().map(|p| (p.clone(), here.clone())));
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,197 @@
+//! `kiln compose`: a config's root filesystem built from local repositories (imager's stage for
+//! root-filesystem configs). Disk images come with the disk assembly stage.
+
+use crate::output::ColorChoice;
+use clap::Args;
+use kiln_compose::install::PackageFile;
+use kiln_compose::rootfs::{populate, Inputs};
+use kiln_config::{validate_file, Options};
+use kiln_formats::ident::Identity;
+use kiln_solve::pool::{Pool, Source};
+use kiln_solve::solve::{resolve, Options as SolveOptions, Request};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+#[derive(Debug, Args)]
+pub struct ComposeArgs {
+    /// The image config (JSON). Its first SystemConfig is built, as upstream's imager does.
+    #[arg(long, value_name = "CONFIG")]
+    config: PathBuf,
+    /// A local package source: a directory with `repodata/` (e.g. out/sample-repo) or a
+    /// directory of RPM files. Repeatable; earlier ones are preferred on equal versions.
+    #[arg(long = "repo", value_name = "DIR", required = true)]
+    repos: Vec<PathBuf>,
+    /// Where the result goes: `<DIR>/rootfs` (it must not exist yet).
+    #[arg(long, value_name = "DIR", default_value = "out/images")]
+    output_dir: PathBuf,
+    /// Leave out Recommends and Supplements (tdnf installs them, so kiln does by default).
+    #[arg(long)]
+    no_weak_deps: bool,
+    /// BUILD_NUMBER written to /etc/image-id.
+    #[arg(long, default_value = "", value_name = "N")]
+    build_number: String,
+}
+
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(1)
+}
+
+pub fn run(args: ComposeArgs, color: ColorChoice) -> ExitCode {
+    let started = Instant::now();
+    // /proc/self belongs to the process's effective user.
+    if std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(0)
+        != 0
+    {
+        return fail(
+            "kiln compose installs packages with rpm --root, which runs their scriptlets in a \
+             chroot and sets file owners: run it as root",
+        );
+    }
+    let validation = match validate_file(&args.config, &Options::default()) {
+        Ok(v) => v,
+        Err(e) => return fail(format!("cannot read the config: {e}")),
+    };
+    let Some(loaded) = validation.config else {
+        print!("{}", validation.report.render(color.stdout()));
+        return fail(format!(
+            "{} is not a valid config (see above)",
+            args.config.display()
+        ));
+    };
+    let Some(sc) = loaded.config.system_configs.first() else {
+        return fail("the config has no SystemConfigs");
+    };
+    if !loaded.config.disks.is_empty() && !sc.partition_settings.is_empty() {
+        return fail(
+            "this config builds a disk image; kiln compose builds root-filesystem configs (no \
+             PartitionSettings) so far — disk assembly is the next stage to land",
+        );
+    }
+    let rootfs = args.output_dir.join("rootfs");
+    if rootfs.exists() {
+        return fail(format!(
+            "output rootfs directory ({}) already exists",
+            rootfs.display()
+        ));
+    }
+
+    // Resolve.
+    let wanted = match kiln_config::packages::requested(sc, &loaded.config_path, false) {
+        Ok(w) => w,
+        Err(e) => return fail(e),
+    };
+    let mut requests = Vec::new();
+    for (text, origin) in &wanted {
+        match Request::parse(text, origin) {
+            Ok(r) => requests.push(r),
+            Err(e) => return fail(e),
+        }
+    }
+    let mut pool = Pool::new();
+    let mut roots: Vec<PathBuf> = Vec::new();
+    for (i, dir) in args.repos.iter().enumerate() {
+        let packages = if dir.join("repodata/repomd.xml").is_file() {
+            kiln_repo::load_dir(dir, true).map(|r| r.packages)
+        } else {
+            kiln_repo::local::scan_dir(dir)
+        };
+        match packages {
+            Ok(p) => {
+                roots.push(dir.clone());
+                pool.add_source(
+                    Source {
+                        name: dir.display().to_string(),
+                        priority: i as u32,
+                    },
+                    p,
+                );
+            }
+            Err(e) => return fail(format!("{}: {e}", dir.display())),
+        }
+    }
+    let options = SolveOptions {
+        weak_deps: !args.no_weak_deps,
+        ..SolveOptions::default()
+    };
+    let resolution = match resolve(&pool, &requests, &options) {
+        Ok(r) => r,
+        Err(e) => return fail(format!("cannot resolve the packages: {e}")),
+    };
+    let source_dir = |id| {
+        let name = &pool.source(id).name;
+        roots
+            .iter()
+            .find(|r| r.display().to_string() == *name)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let files: Vec<PackageFile> = resolution
+        .packages
+        .iter()
+        .map(|&id| PackageFile {
+            name: pool.package(id).name.clone(),
+            path: source_dir(id).join(&pool.package(id).location),
+        })
+        .collect();
+    // shadow-utils and what it needs go in before the users are added, as upstream does.
+    let early: Vec<String> = if sc.users.is_empty() && sc.groups.is_empty() {
+        Vec::new()
+    } else {
+        let shadow = [Request::new("shadow-utils", None, "Users")];
+        match resolve(&pool, &shadow, &options) {
+            Ok(r) => r
+                .packages
+                .iter()
+                .map(|&id| pool.package(id).name.clone())
+                .collect(),
+            Err(_) => {
+                return fail(
+                    "shadow-utils package must be added to the image's package lists when setting users or groups",
+                )
+            }
+        }
+    };
+    let early: Vec<&str> = early.iter().map(String::as_str).collect();
+    eprintln!(
+        "resolved {} requested packages to {} packages ({:.1} s)",
+        requests.len(),
+        files.len(),
+        started.elapsed().as_secs_f64()
+    );
+
+    // Populate a staging directory, then give it its final name.
+    let staging = args.output_dir.join(".rootfs.kiln-tmp");
+    let _ = std::fs::remove_dir_all(&staging);
+    if let Err(e) = std::fs::create_dir_all(&staging) {
+        return fail(format!("{}: {e}", staging.display()));
+    }
+    let identity = Identity::from_env("kiln compose");
+    let inputs = Inputs {
+        system: sc,
+        packages: &files,
+        early: &early,
+        base_dir: &loaded.base_dir,
+        identity: &identity,
+        build_number: &args.build_number,
+    };
+    let mut report = |what: &str| eprintln!("[{:6.1} s] {what}", started.elapsed().as_secs_f64());
+    if let Err(e) = populate(&staging, &inputs, &mut report) {
+        let _ = std::fs::remove_dir_all(&staging);
+        return fail(format!("composing {}: {e}", sc.name));
+    }
+    if let Err(e) = std::fs::rename(&staging, &rootfs) {
+        return fail(format!("{}: {e}", rootfs.display()));
+    }
+    eprintln!(
+        "composed {} in {:.1} s: {}",
+        sc.name,
+        started.elapsed().as_secs_f64(),
+        rootfs.display()
+    );
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,118 @@
+//! A system config's root filesystem populated in a staging directory, step by step in
+//! upstream's order (SPEC §3.5, then §3.3 steps 7 and 9): the rpm database; `filesystem`;
+//! `shadow-utils` and what it needs; groups and users; the other packages (initramfs last);
+//! AdditionalFiles; machine-id; manifests; PostInstallScripts; the tdnf cache; RemoveRpmDb;
+//! `/etc/image-id`; the rpm macros; FinalizeImageScripts.
+
+use crate::install::{self, PackageFile, RpmSettings};
+use crate::{files, finish, users};
+use kiln_config::model::SystemConfig;
+use kiln_formats::ident::Identity;
+use std::path::Path;
+
+/// Why populating the root failed: the step, and what went wrong in it.
+#[derive(Debug, thiserror::Error)]
+#[error("{step}: {message}")]
+pub struct Error {
+    pub step: &'static str,
+    pub message: String,
+}
+
+fn step<E: std::fmt::Display>(step: &'static str) -> impl FnOnce(E) -> Error {
+    move |e| Error {
+        step,
+        message: e.to_string(),
+    }
+}
+
+/// What populating needs besides the config.
+pub struct Inputs<'a> {
+    pub system: &'a SystemConfig,
+    /// The resolved packages, as files.
+    pub packages: &'a [PackageFile],
+    /// Names installed before the users are added (`shadow-utils` and its dependencies).
+    pub early: &'a [&'a str],
+    /// The config file's directory (SSH key paths are relative to it when not resolved).
+    pub base_dir: &'a Path,
+    pub identity: &'a Identity,
+    /// `BUILD_NUMBER` of `/etc/image-id` (`local` when empty).
+    pub build_number: &'a str,
+}
+
+/// Populates `root` (an existing, empty directory). `progress` hears each step's name as it
+/// starts.
+pub fn populate(root: &Path, inputs: &Inputs, progress: &mut dyn FnMut(&str)) -> Result<(), Error> {
+    let sc = inputs.system;
+    let settings = RpmSettings {
+        exclude_docs: sc.disable_rpm_docs,
+        install_langs: sc.override_rpm_locales.clone(),
+    };
+    let stages = install::stages(inputs.packages, inputs.early);
+    progress("creating the rpm database");
+    install::init_db(root, &settings).map_err(step("rpm database"))?;
+    let mut users_done = false;
+    for stage in &stages {
+        if !users_done && stage.what != "filesystem" && stage.what != "the first packages" {
+            apply_users(root, inputs, progress)?;
+            users_done = true;
+        }
+        progress(&format!(
+            "installing {} ({} packages)",
+            stage.what,
+            stage.packages.len()
+        ));
+        install::install_stage(root, stage, &settings).map_err(step("installing packages"))?;
+    }
+    if !users_done {
+        apply_users(root, inputs, progress)?;
+    }
+    if !sc.additional_files.is_empty() {
+        progress("copying additional files");
+        files::copy_additional_files(root, &sc.additional_files)
+            .map_err(step("AdditionalFiles"))?;
+    }
+    progress("resetting machine-id");
+    finish::reset_machine_state(root, sc.enable_systemd_firstboot).map_err(step("machine-id"))?;
+    if sc.remove_rpm_db {
+        progress("writing the rpm manifests");
+        finish::write_rpm_manifests(root).map_err(step("RemoveRpmDb"))?;
+    }
+    for script in &sc.post_install_scripts {
+        progress(&format!("running {}", script.path));
+        finish::run_script(root, Path::new(&script.path), &script.args)
+            .map_err(step("PostInstallScripts"))?;
+    }
+    if !sc.preserve_tdnf_cache {
+        finish::clean_tdnf_cache(root).map_err(step("tdnf cache"))?;
+    }
+    if sc.remove_rpm_db {
+        finish::remove_rpm_db(root).map_err(step("RemoveRpmDb"))?;
+    }
+    progress("writing /etc/image-id");
+    finish::write_image_id(root, inputs.build_number, inputs.identity).map_err(step("image-id"))?;
+    settings
+        .write_into_image(root)
+        .map_err(step("rpm macros"))?;
+    for script in &sc.finalize_image_scripts {
+        progress(&format!("running {}", script.path));
+        finish::run_script(root, Path::new(&script.path), &script.args)
+            .map_err(step("FinalizeImageScripts"))?;
+    }
+    Ok(())
+}
+
+fn apply_users(root: &Path, inputs: &Inputs, progress: &mut dyn FnMut(&str)) -> Result<(), Error> {
+    let sc = inputs.system;
+    if sc.groups.is_empty() && sc.users.is_empty() {
+        return Ok(());
+    }
+    progress("adding groups and users");
+    users::apply(
+        root,
+        &sc.groups,
+        &sc.users,
+        inputs.base_dir,
+        inputs.identity,
+    )
+    .map_err(step("Users"))
+}
