@@ -568,3 +568,47 @@ fn compose_builds_the_demo_container_root() {
         stderr(&o)
     );
 }
+
+#[test]
+fn compose_distroless_keeps_manifests_and_drops_the_rpmdb() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../out/sample-repo");
+    let config =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../imageconfigs/demo-distroless.json");
+    let out = tempfile::tempdir().unwrap();
+    let o = kiln()
+        .arg("compose")
+        .arg("--config")
+        .arg(&config)
+        .arg("--repo")
+        .arg(&repo)
+        .arg("--output-dir")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let root = out.path().join("rootfs");
+    assert!(!root.join("var/lib/rpm").exists());
+    let m1 =
+        std::fs::read_to_string(root.join("var/lib/rpmmanifest/container-manifest-1")).unwrap();
+    let mut m1: Vec<&str> = m1.lines().collect();
+    m1.sort();
+    assert_eq!(
+        m1,
+        [
+            "azurelinux-release-3.0-1.azl3.noarch",
+            "filesystem-1.1-1.azl3.noarch",
+            "sample-minimal-1.0-1.azl3.noarch"
+        ]
+    );
+    let m2 =
+        std::fs::read_to_string(root.join("var/lib/rpmmanifest/container-manifest-2")).unwrap();
+    let line = m2
+        .lines()
+        .find(|l| l.starts_with("sample-minimal\t"))
+        .unwrap();
+    let fields: Vec<&str> = line.split('\t').collect();
+    assert_eq!(fields.len(), 10, "{line}");
+    assert_eq!(fields[1], "1.0-1.azl3");
+    assert_eq!(fields[5], "(none)");
+    assert_eq!(fields[9], "sample-minimal-1.0-1.azl3.src.rpm");
+}
