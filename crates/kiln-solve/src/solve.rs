@@ -469,8 +469,8 @@ impl Solver<'_> {
         ok
     }
 
-    /// libsolv's policy order: recommended/supplementing first, then names alphabetically, each
-    /// name's versions best first.
+    /// libsolv's policy order: recommended/supplementing first, then the best repository
+    /// priority, then names alphabetically, each name's versions best first.
     fn order(&self, ids: &mut Vec<PackageId>) {
         let favoured: Vec<PackageId> = ids
             .iter()
@@ -481,13 +481,16 @@ impl Solver<'_> {
             *ids = favoured;
         }
         let pool = self.pool;
+        // libsolv prunes to the best repository priority first; kiln orders by it, so that
+        // going back on a choice can still reach the other repositories' packages.
         ids.sort_by(|&a, &b| {
             let (pa, pb) = (pool.package(a), pool.package(b));
-            pa.name
-                .cmp(&pb.name)
+            pool.source(a)
+                .priority
+                .cmp(&pool.source(b).priority)
+                .then_with(|| pa.name.cmp(&pb.name))
                 .then_with(|| pb.evr.cmp(&pa.evr))
                 .then_with(|| arch_rank(&pa.arch).cmp(&arch_rank(&pb.arch)))
-                .then_with(|| pool.source(a).priority.cmp(&pool.source(b).priority))
         });
         // Older versions stay behind the best one: the policy takes the best, and they are
         // what going back on that choice tries.
@@ -909,6 +912,23 @@ mod tests {
                 "top-1.0-1.noarch: requested as \"top\" in packagelists/core.json"
             ]
         );
+        // A preferred repository's package wins over a newer one elsewhere (libsolv's
+        // prune-to-highest-priority).
+        let mut two = Pool::new();
+        let src = |name: &str, priority| crate::pool::Source {
+            name: name.into(),
+            priority,
+        };
+        two.add_source(
+            src("local", 1),
+            vec![package(("tool", "1.0", "x86_64"), &[])],
+        );
+        two.add_source(
+            src("remote", 99),
+            vec![package(("tool", "2.0", "x86_64"), &[])],
+        );
+        let r = resolve(&two, &[core("tool")], &Options::default()).unwrap();
+        assert_eq!(two.package(r.packages[0]).nevra(), "tool-1.0-1.x86_64");
         // Another architecture's packages are not candidates.
         let arm = Options {
             arch: "aarch64".into(),
