@@ -62,6 +62,9 @@ pub enum Command {
     /// imager does: packages resolved and installed with rpm, users, files, scripts, into
     /// `<output-dir>/rootfs`. Runs as root (rpm runs scriptlets in a chroot).
     Compose(crate::compose::ComposeArgs),
+    /// Explain why a package is in a config's image: the chain of requirements from the
+    /// config's package lists to it.
+    Why(crate::why::WhyArgs),
     /// Print the JSON Schema of the image config format (for editors: completion and checks).
     Schema {
         /// Print the schema of package-list files instead.
@@ -95,6 +98,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Command::Verify(args) => crate::verify::run(args),
         Command::Resolve(args) => crate::resolve::run(args),
         Command::Compose(args) => crate::compose::run(args, cli.color),
+        Command::Why(args) => crate::why::run(args, cli.color),
         Command::Schema { package_list } => {
             let schema = if package_list {
                 kiln_config::schema::package_list_schema()

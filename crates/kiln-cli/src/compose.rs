@@ -5,9 +5,7 @@ use crate::output::ColorChoice;
 use clap::Args;
 use kiln_compose::install::PackageFile;
 use kiln_compose::rootfs::{populate, Inputs};
-use kiln_config::{validate_file, Options};
 use kiln_formats::ident::Identity;
-use kiln_solve::pool::{Pool, Source};
 use kiln_solve::solve::{resolve, Options as SolveOptions, Request};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -52,16 +50,9 @@ pub fn run(args: ComposeArgs, color: ColorChoice) -> ExitCode {
              chroot and sets file owners: run it as root",
         );
     }
-    let validation = match validate_file(&args.config, &Options::default()) {
-        Ok(v) => v,
-        Err(e) => return fail(format!("cannot read the config: {e}")),
-    };
-    let Some(loaded) = validation.config else {
-        print!("{}", validation.report.render(color.stdout()));
-        return fail(format!(
-            "{} is not a valid config (see above)",
-            args.config.display()
-        ));
+    let loaded = match crate::plan::load_config(&args.config, color) {
+        Ok(l) => l,
+        Err(e) => return fail(e),
     };
     let Some(sc) = loaded.config.system_configs.first() else {
         return fail("the config has no SystemConfigs");
@@ -81,55 +72,20 @@ pub fn run(args: ComposeArgs, color: ColorChoice) -> ExitCode {
     }
 
     // Resolve.
-    let wanted = match kiln_config::packages::requested(sc, &loaded.config_path, false) {
-        Ok(w) => w,
+    let pool = match crate::plan::local_pool(&args.repos) {
+        Ok(p) => p,
         Err(e) => return fail(e),
     };
-    let mut requests = Vec::new();
-    for (text, origin) in &wanted {
-        match Request::parse(text, origin) {
-            Ok(r) => requests.push(r),
-            Err(e) => return fail(e),
-        }
-    }
-    let mut pool = Pool::new();
-    let mut roots: Vec<PathBuf> = Vec::new();
-    for (i, dir) in args.repos.iter().enumerate() {
-        let packages = if dir.join("repodata/repomd.xml").is_file() {
-            kiln_repo::load_dir(dir, true).map(|r| r.packages)
-        } else {
-            kiln_repo::local::scan_dir(dir)
-        };
-        match packages {
-            Ok(p) => {
-                roots.push(dir.clone());
-                pool.add_source(
-                    Source {
-                        name: dir.display().to_string(),
-                        priority: i as u32,
-                    },
-                    p,
-                );
-            }
-            Err(e) => return fail(format!("{}: {e}", dir.display())),
-        }
-    }
     let options = SolveOptions {
         weak_deps: !args.no_weak_deps,
         ..SolveOptions::default()
     };
-    let resolution = match resolve(&pool, &requests, &options) {
+    let (requests, resolution) = match crate::plan::resolve_config(&loaded, &pool, &options) {
         Ok(r) => r,
-        Err(e) => return fail(format!("cannot resolve the packages: {e}")),
+        Err(e) => return fail(e),
     };
-    let source_dir = |id| {
-        let name = &pool.source(id).name;
-        roots
-            .iter()
-            .find(|r| r.display().to_string() == *name)
-            .cloned()
-            .unwrap_or_default()
-    };
+    // Sources are named by their directories.
+    let source_dir = |id| PathBuf::from(&pool.source(id).name);
     let files: Vec<PackageFile> = resolution
         .packages
         .iter()

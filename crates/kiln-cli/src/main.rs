@@ -6,11 +6,13 @@
 mod cli;
 mod compose;
 mod output;
+mod plan;
 mod resolve;
 mod roast;
 mod upstream;
 mod validate;
 mod verify;
+mod why;
 
 use std::process::ExitCode;
 

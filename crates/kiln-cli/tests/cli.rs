@@ -393,11 +393,7 @@ fn roast_personality_builds_a_configs_artifacts() {
 
 #[test]
 fn resolve_prints_nevras_or_the_chain() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../out/sample-repo");
-    assert!(
-        repo.join("repodata").is_dir(),
-        "run `make sample-repo` first"
-    );
+    let repo = sample_repo();
     let dir = tempfile::tempdir().unwrap();
     let resolve = |args: &[&str]| {
         kiln()
@@ -465,30 +461,44 @@ fn resolve_prints_nevras_or_the_chain() {
     );
 }
 
-#[test]
-fn compose_builds_the_demo_container_root() {
+/// The sample repository (`make sample-repo`).
+fn sample_repo() -> PathBuf {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../out/sample-repo");
     assert!(
         repo.join("repodata").is_dir(),
         "run `make sample-repo` first"
     );
-    let config =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../imageconfigs/demo-container.json");
+    repo
+}
+
+/// A file of kiln's own `imageconfigs/`.
+fn demo_config(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../imageconfigs")
+        .join(name)
+}
+
+/// `kiln compose` of `config` from the sample repository into `out`.
+fn compose(config: &Path, out: &Path) -> Output {
+    kiln()
+        .arg("compose")
+        .arg("--config")
+        .arg(config)
+        .arg("--repo")
+        .arg(sample_repo())
+        .arg("--output-dir")
+        .arg(out)
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn compose_builds_the_demo_container_root() {
+    let repo = sample_repo();
+    let config = demo_config("demo-container.json");
     let out = tempfile::tempdir().unwrap();
-    let compose = || {
-        kiln()
-            .arg("compose")
-            .arg("--config")
-            .arg(&config)
-            .arg("--repo")
-            .arg(&repo)
-            .arg("--output-dir")
-            .arg(out.path())
-            .env("SOURCE_DATE_EPOCH", "1700000000")
-            .output()
-            .unwrap()
-    };
-    let o = compose();
+    let o = compose(&config, out.path());
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("installing the packages"),
@@ -534,33 +544,16 @@ fn compose_builds_the_demo_container_root() {
     assert!(!out.path().join(".rootfs.kiln-tmp").exists());
 
     // Never over an existing result.
-    let o = compose();
+    let o = compose(&config, out.path());
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
 
     // Disk configs are refused with the reason, invalid configs with their diagnostics.
-    let disk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../imageconfigs/demo-efi.json");
-    let o = kiln()
-        .arg("compose")
-        .arg("--config")
-        .arg(&disk)
-        .arg("--repo")
-        .arg(&repo)
-        .arg("--output-dir")
-        .arg(out.path().join("disk"))
-        .output()
-        .unwrap();
+    let o = compose(&demo_config("demo-efi.json"), &out.path().join("disk"));
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("disk image"), "{}", stderr(&o));
     let bad = write(out.path(), "bad.json", THREE_MISTAKES);
-    let o = kiln()
-        .arg("compose")
-        .arg("--config")
-        .arg(&bad)
-        .arg("--repo")
-        .arg(&repo)
-        .output()
-        .unwrap();
+    let o = compose(&bad, &out.path().join("bad"));
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains("is not a valid config"),
@@ -571,20 +564,8 @@ fn compose_builds_the_demo_container_root() {
 
 #[test]
 fn compose_distroless_keeps_manifests_and_drops_the_rpmdb() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../out/sample-repo");
-    let config =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../imageconfigs/demo-distroless.json");
     let out = tempfile::tempdir().unwrap();
-    let o = kiln()
-        .arg("compose")
-        .arg("--config")
-        .arg(&config)
-        .arg("--repo")
-        .arg(&repo)
-        .arg("--output-dir")
-        .arg(out.path())
-        .output()
-        .unwrap();
+    let o = compose(&demo_config("demo-distroless.json"), out.path());
     assert!(o.status.success(), "{}", stderr(&o));
     let root = out.path().join("rootfs");
     assert!(!root.join("var/lib/rpm").exists());
@@ -611,4 +592,33 @@ fn compose_distroless_keeps_manifests_and_drops_the_rpmdb() {
     assert_eq!(fields[1], "1.0-1.azl3");
     assert_eq!(fields[5], "(none)");
     assert_eq!(fields[9], "sample-minimal-1.0-1.azl3.src.rpm");
+}
+
+#[test]
+fn why_names_the_chain_to_a_package() {
+    let repo = sample_repo();
+    let config = demo_config("demo-container.json");
+    let why = |package: &str| {
+        kiln()
+            .args(["why", package, "--config"])
+            .arg(&config)
+            .arg("--repo")
+            .arg(&repo)
+            .output()
+            .unwrap()
+    };
+    let o = why("sample-libfoo");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<String> = stdout(&o).lines().map(String::from).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].starts_with("sample-libfoo-1.1-1.azl3.noarch: provides "));
+    assert!(lines[0].ends_with("required by sample-app-1.2-3.azl3.noarch"));
+    assert!(lines[1].starts_with("sample-app-1.2-3.azl3.noarch: requested as \"sample-app\" in "));
+    let o = why("kernel");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("kernel is not in the image"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -1,0 +1,65 @@
+//! What several commands share: a config loaded and validated, local repositories in one pool,
+//! and the config's package strings resolved against it.
+
+use crate::output::ColorChoice;
+use kiln_config::model::LoadedConfig;
+use kiln_config::{validate_file, Options};
+use kiln_solve::pool::{Pool, Source};
+use kiln_solve::solve::{resolve, Options as SolveOptions, Request, Resolution};
+use std::path::{Path, PathBuf};
+
+/// Validates `path`; an invalid config's diagnostics are printed and the error says so.
+pub fn load_config(path: &Path, color: ColorChoice) -> Result<LoadedConfig, String> {
+    let validation = validate_file(path, &Options::default())
+        .map_err(|e| format!("cannot read the config: {e}"))?;
+    match validation.config {
+        Some(loaded) if !loaded.config.system_configs.is_empty() => Ok(loaded),
+        Some(_) => Err("the config has no SystemConfigs".into()),
+        None => {
+            print!("{}", validation.report.render(color.stdout()));
+            Err(format!(
+                "{} is not a valid config (see above)",
+                path.display()
+            ))
+        }
+    }
+}
+
+/// Local repositories (directories with `repodata/`, or of RPM files) in one pool, earlier ones
+/// preferred; each source is named by its directory.
+pub fn local_pool(repos: &[PathBuf]) -> Result<Pool, String> {
+    let mut pool = Pool::new();
+    for (i, dir) in repos.iter().enumerate() {
+        let packages = if dir.join("repodata/repomd.xml").is_file() {
+            kiln_repo::load_dir(dir, true).map(|r| r.packages)
+        } else {
+            kiln_repo::local::scan_dir(dir)
+        }
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+        pool.add_source(
+            Source {
+                name: dir.display().to_string(),
+                priority: i as u32,
+            },
+            packages,
+        );
+    }
+    Ok(pool)
+}
+
+/// The first SystemConfig's package strings, resolved.
+pub fn resolve_config(
+    loaded: &LoadedConfig,
+    pool: &Pool,
+    options: &SolveOptions,
+) -> Result<(Vec<Request>, Resolution), String> {
+    let sc = &loaded.config.system_configs[0];
+    let disk = !loaded.config.disks.is_empty() && !sc.partition_settings.is_empty();
+    let mut requests = Vec::new();
+    for (text, origin) in kiln_config::packages::requested(sc, &loaded.config_path, disk)? {
+        requests.push(Request::parse(&text, &origin)?);
+    }
+    let resolution = resolve(pool, &requests, options)
+        .map_err(|e| format!("cannot resolve the packages: {e}"))?;
+    Ok((requests, resolution))
+}
