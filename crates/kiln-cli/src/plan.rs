@@ -30,12 +30,7 @@ pub fn load_config(path: &Path, color: ColorChoice) -> Result<LoadedConfig, Stri
 pub fn local_pool(repos: &[PathBuf]) -> Result<Pool, String> {
     let mut pool = Pool::new();
     for (i, dir) in repos.iter().enumerate() {
-        let packages = if dir.join("repodata/repomd.xml").is_file() {
-            kiln_repo::load_dir(dir, true).map(|r| r.packages)
-        } else {
-            kiln_repo::local::scan_dir(dir)
-        }
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
+        let packages = load_local(dir)?;
         pool.add_source(
             Source {
                 name: dir.display().to_string(),
@@ -45,6 +40,22 @@ pub fn local_pool(repos: &[PathBuf]) -> Result<Pool, String> {
         );
     }
     Ok(pool)
+}
+
+/// The packages of a local source: a repository (`repodata/`) or a directory of RPM files.
+pub fn load_local(dir: &Path) -> Result<Vec<kiln_repo::Package>, String> {
+    if dir.join("repodata/repomd.xml").is_file() {
+        kiln_repo::load_dir(dir, true)
+            .map(|r| r.packages)
+            .map_err(|e| e.to_string())
+    } else if dir.is_dir() {
+        kiln_repo::local::scan_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))
+    } else {
+        Err(format!(
+            "{}: not a directory or URL (a repository needs repodata/repomd.xml, or RPM files)",
+            dir.display()
+        ))
+    }
 }
 
 /// The first SystemConfig's package strings, resolved.

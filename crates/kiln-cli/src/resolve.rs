@@ -165,16 +165,5 @@ fn load_one(
             .map(|r| r.packages)
             .map_err(|e| format!("{repo}: {e}"));
     }
-    let dir = Path::new(repo);
-    if dir.join("repodata/repomd.xml").is_file() {
-        kiln_repo::load_dir(dir, true)
-            .map(|r| r.packages)
-            .map_err(|e| e.to_string())
-    } else if dir.is_dir() {
-        kiln_repo::local::scan_dir(dir).map_err(|e| e.to_string())
-    } else {
-        Err(format!(
-            "{repo}: not a directory or URL (a repository needs repodata/repomd.xml, or RPM files)"
-        ))
-    }
+    crate::plan::load_local(Path::new(repo))
 }

@@ -67,6 +67,22 @@ impl Fetcher {
 
     /// Reads a small file (metadata) fully into memory, with retries; at most `limit` bytes.
     pub fn get(&self, url: &str, limit: u64) -> Result<Vec<u8>, FetchError> {
+        self.retrying(url, || {
+            let mut out = Vec::new();
+            match self.attempt(url, &mut out, limit) {
+                Attempt::Done => Ok(out),
+                failed => Err(failed),
+            }
+        })
+    }
+
+    /// Runs `once` up to `attempts` times, the delay doubling between tries: `Ok` ends it,
+    /// `Err(Retry)` tries again, `Err(Fatal)` gives up at once.
+    fn retrying<T>(
+        &self,
+        url: &str,
+        mut once: impl FnMut() -> Result<T, Attempt>,
+    ) -> Result<T, FetchError> {
         let mut last = String::new();
         let mut delay = self.backoff;
         for attempt in 1..=self.attempts {
@@ -74,11 +90,11 @@ impl Fetcher {
                 std::thread::sleep(delay);
                 delay *= 2;
             }
-            let mut out = Vec::new();
-            match self.attempt(url, &mut out, limit) {
-                Attempt::Done => return Ok(out),
-                Attempt::Retry(why) => last = why,
-                Attempt::Fatal(e) => return Err(e),
+            match once() {
+                Ok(v) => return Ok(v),
+                Err(Attempt::Fatal(e)) => return Err(e),
+                Err(Attempt::Retry(why)) => last = why,
+                Err(Attempt::Done) => unreachable!("Done is not a failure"),
             }
         }
         Err(FetchError::Exhausted {
@@ -105,42 +121,29 @@ impl Fetcher {
             path: dest.to_path_buf(),
             source,
         };
-        let mut last = String::new();
-        let mut delay = self.backoff;
-        for attempt in 1..=self.attempts {
-            if attempt > 1 {
-                std::thread::sleep(delay);
-                delay *= 2;
-            }
-            let mut f = File::create(&part).map_err(io_err)?;
+        let fetched = self.retrying(url, || {
+            let mut f = File::create(&part).map_err(|e| Attempt::Fatal(io_err(e)))?;
             let outcome = self.attempt(url, &mut f, u64::MAX);
             drop(f);
             match outcome {
-                Attempt::Done => {
-                    if let Some(sum) = expect {
-                        if let Err(e) = sum.verify_file(&part) {
-                            last = e.to_string();
-                            continue;
-                        }
-                    }
-                    File::open(&part)
-                        .and_then(|f| f.sync_all())
-                        .map_err(io_err)?;
-                    return std::fs::rename(&part, dest).map_err(io_err);
-                }
-                Attempt::Retry(why) => last = why,
-                Attempt::Fatal(e) => {
-                    let _ = std::fs::remove_file(&part);
-                    return Err(e);
-                }
+                Attempt::Done => match expect.map(|sum| sum.verify_file(&part)) {
+                    // A corrupt transfer is worth another try.
+                    Some(Err(e)) => Err(Attempt::Retry(e.to_string())),
+                    _ => Ok(()),
+                },
+                failed => Err(failed),
             }
+        });
+        let done = fetched.and_then(|()| {
+            File::open(&part)
+                .and_then(|f| f.sync_all())
+                .and_then(|()| std::fs::rename(&part, dest))
+                .map_err(io_err)
+        });
+        if done.is_err() {
+            let _ = std::fs::remove_file(&part);
         }
-        let _ = std::fs::remove_file(&part);
-        Err(FetchError::Exhausted {
-            url: url.into(),
-            attempts: self.attempts,
-            last,
-        })
+        done
     }
 
     fn attempt(&self, url: &str, out: &mut dyn Write, limit: u64) -> Attempt {

@@ -5,12 +5,11 @@
 //! with weak dependencies on (tdnf's default) and off. Both must choose the same NEVRAs, or both
 //! must fail.
 
+mod common;
+
 use kiln_repo::load_dir;
 use kiln_solve::pool::{Pool, Source};
 use kiln_solve::solve::{resolve, Options, Request};
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Stdio};
 
 struct Lcg(u64);
 impl Lcg {
@@ -25,11 +24,7 @@ impl Lcg {
 
 #[test]
 fn resolutions_match_dnf() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../out/sample-repo");
-    assert!(
-        root.join("repodata/repomd.xml").exists(),
-        "run `make sample-repo` first"
-    );
+    let root = common::sample_repo();
     let repo = load_dir(&root, true).unwrap();
     let mut names: Vec<String> = repo.packages.iter().map(|p| p.name.clone()).collect();
     names.sort();
@@ -114,45 +109,6 @@ fn resolutions_match_dnf() {
         }
     }
 
-    let cache = std::env::temp_dir().join(format!("kiln-dnf-resolve-{}", std::process::id()));
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dnf_resolve.py");
-    let mut child = Command::new("/usr/bin/python3")
-        .arg(script)
-        .arg(&root)
-        .arg(&cache)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all((lines.join("\n") + "\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let _ = std::fs::remove_dir_all(&cache);
-    assert!(
-        out.status.success(),
-        "dnf (Debian package dnf) failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let dnf: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(String::from)
-        .collect();
-    assert_eq!(dnf.len(), lines.len());
-    let differences: Vec<String> = lines
-        .iter()
-        .zip(kiln.iter().zip(&dnf))
-        .filter(|(_, (k, d))| k != d)
-        .map(|(q, (k, d))| format!("{q:?}:\n  kiln [{k}]\n  dnf  [{d}]"))
-        .collect();
-    println!(
-        "resolutions: {} of {} agree with dnf",
-        lines.len() - differences.len(),
-        lines.len()
-    );
-    assert!(differences.is_empty(), "{}", differences.join("\n"));
+    let dnf = common::ask_dnf("dnf_resolve.py", &lines);
+    common::assert_agree("resolutions", &lines, &kiln, &dnf);
 }

@@ -2,21 +2,16 @@
 //! repository: every simple dependency any package declares, plus versioned ranges and paths
 //! chosen to probe the edges, must get the same providers.
 
+mod common;
+
 use kiln_repo::load_dir;
 use kiln_rpm::Dep;
 use kiln_solve::pool::{Pool, Source};
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Stdio};
 
 #[test]
 fn providers_match_dnf() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../out/sample-repo");
-    assert!(
-        root.join("repodata/repomd.xml").exists(),
-        "run `make sample-repo` first"
-    );
+    let root = common::sample_repo();
     let repo = load_dir(&root, true).unwrap();
     let mut queries: BTreeSet<String> = BTreeSet::new();
     for p in &repo.packages {
@@ -82,45 +77,6 @@ fn providers_match_dnf() {
         })
         .collect();
 
-    let cache = std::env::temp_dir().join(format!("kiln-dnf-cache-{}", std::process::id()));
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dnf_whatprovides.py");
-    let mut child = Command::new("/usr/bin/python3")
-        .arg(script)
-        .arg(&root)
-        .arg(&cache)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(queries.join("\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let _ = std::fs::remove_dir_all(&cache);
-    assert!(
-        out.status.success(),
-        "dnf (Debian package dnf) failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let dnf: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(String::from)
-        .collect();
-    assert_eq!(dnf.len(), queries.len());
-    let differences: Vec<String> = queries
-        .iter()
-        .zip(kiln.iter().zip(&dnf))
-        .filter(|(_, (k, d))| k != d)
-        .map(|(q, (k, d))| format!("{q:?}: kiln [{k}], dnf [{d}]"))
-        .collect();
-    println!(
-        "what provides: {} of {} queries agree with dnf",
-        queries.len() - differences.len(),
-        queries.len()
-    );
-    assert!(differences.is_empty(), "{}", differences.join("\n"));
+    let dnf = common::ask_dnf("dnf_whatprovides.py", &queries);
+    common::assert_agree("what provides queries", &queries, &kiln, &dnf);
 }
