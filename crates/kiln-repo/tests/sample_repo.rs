@@ -89,30 +89,19 @@ fn packages_match_what_rpm_reads_from_the_files() {
             .filter(|r| !own.contains(r))
             .collect();
         assert_eq!(rel(&p.requires), rpm_requires, "{} requires", p.name);
-        assert_eq!(
-            rel(&p.conflicts),
-            from_rpm("--conflicts"),
-            "{} conflicts",
-            p.name
-        );
-        assert_eq!(
-            rel(&p.obsoletes),
-            from_rpm("--obsoletes"),
-            "{} obsoletes",
-            p.name
-        );
-        assert_eq!(
-            rel(&p.recommends),
-            from_rpm("--recommends"),
-            "{} recommends",
-            p.name
-        );
-        assert_eq!(
-            rel(&p.supplements),
-            from_rpm("--supplements"),
-            "{} supplements",
-            p.name
-        );
+        for (kind, ours) in [
+            ("conflicts", &p.conflicts),
+            ("obsoletes", &p.obsoletes),
+            ("recommends", &p.recommends),
+            ("supplements", &p.supplements),
+        ] {
+            assert_eq!(
+                rel(ours),
+                from_rpm(&format!("--{kind}")),
+                "{} {kind}",
+                p.name
+            );
+        }
         let files: BTreeSet<String> = p.files.iter().cloned().collect();
         let rpm_files: BTreeSet<String> = rpm_q(&["-l"], &file).into_iter().collect();
         assert_eq!(files, rpm_files, "{} files", p.name);
