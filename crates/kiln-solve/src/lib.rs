@@ -5,6 +5,7 @@
 //! dependency?" is answered with RPM semantics ([`pool`]); and resolution: from a config's
 //! package strings to the set dnf/tdnf would install into an empty root ([`solve`]).
 
+mod engine;
 pub mod pool;
 pub mod solve;
 

@@ -29,6 +29,10 @@ pub struct Pool {
     provides: HashMap<String, Vec<(PackageId, Range)>>,
     /// File path → packages that own it.
     files: HashMap<String, Vec<PackageId>>,
+    /// Package name → packages of that name, in pool order.
+    names: HashMap<String, Vec<PackageId>>,
+    /// Package name → packages whose Obsoletes name it.
+    obsoleters: HashMap<String, Vec<PackageId>>,
 }
 
 impl Pool {
@@ -52,6 +56,12 @@ impl Pool {
             }
             for f in &p.files {
                 self.files.entry(f.clone()).or_default().push(id);
+            }
+            self.names.entry(p.name.clone()).or_default().push(id);
+            for o in &p.obsoletes {
+                if let Dep::Simple { name, .. } = &o.dep {
+                    self.obsoleters.entry(name.clone()).or_default().push(id);
+                }
             }
             self.packages.push((p, s));
         }
@@ -101,12 +111,14 @@ impl Pool {
         Some(out)
     }
 
+    /// Packages whose Obsoletes name `name` (any version).
+    pub fn obsoleting(&self, name: &str) -> &[PackageId] {
+        self.obsoleters.get(name).map_or(&[], Vec::as_slice)
+    }
+
     /// Packages by name, highest EVR first.
     pub fn by_name(&self, name: &str) -> Vec<PackageId> {
-        let mut v: Vec<PackageId> = self
-            .ids()
-            .filter(|id| self.package(*id).name == name)
-            .collect();
+        let mut v: Vec<PackageId> = self.names.get(name).cloned().unwrap_or_default();
         v.sort_by(|a, b| self.package(*b).evr.cmp(&self.package(*a).evr));
         v
     }

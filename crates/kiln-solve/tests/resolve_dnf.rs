@@ -9,7 +9,6 @@ mod common;
 
 use kiln_repo::load_dir;
 use kiln_solve::pool::{Pool, Source};
-use kiln_solve::solve::{resolve, Options, Request};
 
 struct Lcg(u64);
 impl Lcg {
@@ -86,29 +85,10 @@ fn resolutions_match_dnf() {
     for set in &sets {
         for weak in [true, false] {
             lines.push(format!("{}\t{}", u8::from(weak), set.join("\t")));
-            let requests: Vec<Request> = set
-                .iter()
-                .map(|s| Request::parse(s, "test").unwrap())
-                .collect();
-            let options = Options {
-                weak_deps: weak,
-                ..Options::default()
-            };
-            kiln.push(match resolve(&pool, &requests, &options) {
-                Ok(r) => {
-                    let mut v: Vec<String> = r
-                        .packages
-                        .iter()
-                        .map(|&id| pool.package(id).nevra())
-                        .collect();
-                    v.sort();
-                    v.join(" ")
-                }
-                Err(_) => "ERROR".to_string(),
-            });
+            kiln.push(common::kiln_answer(&pool, set, weak));
         }
     }
 
-    let dnf = common::ask_dnf("dnf_resolve.py", &lines);
+    let dnf = common::ask_dnf("dnf_resolve.py", &root, &lines);
     common::assert_agree("resolutions", &lines, &kiln, &dnf);
 }

@@ -77,6 +77,6 @@ fn providers_match_dnf() {
         })
         .collect();
 
-    let dnf = common::ask_dnf("dnf_whatprovides.py", &queries);
+    let dnf = common::ask_dnf("dnf_whatprovides.py", &common::sample_repo(), &queries);
     common::assert_agree("what provides queries", &queries, &kiln, &dnf);
 }

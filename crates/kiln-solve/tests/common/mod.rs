@@ -1,11 +1,14 @@
 //! What the dnf comparison tests share: the sample repository, a dnf helper script fed one
 //! query per line, and the agreement check.
 
+use kiln_solve::pool::Pool;
+use kiln_solve::solve::{resolve, Options, Request};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// The sample repository (`make sample-repo`).
+#[allow(dead_code)] // not every test binary uses every helper
 pub fn sample_repo() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../out/sample-repo");
     assert!(
@@ -15,9 +18,51 @@ pub fn sample_repo() -> PathBuf {
     root
 }
 
-/// Runs `tests/<script>` (dnf through its Python API) on the sample repository with `lines` on
-/// its standard input; returns one answer line per input line.
-pub fn ask_dnf(script: &str, lines: &[String]) -> Vec<String> {
+/// The large generated repository (`scripts/gen-large-repo.py`: Debian's package index as
+/// rpm-md metadata), generated on first use.
+#[allow(dead_code)] // not every test binary uses every helper
+pub fn large_repo() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../out/large-repo");
+    if !root.join("repodata/repomd.xml").exists() {
+        let status = Command::new("/usr/bin/python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/gen-large-repo.py"))
+            .arg(&root)
+            .status()
+            .expect("python3 runs");
+        assert!(status.success(), "scripts/gen-large-repo.py failed");
+    }
+    root
+}
+
+/// kiln's answer for one package set, in the form the dnf scripts print: the NEVRAs sorted and
+/// space separated, or `ERROR`.
+#[allow(dead_code)]
+pub fn kiln_answer(pool: &Pool, set: &[String], weak_deps: bool) -> String {
+    let requests: Vec<Request> = set
+        .iter()
+        .map(|s| Request::parse(s, "test").unwrap())
+        .collect();
+    let options = Options {
+        weak_deps,
+        ..Options::default()
+    };
+    match resolve(pool, &requests, &options) {
+        Ok(r) => {
+            let mut v: Vec<String> = r
+                .packages
+                .iter()
+                .map(|&id| pool.package(id).nevra())
+                .collect();
+            v.sort();
+            v.join(" ")
+        }
+        Err(_) => "ERROR".to_string(),
+    }
+}
+
+/// Runs `tests/<script>` (dnf through its Python API) on the repository at `repo` with `lines`
+/// on its standard input; returns one answer line per input line.
+pub fn ask_dnf(script: &str, repo: &Path, lines: &[String]) -> Vec<String> {
     let cache = std::env::temp_dir().join(format!("kiln-{script}-{}", std::process::id()));
     let mut child = Command::new("/usr/bin/python3")
         .arg(
@@ -25,7 +70,7 @@ pub fn ask_dnf(script: &str, lines: &[String]) -> Vec<String> {
                 .join("tests")
                 .join(script),
         )
-        .arg(sample_repo())
+        .arg(repo)
         .arg(&cache)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -59,7 +104,20 @@ pub fn assert_agree(what: &str, queries: &[String], kiln: &[String], dnf: &[Stri
         .iter()
         .zip(kiln.iter().zip(dnf))
         .filter(|(_, (k, d))| k != d)
-        .map(|(q, (k, d))| format!("{q:?}:\n  kiln [{k}]\n  dnf  [{d}]"))
+        .map(|(q, (k, d))| {
+            let only = |a: &str, b: &str| {
+                let b: std::collections::HashSet<&str> = b.split(' ').collect();
+                a.split(' ')
+                    .filter(|x| !b.contains(x))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            format!(
+                "{q:?}:\n  only kiln: [{}]\n  only dnf:  [{}]",
+                only(k, d),
+                only(d, k)
+            )
+        })
         .collect();
     println!(
         "{what}: {} of {} agree with dnf",

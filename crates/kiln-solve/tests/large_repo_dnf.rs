@@ -1,0 +1,59 @@
+//! kiln's resolution against dnf's on a large repository with a real distribution's dependency
+//! graph (Debian's package index as rpm-md metadata, `scripts/gen-large-repo.py`): 50 random
+//! package sets, each with weak dependencies on (tdnf's default) and off. Both must choose the
+//! same NEVRAs, or both must fail.
+
+mod common;
+
+use kiln_repo::load_dir;
+use kiln_solve::pool::{Pool, Source};
+
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) as usize
+    }
+}
+
+#[test]
+fn random_sets_on_a_large_repository_match_dnf() {
+    let root = common::large_repo();
+    let repo = load_dir(&root, true).unwrap();
+    assert!(
+        repo.packages.len() >= 20_000,
+        "the large repository is too small"
+    );
+    let mut names: Vec<String> = repo.packages.iter().map(|p| p.name.clone()).collect();
+    names.sort();
+    names.dedup();
+    let mut pool = Pool::new();
+    pool.add_source(
+        Source {
+            name: "large".into(),
+            priority: 99,
+        },
+        repo.packages,
+    );
+
+    let mut rng = Lcg(20_000);
+    let mut lines = Vec::new();
+    let mut kiln = Vec::new();
+    for _ in 0..50 {
+        let n = 1 + rng.next() % 8;
+        let mut set: Vec<String> = (0..n)
+            .map(|_| names[rng.next() % names.len()].clone())
+            .collect();
+        set.sort();
+        set.dedup();
+        for weak in [true, false] {
+            lines.push(format!("{}\t{}", u8::from(weak), set.join("\t")));
+            kiln.push(common::kiln_answer(&pool, &set, weak));
+        }
+    }
+    let dnf = common::ask_dnf("dnf_resolve.py", &root, &lines);
+    common::assert_agree("large repository", &lines, &kiln, &dnf);
+}
