@@ -81,6 +81,7 @@ fuzz:
 bench: kiln
 	scripts/bench-validate.sh $(KILN)
 	scripts/bench-formats.sh $(KILN)
+	scripts/bench-resolve.sh $(KILN)
 
 clean:
 	rm -rf $(OUT_DIR)

@@ -97,6 +97,8 @@ pub fn run(args: ResolveArgs) -> ExitCode {
             println!("{}", pool.package(id).nevra());
         }
     }
+    // The pool is large and the process ends here: let the OS reclaim it.
+    std::mem::forget(pool);
     ExitCode::SUCCESS
 }
 

@@ -172,26 +172,38 @@ pub fn load_dir(root: &Path, filelists: bool) -> Result<Repository, Error> {
         Ok(path)
     };
     let primary = file("primary")?;
-    let mut packages = Vec::new();
-    metadata::parse_primary(open_decompressed(&primary)?, |p| packages.push(p)).map_err(
-        |e| match e {
-            Error::Xml(what) => Error::Metadata {
-                path: primary.clone(),
-                what,
-            },
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let in_file = |path: &Path| {
+        let path = path.to_path_buf();
+        move |e| match e {
+            Error::Xml(what) => Error::Metadata { path, what },
             e => e,
-        },
-    )?;
-    if filelists {
-        let path = file("filelists")?;
-        let mut lists =
-            metadata::parse_filelists(open_decompressed(&path)?).map_err(|e| match e {
-                Error::Xml(what) => Error::Metadata {
-                    path: path.clone(),
-                    what,
-                },
-                e => e,
-            })?;
+        }
+    };
+    // filelists (when wanted) are read on their own thread while primary is parsed.
+    let (packages, lists) = std::thread::scope(|s| {
+        let lists = filelists.then(|| {
+            s.spawn(|| -> Result<_, Error> {
+                let path = file("filelists")?;
+                metadata::parse_filelists(open_decompressed(&path)?).map_err(in_file(&path))
+            })
+        });
+        let packages = (|| -> Result<Vec<Package>, Error> {
+            let mut data = Vec::new();
+            open_decompressed(&primary)?
+                .read_to_end(&mut data)
+                .map_err(|source| Error::Io {
+                    path: primary.clone(),
+                    source,
+                })?;
+            metadata::parse_primary_parallel(&data, threads).map_err(in_file(&primary))
+        })();
+        let lists = lists.map(|h| h.join().expect("the filelists thread does not panic"));
+        (packages, lists)
+    });
+    let mut packages = packages?;
+    if let Some(lists) = lists {
+        let mut lists = lists?;
         for p in &mut packages {
             if let Some(files) = lists.remove(&p.checksum.value) {
                 p.files = files;

@@ -176,14 +176,32 @@ pub fn parse_repomd(input: impl BufRead) -> Result<RepoMd, Error> {
     Ok(md)
 }
 
-/// An `<rpm:entry>` as a relation.
+/// An `<rpm:entry>` as a relation (its attributes read in one pass: this runs for every
+/// dependency of every package).
 fn entry(e: &BytesStart) -> Result<Relation, Error> {
-    let name = attr(e, "name")?.unwrap_or_default();
-    let pre = attr(e, "pre")?.is_some_and(|p| p == "1");
+    let (mut name, mut flags, mut epoch, mut ver, mut rel, mut pre) =
+        (String::new(), None, None, String::new(), None, false);
+    for a in e.attributes() {
+        let a = a.map_err(|err| Error::Xml(err.to_string()))?;
+        let value = || -> Result<String, Error> {
+            Ok(a.unescape_value()
+                .map_err(|err| Error::Xml(err.to_string()))?
+                .into_owned())
+        };
+        match a.key.local_name().as_ref() {
+            b"name" => name = value()?,
+            b"flags" => flags = Some(value()?),
+            b"epoch" => epoch = value()?.parse().ok(),
+            b"ver" => ver = value()?,
+            b"rel" => rel = Some(value()?),
+            b"pre" => pre = value()? == "1",
+            _ => {}
+        }
+    }
     let dep = if name.starts_with('(') {
         Dep::parse(&name).map_err(|err| Error::Xml(err.to_string()))?
     } else {
-        let op = match attr(e, "flags")?.as_deref() {
+        let op = match flags.as_deref() {
             None => None,
             Some("EQ") => Some(Op::Eq),
             Some("LT") => Some(Op::Lt),
@@ -196,20 +214,71 @@ fn entry(e: &BytesStart) -> Result<Relation, Error> {
                 )))
             }
         };
-        let range = match op {
-            None => None,
-            Some(op) => Some((
+        let range = op.map(|op| {
+            (
                 op,
                 Evr {
-                    epoch: attr(e, "epoch")?.and_then(|x| x.parse().ok()),
-                    version: attr(e, "ver")?.unwrap_or_default(),
-                    release: attr(e, "rel")?,
+                    epoch,
+                    version: ver,
+                    release: rel,
                 },
-            )),
-        };
+            )
+        });
         Dep::Simple { name, range }
     };
     Ok(Relation { dep, pre })
+}
+
+/// Parses a whole decompressed `primary.xml` on several threads: the document is cut at
+/// `<package` tags into one run of complete packages per thread. The packages come back in
+/// document order.
+pub fn parse_primary_parallel(data: &[u8], threads: usize) -> Result<Vec<Package>, Error> {
+    let threads = threads.clamp(1, 8);
+    if threads == 1 || data.len() < (4 << 20) {
+        let mut out = Vec::new();
+        parse_primary(data, |p| out.push(p))?;
+        return Ok(out);
+    }
+    // A package element starts with `<package ` or `<package>` (not `<packager`).
+    let starts_at = |from: usize| -> usize {
+        data[from..]
+            .windows(9)
+            .position(|w| w.starts_with(b"<package") && (w[8] == b' ' || w[8] == b'>'))
+            .map_or(data.len(), |k| from + k)
+    };
+    // The closing root tag stays out: a run that closes what it never opened is an error.
+    let end = data
+        .windows(11)
+        .rposition(|w| w == b"</metadata>")
+        .unwrap_or(data.len());
+    let mut cuts = vec![0];
+    for k in 1..threads {
+        let at = starts_at((end * k / threads).max(*cuts.last().unwrap_or(&0)));
+        cuts.push(at.min(end));
+    }
+    cuts.push(end);
+    cuts.dedup();
+    let parts: Vec<Result<Vec<Package>, Error>> = std::thread::scope(|s| {
+        let handles: Vec<_> = cuts
+            .windows(2)
+            .map(|w| {
+                let chunk = &data[w[0]..w[1]];
+                s.spawn(move || {
+                    let mut out = Vec::new();
+                    parse_primary(chunk, |p| out.push(p)).map(|_| out)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a parser thread does not panic"))
+            .collect()
+    });
+    let mut all = Vec::new();
+    for part in parts {
+        all.extend(part?);
+    }
+    Ok(all)
 }
 
 /// Parses `primary.xml` (already decompressed), calling `each` for every package.
@@ -360,4 +429,46 @@ pub fn parse_filelists(input: impl BufRead) -> Result<HashMap<String, Vec<String
         buf.clear();
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A primary document of `n` packages, each with a `<packager/>` (which also starts with
+    /// `<package`) and a few dependencies.
+    fn document(n: usize) -> String {
+        let mut doc = String::from(
+            "<?xml version=\"1.0\"?>\n<metadata xmlns=\"http://linux.duke.edu/metadata/common\" \
+             xmlns:rpm=\"http://linux.duke.edu/metadata/rpm\" packages=\"0\">\n",
+        );
+        for i in 0..n {
+            doc += &format!(
+                "<package type=\"rpm\"><name>p{i}</name><arch>noarch</arch>\
+                 <version epoch=\"0\" ver=\"{i}\" rel=\"1\"/><packager/>\
+                 <checksum type=\"sha256\" pkgid=\"YES\">{i:064x}</checksum>\
+                 <location href=\"p{i}.rpm\"/><format><rpm:requires>\
+                 <rpm:entry name=\"p{}\" flags=\"GE\" ver=\"1\"/><rpm:entry name=\"/bin/sh\" pre=\"1\"/>\
+                 </rpm:requires><file>/usr/bin/p{i}</file></format></package>\n",
+                i / 2
+            );
+        }
+        doc + "</metadata>\n"
+    }
+
+    #[test]
+    fn parallel_parsing_gives_the_same_packages_in_order() {
+        let doc = document(20_000);
+        assert!(doc.len() > 4 << 20, "big enough to be split");
+        let mut one = Vec::new();
+        parse_primary(doc.as_bytes(), |p| one.push(p)).unwrap();
+        for threads in [1, 2, 3, 7] {
+            let many = parse_primary_parallel(doc.as_bytes(), threads).unwrap();
+            assert_eq!(many.len(), 20_000);
+            assert!(many == one, "{threads} threads");
+        }
+        // Malformed input is an error either way, not a panic.
+        let broken = doc.replacen("</package>", "</pkg>", 7000);
+        assert!(parse_primary_parallel(broken.as_bytes(), 3).is_err());
+    }
 }

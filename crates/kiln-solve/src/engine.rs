@@ -26,6 +26,7 @@ use crate::pool::{PackageId, Pool};
 use crate::solve::Request;
 use kiln_rpm::{Dep, Evr, Op};
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::rc::Rc;
 
 /// A literal: package installed (positive) or excluded (negative).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -65,6 +66,8 @@ pub(crate) enum Origin {
 struct Clause {
     lits: Vec<Lit>,
     origin: Origin,
+    /// The literal that last made it true: checked first, as it usually still is.
+    hint: std::cell::Cell<u32>,
 }
 
 /// Why a literal holds.
@@ -145,13 +148,21 @@ pub(crate) struct Engine<'a> {
     branches: Vec<Branch>,
     jobs: Vec<u32>,
     pub(crate) weak: Vec<WeakWhy>,
-    providers_cache: HashMap<Dep, Vec<PackageId>>,
+    /// Providers by dependency, keyed by the dependency's address: every dependency asked
+    /// about lives in the pool, which does not change while the engine runs.
+    providers_cache: HashMap<usize, Rc<Vec<PackageId>>>,
     supplementing: Vec<PackageId>,
     conflicts: usize,
     /// Providers of the installed set's Recommends and Suggests, kept up to `weak_index`.
     weak_index: usize,
     recommended: HashSet<PackageId>,
     suggested: HashSet<PackageId>,
+    /// Packages that own Requires clauses, by descending id (libsolv's rule order), for the
+    /// rule scan; `owners_dirty` when new ones still need sorting in.
+    owners: Vec<u32>,
+    owners_dirty: bool,
+    /// How many Requires clauses installed packages own.
+    installed_rules: usize,
 }
 
 impl<'a> Engine<'a> {
@@ -187,6 +198,9 @@ impl<'a> Engine<'a> {
             weak_index: 0,
             recommended: HashSet::new(),
             suggested: HashSet::new(),
+            owners: Vec::new(),
+            owners_dirty: false,
+            installed_rules: 0,
         }
     }
 
@@ -231,61 +245,77 @@ impl<'a> Engine<'a> {
 
     // ---- providers and formulas ----
 
-    /// The installable packages that satisfy a simple dependency (or a `with`/`without`).
-    pub(crate) fn providers(&mut self, dep: &Dep) -> Vec<PackageId> {
-        if let Some(v) = self.providers_cache.get(dep) {
+    /// The installable packages that satisfy a simple dependency (or a `with`/`without`, or
+    /// the union of an `or`), for a dependency of a pool package.
+    pub(crate) fn providers(&mut self, dep: &'a Dep) -> Rc<Vec<PackageId>> {
+        let key = dep as *const Dep as usize;
+        if let Some(v) = self.providers_cache.get(&key) {
             return v.clone();
         }
         let v: Vec<PackageId> = match dep {
-            Dep::Simple { .. } => self
-                .pool
-                .what_provides(dep)
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|&id| self.arch_ok(id))
-                .collect(),
+            Dep::Simple { .. } => self.simple_providers(dep),
             Dep::With(parts) => {
-                let mut sets = parts.iter().map(|d| self.providers(d)).collect::<Vec<_>>();
-                let first = if sets.is_empty() {
-                    Vec::new()
-                } else {
-                    sets.remove(0)
-                };
-                first
-                    .into_iter()
-                    .filter(|p| sets.iter().all(|s| s.contains(p)))
-                    .collect()
+                let sets: Vec<Rc<Vec<PackageId>>> =
+                    parts.iter().map(|d| self.providers(d)).collect();
+                match sets.split_first() {
+                    Some((first, rest)) => first
+                        .iter()
+                        .copied()
+                        .filter(|p| rest.iter().all(|s| s.contains(p)))
+                        .collect(),
+                    None => Vec::new(),
+                }
             }
             Dep::Without(a, b) => {
                 let minus = self.providers(b);
                 self.providers(a)
-                    .into_iter()
+                    .iter()
+                    .copied()
                     .filter(|p| !minus.contains(p))
                     .collect()
             }
             // Or: the union, as libsolv's whatprovides of an `or` gives.
             Dep::Or(parts) => {
-                let mut all: Vec<PackageId> =
-                    parts.iter().flat_map(|d| self.providers(d)).collect();
+                let mut all: Vec<PackageId> = Vec::new();
+                for d in parts {
+                    all.extend(self.providers(d).iter().copied());
+                }
                 all.sort();
                 all.dedup();
                 all
             }
             Dep::And(_) | Dep::If { .. } | Dep::Unless { .. } => Vec::new(),
         };
-        self.providers_cache.insert(dep.clone(), v.clone());
+        let v = Rc::new(v);
+        self.providers_cache.insert(key, v.clone());
         v
+    }
+
+    /// The installable packages that satisfy a simple dependency (not cached: for requests).
+    pub(crate) fn simple_providers(&self, dep: &Dep) -> Vec<PackageId> {
+        self.pool
+            .what_provides(dep)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|&id| self.arch_ok(id))
+            .collect()
     }
 
     /// `dep` as a formula. In the requires sense an `if`/`unless` without the branch that
     /// applies asks for nothing (true); in the conflicts/supplements sense it matches nothing.
-    fn formula(&mut self, dep: &Dep, conflict_sense: bool, except: Option<PackageId>) -> Formula {
+    fn formula(
+        &mut self,
+        dep: &'a Dep,
+        conflict_sense: bool,
+        except: Option<PackageId>,
+    ) -> Formula {
         use Formula::*;
-        let f = |d: &Dep, this: &mut Self| this.formula(d, conflict_sense, except);
+        let f = |d: &'a Dep, this: &mut Self| this.formula(d, conflict_sense, except);
         match dep {
             Dep::Simple { .. } | Dep::With(_) | Dep::Without(..) => Any(self
                 .providers(dep)
-                .into_iter()
+                .iter()
+                .copied()
                 .filter(|&p| Some(p) != except)
                 .collect()),
             Dep::And(v) => And(v.iter().map(|d| f(d, self)).collect()),
@@ -371,7 +401,7 @@ impl<'a> Engine<'a> {
     /// sense, as Supplements use it), never counting `except`.
     pub(crate) fn dep_holds(
         &mut self,
-        dep: &Dep,
+        dep: &'a Dep,
         conflict_sense: bool,
         except: Option<PackageId>,
     ) -> bool {
@@ -388,7 +418,11 @@ impl<'a> Engine<'a> {
         for l in &lits {
             self.occurs[l.index()].push(id);
         }
-        self.clauses.push(Clause { lits, origin });
+        self.clauses.push(Clause {
+            lits,
+            origin,
+            hint: std::cell::Cell::new(0),
+        });
         if self.level() > 0 {
             self.late.push(id);
         }
@@ -457,6 +491,10 @@ impl<'a> Engine<'a> {
                     .map(|l| l.0)
                     .cmp(b.0[1..].iter().map(|l| l.0))
             });
+            if !reqs.is_empty() {
+                self.owners.push(n.0);
+                self.owners_dirty = true;
+            }
             for (lits, dep) in reqs {
                 let id = self.add_clause(lits, Origin::Requires { owner: n, dep });
                 self.requires_of[n.0 as usize].push(id);
@@ -503,7 +541,7 @@ impl<'a> Engine<'a> {
             }
             if self.weak_deps {
                 for r in &pkg.recommends {
-                    for p in self.providers(&r.dep) {
+                    for &p in self.providers(&r.dep).iter() {
                         if !self.ruled[p.0 as usize] {
                             queue.push_back(p);
                         }
@@ -530,6 +568,9 @@ impl<'a> Engine<'a> {
     fn assign(&mut self, l: Lit, cause: Cause) {
         let i = l.id().0 as usize;
         self.value[i] = if l.positive() { 1 } else { -1 };
+        if l.positive() {
+            self.installed_rules += self.requires_of[i].len();
+        }
         self.level_of[i] = self.level() as u32;
         self.cause[i] = cause;
         self.trail.push(l);
@@ -564,7 +605,11 @@ impl<'a> Engine<'a> {
             .copied()
             .unwrap_or(self.trail.len());
         for l in self.trail.drain(keep..) {
-            self.value[l.id().0 as usize] = 0;
+            let i = l.id().0 as usize;
+            self.value[i] = 0;
+            if l.positive() {
+                self.installed_rules -= self.requires_of[i].len();
+            }
         }
         self.level_start.truncate(level);
         self.head = self.head.min(self.trail.len());
@@ -693,11 +738,11 @@ impl<'a> Engine<'a> {
             let p = pool.package(l.id());
             for r in &p.recommends {
                 let v = self.providers(&r.dep);
-                self.recommended.extend(v);
+                self.recommended.extend(v.iter().copied());
             }
             for r in &p.suggests {
                 let v = self.providers(&r.dep);
-                self.suggested.extend(v);
+                self.suggested.extend(v.iter().copied());
             }
         }
     }
@@ -776,24 +821,48 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// The Requires clauses of installed packages in libsolv's rule order.
-    fn rule_order(&self) -> Vec<((u32, u32), u32)> {
-        let mut order = Vec::new();
-        for l in &self.trail {
-            if l.positive() {
-                let owner = l.id().0;
-                for (rank, &id) in self.requires_of[owner as usize].iter().enumerate() {
-                    order.push(((u32::MAX - owner, rank as u32), id));
-                }
-            }
+    /// Sorts newly ruled owners in; `at` (an index into `owners`) follows its owner.
+    fn sort_owners(&mut self, at: usize) -> usize {
+        if !self.owners_dirty {
+            return at;
         }
-        order.sort_unstable();
-        order
+        let owner = self.owners.get(at).copied();
+        self.owners.sort_unstable_by(|a, b| b.cmp(a));
+        self.owners_dirty = false;
+        owner.map_or(0, |o| self.owners.partition_point(|&x| x > o))
+    }
+
+    /// The Requires rule after `(owners[at], rank)` in libsolv's rule order (owners by
+    /// descending id, installed ones only), wrapping around.
+    fn next_rule(&self, at: usize, rank: usize) -> Option<(usize, usize)> {
+        let owner = self.owners[at] as usize;
+        if self.value[owner] > 0 && rank + 1 < self.requires_of[owner].len() {
+            return Some((at, rank + 1));
+        }
+        let n = self.owners.len();
+        (1..=n)
+            .map(|k| (at + k) % n)
+            .find(|&i| self.value[self.owners[i] as usize] > 0)
+            .map(|i| (i, 0))
     }
 
     /// The undecided packages that could meet an unmet clause; `None` when it is met (or,
     /// for a rich clause, its condition does not apply).
     fn open_candidates(&self, id: u32) -> Option<Vec<PackageId>> {
+        let clause = &self.clauses[id as usize];
+        let lits = &clause.lits;
+        if self.lit_value(lits[clause.hint.get() as usize]) > 0 {
+            return None;
+        }
+        if let Some(k) = lits.iter().enumerate().position(|(k, &l)| {
+            let v = self.lit_value(l);
+            v > 0 || (v == 0 && !l.positive() && k > 0)
+        }) {
+            if self.lit_value(lits[k]) > 0 {
+                clause.hint.set(k as u32);
+            }
+            return None; // met, or its condition does not apply
+        }
         let mut dq = Vec::new();
         for (k, &l) in self.clauses[id as usize].lits.iter().enumerate() {
             match self.lit_value(l) {
@@ -806,57 +875,72 @@ impl<'a> Engine<'a> {
         (!dq.is_empty()).then_some(dq)
     }
 
-    /// Decides unmet Requires. `Ok(true)` when a conflict was undone (start over).
+    /// Decides unmet Requires, scanning the rules cyclically from where the last decision
+    /// was made until a whole round decides nothing. In a first round only rules the policy
+    /// narrows to one candidate are decided; the others wait (libsolv's "postponed").
+    /// `Ok(true)` when a conflict was undone (start over).
     fn decide_requires(&mut self) -> Result<bool, Failure> {
         let mut postpone = true;
-        let mut postponed: Option<(u32, u32)> = None;
-        // Where the scan starts: after this key, or at it (inclusive) after postponing.
-        let mut cursor: Option<((u32, u32), bool)> = None;
+        let mut postponed: Option<(u32, usize)> = None;
+        self.sort_owners(0);
+        let Some(first) = self.owners.iter().position(|&o| self.value[o as usize] > 0) else {
+            return Ok(false);
+        };
+        let mut at = (first, 0usize);
+        let mut idle = 0usize;
         loop {
-            let order = self.rule_order();
-            if order.is_empty() {
-                return Ok(false);
-            }
-            let start = match cursor {
-                None => 0,
-                Some((key, inclusive)) => {
-                    order.partition_point(|(k, _)| if inclusive { *k < key } else { *k <= key })
-                        % order.len()
+            at.0 = self.sort_owners(at.0);
+            if idle >= self.installed_rules.max(1) {
+                match (postpone, postponed) {
+                    (true, Some((owner, rank))) => {
+                        postpone = false;
+                        at = (self.owners.partition_point(|&x| x > owner), rank);
+                        idle = 0;
+                        continue;
+                    }
+                    _ => return Ok(false),
                 }
-            };
-            let mut acted = false;
-            for step in 0..order.len() {
-                let (key, id) = order[(start + step) % order.len()];
-                let Some(mut dq) = self.open_candidates(id) else {
-                    continue;
+            }
+            idle += 1;
+            let (index, rank) = at;
+            let owner = self.owners[index];
+            if self.value[owner as usize] <= 0 || rank >= self.requires_of[owner as usize].len() {
+                // The owner was undone under the cursor: move on.
+                at = match self.next_rule(index, rank) {
+                    Some(next) => next,
+                    None => return Ok(false),
                 };
+                continue;
+            }
+            let id = self.requires_of[owner as usize][rank];
+            if let Some(mut dq) = self.open_candidates(id) {
+                let mut take = true;
                 if dq.len() > 1 && postpone {
                     dq = self.policy(dq, Mode::ChooseNoReorder);
                     if dq.len() > 1 {
-                        postponed.get_or_insert(key);
-                        continue;
+                        postponed.get_or_insert((owner, rank));
+                        take = false;
                     }
                 }
-                if dq.len() > 1 {
-                    dq = self.policy(dq, Mode::Choose);
+                if take {
+                    if dq.len() > 1 {
+                        dq = self.policy(dq, Mode::Choose);
+                    }
+                    let conflicts = self.conflicts;
+                    let decided = self.decide(&dq, Cause::Choice(id))?;
+                    if self.conflicts > conflicts {
+                        return Ok(true); // choices were undone: start over, as libsolv does
+                    }
+                    idle = 0;
+                    if !decided {
+                        continue; // look at the same rule again
+                    }
                 }
-                let conflicts = self.conflicts;
-                let decided = self.decide(&dq, Cause::Choice(id))?;
-                if self.conflicts > conflicts {
-                    return Ok(true); // choices were undone: start over, as libsolv does
-                }
-                cursor = Some((key, !decided));
-                acted = true;
-                break;
             }
-            if !acted {
-                if let (true, Some(key)) = (postpone, postponed) {
-                    postpone = false;
-                    cursor = Some((key, true));
-                    continue;
-                }
-                return Ok(false);
-            }
+            at = match self.next_rule(index, rank) {
+                Some(next) => next,
+                None => return Ok(false),
+            };
         }
     }
 
@@ -867,9 +951,9 @@ impl<'a> Engine<'a> {
         let mut seen = HashSet::new();
         let mut ids = installed.clone();
         ids.sort();
+        let pool = self.pool;
         for &q in &ids {
-            let recs = self.pool.package(q).recommends.clone();
-            for r in recs {
+            for r in &pool.package(q).recommends {
                 if matches!(r.dep, Dep::Or(_) | Dep::If { .. } | Dep::Unless { .. })
                     && self.dep_holds(&r.dep, false, None)
                 {
@@ -879,7 +963,7 @@ impl<'a> Engine<'a> {
                 if providers.iter().any(|&p| self.installed(p)) {
                     continue;
                 }
-                for p in providers {
+                for &p in providers.iter() {
                     if self.value[p.0 as usize] == 0 && seen.insert(p) {
                         dq.push(p);
                     }
@@ -892,8 +976,12 @@ impl<'a> Engine<'a> {
             if self.value[p.0 as usize] != 0 || !self.arch_ok(p) {
                 continue;
             }
-            let sup = self.pool.package(p).supplements.clone();
-            if sup.iter().any(|s| self.dep_holds(&s.dep, true, Some(p))) {
+            if pool
+                .package(p)
+                .supplements
+                .iter()
+                .any(|s| self.dep_holds(&s.dep, true, Some(p)))
+            {
                 dqs.push(p);
             }
         }
@@ -934,14 +1022,14 @@ impl<'a> Engine<'a> {
             }
         }
         for &q in &installed {
-            let recs = self.pool.package(q).recommends.clone();
-            for r in recs {
+            for r in &pool.package(q).recommends {
                 let providers = self.providers(&r.dep);
                 if providers.iter().any(|&p| self.installed(p)) {
                     continue;
                 }
                 let cands: Vec<PackageId> = providers
-                    .into_iter()
+                    .iter()
+                    .copied()
                     .filter(|&p| self.value[p.0 as usize] == 0 && dqmap.contains(&p))
                     .collect();
                 if cands.is_empty() {
@@ -963,14 +1051,18 @@ impl<'a> Engine<'a> {
     }
 
     fn weak_why(&mut self, p: PackageId, installed: &[PackageId]) -> WeakWhy {
+        let pool = self.pool;
         for &q in installed {
-            for r in self.pool.package(q).recommends.clone() {
+            for r in &pool.package(q).recommends {
                 if self.providers(&r.dep).contains(&p) {
-                    return WeakWhy::Recommended { by: q, dep: r.dep };
+                    return WeakWhy::Recommended {
+                        by: q,
+                        dep: r.dep.clone(),
+                    };
                 }
             }
         }
-        let sup = self.pool.package(p).supplements.clone();
+        let sup = &pool.package(p).supplements;
         let dep = sup
             .iter()
             .find(|s| self.dep_holds(&s.dep, true, Some(p)))
@@ -1035,10 +1127,13 @@ impl<'a> Engine<'a> {
 
     /// Recommended by the installed set, or supplementing it.
     fn favoured(&mut self, c: PackageId) -> bool {
-        self.recommended.contains(&c) || {
-            let sup = self.pool.package(c).supplements.clone();
-            sup.iter().any(|s| self.dep_holds(&s.dep, true, Some(c)))
-        }
+        let pool = self.pool;
+        self.recommended.contains(&c)
+            || pool
+                .package(c)
+                .supplements
+                .iter()
+                .any(|s| self.dep_holds(&s.dep, true, Some(c)))
     }
 }
 

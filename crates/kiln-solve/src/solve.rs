@@ -236,7 +236,7 @@ fn job_candidates(pool: &Pool, engine: &mut Engine, r: &Request) -> Vec<PackageI
         .filter(|&id| engine.arch_ok(id) && evr_matches(&pool.package(id).evr, &r.range))
         .collect();
     let Some(&best) = by_name.iter().min_by_key(|&&id| pool.source(id).priority) else {
-        return engine.providers(&r.dep());
+        return engine.simple_providers(&r.dep());
     };
     let replacements: Vec<PackageId> = pool
         .obsoleting(&pool.package(best).name)
