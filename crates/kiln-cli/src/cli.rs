@@ -58,6 +58,12 @@ pub enum Command {
     /// Exit status: 0 resolved, 1 unsatisfiable (the chain of requirements is printed), 2 usage
     /// or a repository that cannot be read.
     Resolve(crate::resolve::ResolveArgs),
+    /// Fetch every package a config's image needs (resolved with dependencies, as tdnf
+    /// would) into a flat local repository with `repodata/`, as upstream's imagepkgfetcher
+    /// does. Sources are tried in tiers: --rpm-dir and --repo first, then RPMs already in the
+    /// output directory, then remote repositories (--repo-file, and the Azure Linux 3.0
+    /// repositories unless --disable-upstream-repos or --disable-default-repos).
+    Fetch(Box<crate::fetch::FetchArgs>),
     /// Build a root-filesystem config's root tree from local repositories, as upstream's
     /// imager does: packages resolved and installed with rpm, users, files, scripts, into
     /// `<output-dir>/rootfs`. Runs as root (rpm runs scriptlets in a chroot).
@@ -98,6 +104,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Command::Verify(args) => crate::verify::run(args),
         Command::Resolve(args) => crate::resolve::run(args),
         Command::Compose(args) => crate::compose::run(args, cli.color),
+        Command::Fetch(args) => crate::fetch::run(*args, cli.color),
         Command::Why(args) => crate::why::run(args, cli.color),
         Command::Schema { package_list } => {
             let schema = if package_list {

@@ -5,10 +5,12 @@
 
 mod cli;
 mod compose;
+mod fetch;
 mod output;
 mod plan;
 mod resolve;
 mod roast;
+mod sources;
 mod upstream;
 mod validate;
 mod verify;

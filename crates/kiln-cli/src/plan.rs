@@ -10,8 +10,22 @@ use std::path::{Path, PathBuf};
 
 /// Validates `path`; an invalid config's diagnostics are printed and the error says so.
 pub fn load_config(path: &Path, color: ColorChoice) -> Result<LoadedConfig, String> {
-    let validation = validate_file(path, &Options::default())
-        .map_err(|e| format!("cannot read the config: {e}"))?;
+    load_config_in(path, None, color)
+}
+
+/// As [`load_config`], with relative paths in the config resolved against `base_dir` (default:
+/// the config's directory).
+pub fn load_config_in(
+    path: &Path,
+    base_dir: Option<&Path>,
+    color: ColorChoice,
+) -> Result<LoadedConfig, String> {
+    let options = Options {
+        base_dir: base_dir.map(Path::to_path_buf),
+        ..Options::default()
+    };
+    let validation =
+        validate_file(path, &options).map_err(|e| format!("cannot read the config: {e}"))?;
     match validation.config {
         Some(loaded) if !loaded.config.system_configs.is_empty() => Ok(loaded),
         Some(_) => Err("the config has no SystemConfigs".into()),

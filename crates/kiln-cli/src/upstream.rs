@@ -14,6 +14,7 @@ use std::process::ExitCode;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tool {
     ImageConfigValidator,
+    ImagePkgFetcher,
     Roast,
 }
 
@@ -21,6 +22,7 @@ impl Tool {
     pub fn from_name(name: &str) -> Option<Tool> {
         match name {
             "imageconfigvalidator" => Some(Tool::ImageConfigValidator),
+            "imagepkgfetcher" => Some(Tool::ImagePkgFetcher),
             "roast" => Some(Tool::Roast),
             _ => None,
         }
@@ -30,6 +32,7 @@ impl Tool {
 pub fn run(tool: Tool, args: Vec<OsString>) -> ExitCode {
     match tool {
         Tool::ImageConfigValidator => image_config_validator(args),
+        Tool::ImagePkgFetcher => image_pkg_fetcher(args),
         Tool::Roast => roast(args),
     }
 }
@@ -61,6 +64,13 @@ struct ImageConfigValidatorArgs {
     /// Base directory for relative file paths in the config.
     #[arg(long, value_name = "DIR", required = true)]
     dir: PathBuf,
+    #[command(flatten)]
+    go: GoFlags,
+}
+
+/// The flags every upstream Go tool takes: logging, and profiling (accepted and ignored).
+#[derive(Debug, clap::Args)]
+struct GoFlags {
     /// Also write the log to this file.
     #[arg(long, value_name = "PATH")]
     log_file: Option<PathBuf>,
@@ -93,7 +103,7 @@ struct ImageConfigValidatorArgs {
     trace_file: Option<PathBuf>,
 }
 
-impl ImageConfigValidatorArgs {
+impl GoFlags {
     /// Flags kiln accepts only so that upstream command lines keep working.
     fn ignored_flags(&self) -> Vec<&'static str> {
         let mut v = Vec::new();
@@ -110,6 +120,44 @@ impl ImageConfigValidatorArgs {
         flag(self.mem_prof_file.is_some(), "--mem-prof-file");
         flag(self.trace_file.is_some(), "--trace-file");
         v
+    }
+}
+
+impl GoFlags {
+    /// The log: stderr, and --log-file when given. Err: the exit code for a file that
+    /// cannot be opened.
+    fn open_log(&self) -> Result<Log, ExitCode> {
+        let file = match &self.log_file {
+            None => None,
+            Some(p) => match std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+            {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    eprintln!("error: cannot open --log-file {}: {e}", p.display());
+                    return Err(ExitCode::from(2));
+                }
+            },
+        };
+        Ok(Log {
+            file,
+            color: self.log_color.stderr(),
+        })
+    }
+
+    /// Warns once about the flags kiln ignores (unless the log level hides warnings).
+    fn warn_ignored(&self, log: &mut Log, more: &[&str]) {
+        let mut ignored = self.ignored_flags();
+        ignored.extend_from_slice(more);
+        if !ignored.is_empty() && self.log_level >= LogLevel::Warn {
+            let line = format!(
+                "warning: kiln ignores {} (no meaning for kiln)\n",
+                ignored.join(", ")
+            );
+            log.write(&line, &line);
+        }
     }
 }
 
@@ -136,32 +184,11 @@ fn image_config_validator(args: Vec<OsString>) -> ExitCode {
             return ExitCode::from(e.exit_code() as u8);
         }
     };
-    let file = match &a.log_file {
-        None => None,
-        Some(p) => match std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(p)
-        {
-            Ok(f) => Some(f),
-            Err(e) => {
-                eprintln!("error: cannot open --log-file {}: {e}", p.display());
-                return ExitCode::from(2);
-            }
-        },
+    let mut log = match a.go.open_log() {
+        Ok(log) => log,
+        Err(code) => return code,
     };
-    let mut log = Log {
-        file,
-        color: a.log_color.stderr(),
-    };
-    let ignored = a.ignored_flags();
-    if !ignored.is_empty() && a.log_level >= LogLevel::Warn {
-        let line = format!(
-            "warning: kiln ignores {} (no meaning for kiln)\n",
-            ignored.join(", ")
-        );
-        log.write(&line, &line);
-    }
+    a.go.warn_ignored(&mut log, &[]);
     if !a.dir.is_dir() {
         let line = format!(
             "error: --dir {}: not an existing directory\n",
@@ -186,7 +213,7 @@ fn image_config_validator(args: Vec<OsString>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if a.log_level < LogLevel::Warn {
+    if a.go.log_level < LogLevel::Warn {
         report.diagnostics.retain(|d| d.severity == Severity::Error);
     }
     log.write(&report.render(false), &report.render(true));
@@ -196,6 +223,168 @@ fn image_config_validator(args: Vec<OsString>) -> ExitCode {
             ExitCode::FAILURE
         }
         None => ExitCode::SUCCESS,
+    }
+}
+
+/// Fetches every package an image config needs into a local repository (kiln standing in for
+/// the Azure Linux toolkit's imagepkgfetcher).
+///
+/// Sources are tried in upstream's tiers: --toolchain-rpms-dir and --rpm-dir, then RPMs already
+/// in --output-dir, then the --repo-file repositories (unless --disable-upstream-repos). No
+/// chroot, worker tarball or tdnf is needed: those flags are accepted and ignored.
+#[derive(Debug, Parser)]
+#[command(name = "imagepkgfetcher", version, max_term_width = 100)]
+struct ImagePkgFetcherArgs {
+    /// Path to the image config file.
+    #[arg(long, value_name = "PATH", required = true)]
+    input: PathBuf,
+    /// Directory to download packages into (it becomes a repository).
+    #[arg(long, value_name = "DIR", required = true)]
+    output_dir: PathBuf,
+    /// Base directory for relative file paths in the config (default: the config's directory).
+    #[arg(long, value_name = "DIR")]
+    base_dir: Option<PathBuf>,
+    /// Directory of locally built RPMs.
+    #[arg(long, value_name = "DIR", required = true)]
+    rpm_dir: PathBuf,
+    /// Directory of toolchain RPMs (tried first, as upstream's toolchain repo).
+    #[arg(long, value_name = "DIR", required = true)]
+    toolchain_rpms_dir: PathBuf,
+    /// Accepted for compatibility (upstream's chroot location); kiln needs none.
+    #[arg(long, value_name = "DIR", required = true)]
+    tmp_dir: PathBuf,
+    /// Accepted for compatibility (upstream's worker chroot tarball); kiln needs none.
+    #[arg(long, value_name = "FILE", required = true)]
+    tdnf_worker: PathBuf,
+    /// A .repo file of remote repositories. Repeatable; order is priority.
+    #[arg(long = "repo-file", value_name = "FILE", required = true)]
+    repo_files: Vec<PathBuf>,
+    /// Accepted for compatibility (kiln's repository definitions have no preview repository).
+    #[arg(long)]
+    use_preview_repo: bool,
+    /// Leave out the default Azure Linux repositories.
+    #[arg(long)]
+    disable_default_repos: bool,
+    /// Use only local sources: no --repo-file repository.
+    #[arg(long)]
+    disable_upstream_repos: bool,
+    /// Not supported by kiln (repository snapshots): accepted and ignored with a warning.
+    #[arg(long, value_name = "POSIX_TIME")]
+    repo_snapshot_time: Option<String>,
+    /// Not supported by kiln (TLS client certificates): accepted and ignored with a warning.
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// Not supported by kiln (TLS client certificates): accepted and ignored with a warning.
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// Fetch only packages missing from --package-graph (not supported by kiln).
+    #[arg(long)]
+    external_only: bool,
+    /// The package graph (.dot) for --external-only.
+    #[arg(long, value_name = "FILE")]
+    package_graph: Option<PathBuf>,
+    /// Fetch exactly the packages of this summary file.
+    #[arg(long, value_name = "FILE")]
+    input_summary_file: Option<PathBuf>,
+    /// Write the fetched package set to this summary file.
+    #[arg(long, value_name = "FILE")]
+    output_summary_file: Option<PathBuf>,
+    /// Check every fetched RPM's signature against the --gpg-key keys.
+    #[arg(long)]
+    enable_gpg_check: bool,
+    /// A public key for --enable-gpg-check. Repeatable.
+    #[arg(long = "gpg-key", value_name = "FILE")]
+    gpg_keys: Vec<PathBuf>,
+    #[command(flatten)]
+    go: GoFlags,
+}
+
+fn image_pkg_fetcher(args: Vec<OsString>) -> ExitCode {
+    let a = match ImagePkgFetcherArgs::try_parse_from(args) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
+    let mut log = match a.go.open_log() {
+        Ok(log) => log,
+        Err(code) => return code,
+    };
+    let fatal = |log: &mut Log, message: &str| {
+        let line = format!("{message}\n");
+        log.write(&line, &format!("\x1b[1;31m{message}\x1b[0m\n"));
+        ExitCode::FAILURE
+    };
+    if a.external_only && a.package_graph.is_none() {
+        return fatal(
+            &mut log,
+            "input-graph must be provided if external-only is set.",
+        );
+    }
+    if a.external_only {
+        return fatal(
+            &mut log,
+            "kiln does not support --external-only (fetching only what a package graph lacks)",
+        );
+    }
+    if a.enable_gpg_check && a.gpg_keys.is_empty() {
+        return fatal(
+            &mut log,
+            "--enable-gpg-check requires at least one --gpg-key path",
+        );
+    }
+    let mut ignored = vec!["--tmp-dir", "--tdnf-worker"];
+    for (set, name) in [
+        (a.use_preview_repo, "--use-preview-repo"),
+        (a.repo_snapshot_time.is_some(), "--repo-snapshot-time"),
+        (a.tls_cert.is_some(), "--tls-cert"),
+        (a.tls_key.is_some(), "--tls-key"),
+    ] {
+        if set {
+            ignored.push(name);
+        }
+    }
+    a.go.warn_ignored(&mut log, &ignored);
+    // Upstream's Makefile passes out/RPMS and the toolchain directory even when empty or
+    // not built yet: only existing ones are sources.
+    let rpm_dirs = [a.toolchain_rpms_dir, a.rpm_dir]
+        .into_iter()
+        .filter(|d| d.is_dir())
+        .collect();
+    let args = crate::fetch::FetchArgs {
+        config: a.input,
+        base_dir: a.base_dir,
+        output_dir: a.output_dir,
+        sources: crate::sources::SourceArgs {
+            repos: Vec::new(),
+            rpm_dirs,
+            repo_files: a.repo_files,
+            disable_upstream_repos: a.disable_upstream_repos,
+            disable_default_repos: true, // upstream's default repos come in through --repo-file
+            release_version: "3.0".into(),
+            arch: std::env::consts::ARCH.into(),
+            cache_dir: PathBuf::from("out/cache/repodata"),
+            no_weak_deps: false,
+        },
+        input_summary_file: a.input_summary_file,
+        output_summary_file: a.output_summary_file,
+        enable_gpg_check: a.enable_gpg_check,
+        gpg_keys: a.gpg_keys,
+        jobs: 4,
+    };
+    match crate::fetch::fetch(&args, a.go.log_color) {
+        Ok(f) => {
+            let line = format!(
+                "Fetched {} packages into {} (sources: {})\n",
+                f.packages.len(),
+                args.output_dir.display(),
+                f.tiers.join(", ")
+            );
+            log.write(&line, &line);
+            ExitCode::SUCCESS
+        }
+        Err(e) => fatal(&mut log, &e),
     }
 }
 

@@ -1,25 +1,14 @@
 //! The `kiln` binary as users run it: exit statuses, both output formats, the upstream
 //! `imageconfigvalidator` personality, schema and completions.
 
+mod common;
+
+use common::{demo_config, kiln, sample_repo, stderr, stdout};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn kiln() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
-    c.env_remove("NO_COLOR");
-    c
-}
-
 fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/azl-compat")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// A config with three independent mistakes (lines 5, 7 and 8) and one typo'd key (line 6).
@@ -459,23 +448,6 @@ fn resolve_prints_nevras_or_the_chain() {
         "{}",
         stderr(&o)
     );
-}
-
-/// The sample repository (`make sample-repo`).
-fn sample_repo() -> PathBuf {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../out/sample-repo");
-    assert!(
-        repo.join("repodata").is_dir(),
-        "run `make sample-repo` first"
-    );
-    repo
-}
-
-/// A file of kiln's own `imageconfigs/`.
-fn demo_config(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../imageconfigs")
-        .join(name)
 }
 
 /// `kiln compose` of `config` from the sample repository into `out`.

@@ -16,6 +16,7 @@ pub mod local;
 pub mod metadata;
 pub mod repofile;
 pub mod summary;
+pub mod write;
 
 pub use metadata::{DataRecord, Package, Relation, RepoMd};
 

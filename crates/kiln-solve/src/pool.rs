@@ -79,6 +79,11 @@ impl Pool {
         &self.packages[id.0 as usize].0
     }
 
+    /// The index (in the order sources were added) of the source `id` comes from.
+    pub fn source_index(&self, id: PackageId) -> usize {
+        self.packages[id.0 as usize].1
+    }
+
     pub fn source(&self, id: PackageId) -> &Source {
         &self.sources[self.packages[id.0 as usize].1]
     }

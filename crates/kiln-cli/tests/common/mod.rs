@@ -1,0 +1,55 @@
+//! What the `kiln` binary's test files share.
+
+#![allow(dead_code)] // not every test file uses every helper
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The `kiln` binary built for these tests.
+pub fn kiln() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    c.env_remove("NO_COLOR");
+    c
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The sample repository (`make sample-repo`).
+pub fn sample_repo() -> PathBuf {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../out/sample-repo");
+    assert!(
+        repo.join("repodata").is_dir(),
+        "run `make sample-repo` first"
+    );
+    repo
+}
+
+/// A file of kiln's own `imageconfigs/`.
+pub fn demo_config(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../imageconfigs")
+        .join(name)
+}
+
+/// The RPM file names in `dir`.
+pub fn rpms(dir: &Path) -> std::collections::BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".rpm"))
+        .collect()
+}
+
+/// The one RPM in `dir` whose file name starts with `prefix`.
+pub fn rpms_named(dir: &Path, prefix: &str) -> String {
+    rpms(dir)
+        .into_iter()
+        .find(|f| f.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix}* in {}", dir.display()))
+}
