@@ -72,7 +72,7 @@ pub fn run(args: ComposeArgs, color: ColorChoice) -> ExitCode {
     }
 
     // Resolve.
-    let pool = match crate::plan::local_pool(&args.repos) {
+    let pool = match crate::plan::local_pool(&args.repos, &crate::plan::requested_paths(&loaded)) {
         Ok(p) => p,
         Err(e) => return fail(e),
     };

@@ -41,10 +41,10 @@ pub fn load_config_in(
 
 /// Local repositories (directories with `repodata/`, or of RPM files) in one pool, earlier ones
 /// preferred; each source is named by its directory.
-pub fn local_pool(repos: &[PathBuf]) -> Result<Pool, String> {
+pub fn local_pool(repos: &[PathBuf], wanted_paths: &[String]) -> Result<Pool, String> {
     let mut pool = Pool::new();
     for (i, dir) in repos.iter().enumerate() {
-        let packages = load_local(dir)?;
+        let packages = load_local(dir, wanted_paths)?;
         pool.add_source(
             Source {
                 name: dir.display().to_string(),
@@ -57,9 +57,11 @@ pub fn local_pool(repos: &[PathBuf]) -> Result<Pool, String> {
 }
 
 /// The packages of a local source: a repository (`repodata/`) or a directory of RPM files.
-pub fn load_local(dir: &Path) -> Result<Vec<kiln_repo::Package>, String> {
+/// A repository's filelists are read only when a file dependency, or one of `wanted_paths`,
+/// needs them.
+pub fn load_local(dir: &Path, wanted_paths: &[String]) -> Result<Vec<kiln_repo::Package>, String> {
     if dir.join("repodata/repomd.xml").is_file() {
-        kiln_repo::load_dir(dir, true)
+        kiln_repo::load_dir(dir, kiln_repo::Filelists::WhenNeeded(wanted_paths.to_vec()))
             .map(|r| r.packages)
             .map_err(|e| e.to_string())
     } else if dir.is_dir() {
@@ -87,4 +89,19 @@ pub fn resolve_config(
     let resolution = resolve(pool, &requests, options)
         .map_err(|e| format!("cannot resolve the packages: {e}"))?;
     Ok((requests, resolution))
+}
+
+/// The file paths among a config's package strings (they may need full file lists).
+pub fn requested_paths(loaded: &LoadedConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    for sc in &loaded.config.system_configs {
+        if let Ok(list) = kiln_config::packages::requested(sc, &loaded.config_path, false) {
+            out.extend(
+                list.into_iter()
+                    .map(|(t, _)| t)
+                    .filter(|t| t.starts_with('/')),
+            );
+        }
+    }
+    out
 }

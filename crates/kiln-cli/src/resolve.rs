@@ -1,11 +1,10 @@
 //! `kiln resolve`: package strings resolved against the given sources only, printed as NEVRAs.
 
+use crate::sources::{SourceArgs, Sources};
 use clap::Args;
-use kiln_repo::fetch::Fetcher;
-use kiln_repo::repofile::{self, Vars};
-use kiln_solve::pool::{Pool, Source};
+use kiln_solve::pool::Pool;
 use kiln_solve::solve::{resolve, Options, Request};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, Args)]
@@ -107,65 +106,24 @@ fn load_sources(args: &ResolveArgs) -> Result<Pool, String> {
     if args.repos.is_empty() && args.repo_files.is_empty() {
         return Err("no package source: give --repo URL|DIR or --repo-file FILE".into());
     }
-    let fetcher = Fetcher::default();
-    let mut pool = Pool::new();
-    for r in &args.repos {
-        let packages = load_one(r, &args.cache_dir, &fetcher)?;
-        pool.add_source(
-            Source {
-                name: r.clone(),
-                priority: 99,
-            },
-            packages,
-        );
-    }
-    let vars = Vars {
-        releasever: args.release_version.clone(),
-        basearch: args.arch.clone(),
+    let source_args = SourceArgs {
+        repos: args.repos.clone(),
+        rpm_dirs: Vec::new(),
+        repo_files: args.repo_files.clone(),
+        disable_upstream_repos: false,
+        disable_default_repos: true,
+        release_version: args.release_version.clone(),
+        arch: args.arch.clone(),
+        cache_dir: args.cache_dir.clone(),
+        no_weak_deps: args.no_weak_deps,
     };
-    for file in &args.repo_files {
-        let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
-        let defs = repofile::parse(&text, &file.display().to_string(), &vars)
-            .map_err(|e| e.to_string())?;
-        for def in defs.into_iter().filter(|d| d.enabled) {
-            let mut last_error = format!("repository '{}' has no baseurl", def.id);
-            let mut loaded = None;
-            for url in &def.baseurls {
-                match load_one(url, &args.cache_dir, &fetcher) {
-                    Ok(p) => {
-                        loaded = Some(p);
-                        break;
-                    }
-                    Err(e) => last_error = e,
-                }
-            }
-            match loaded {
-                Some(packages) => pool.add_source(
-                    Source {
-                        name: def.id.clone(),
-                        priority: def.priority,
-                    },
-                    packages,
-                ),
-                None if def.skip_if_unavailable => {
-                    eprintln!("warning: skipping repository '{}': {last_error}", def.id)
-                }
-                None => return Err(format!("repository '{}': {last_error}", def.id)),
-            }
-        }
-    }
-    Ok(pool)
-}
-
-fn load_one(
-    repo: &str,
-    cache: &Path,
-    fetcher: &Fetcher,
-) -> Result<Vec<kiln_repo::Package>, String> {
-    if repo.contains("://") {
-        return kiln_repo::load_url(repo, cache, fetcher, true)
-            .map(|r| r.packages)
-            .map_err(|e| format!("{repo}: {e}"));
-    }
-    crate::plan::load_local(Path::new(repo))
+    let mut sources = Sources::plan(&source_args, None)?;
+    let paths = args
+        .packages
+        .iter()
+        .filter(|p| p.starts_with('/'))
+        .cloned()
+        .collect();
+    sources.load_all(paths)?;
+    Ok(sources.pool)
 }

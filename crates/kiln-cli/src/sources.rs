@@ -77,6 +77,8 @@ pub struct Sources {
     pending: Vec<(&'static str, Vec<Spec>)>,
     fetcher: Fetcher,
     cache_dir: PathBuf,
+    /// Paths the requests name: repositories read their filelists when these need them.
+    wanted_paths: Vec<String>,
 }
 
 impl Sources {
@@ -149,6 +151,7 @@ impl Sources {
             pending,
             fetcher: Fetcher::default(),
             cache_dir: args.cache_dir.clone(),
+            wanted_paths: Vec::new(),
         })
     }
 
@@ -161,7 +164,7 @@ impl Sources {
         for spec in specs {
             match spec {
                 Spec::Dir(dir) => {
-                    let packages = crate::plan::load_local(&dir)?;
+                    let packages = crate::plan::load_local(&dir, &self.wanted_paths)?;
                     self.add(
                         dir.display().to_string(),
                         99,
@@ -178,7 +181,8 @@ impl Sources {
                     let mut last_error = format!("repository '{id}' has no baseurl");
                     let mut loaded = None;
                     for url in &urls {
-                        match kiln_repo::load_url(url, &self.cache_dir, &self.fetcher, true) {
+                        let lists = kiln_repo::Filelists::WhenNeeded(self.wanted_paths.clone());
+                        match kiln_repo::load_url(url, &self.cache_dir, &self.fetcher, lists) {
                             Ok(repo) => {
                                 loaded = Some(repo);
                                 break;
@@ -212,6 +216,11 @@ impl Sources {
         requests: &[Request],
         options: &Options,
     ) -> Result<Resolution, String> {
+        self.wanted_paths = requests
+            .iter()
+            .map(|r| r.name.clone())
+            .filter(|n| n.starts_with('/'))
+            .collect();
         let mut last = None;
         while self.load_next_tier()? {
             if self.pool.is_empty() {
@@ -227,6 +236,13 @@ impl Sources {
             self.tiers.join(", "),
             last.unwrap_or_else(|| "no source has any package".into())
         ))
+    }
+
+    /// Loads every tier (for commands that use all the given sources at once).
+    pub fn load_all(&mut self, wanted_paths: Vec<String>) -> Result<(), String> {
+        self.wanted_paths = wanted_paths;
+        while self.load_next_tier()? {}
+        Ok(())
     }
 
     /// Where package `id` is fetched from: a local path or a URL.

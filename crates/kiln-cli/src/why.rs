@@ -25,7 +25,7 @@ pub struct WhyArgs {
 pub fn run(args: WhyArgs, color: ColorChoice) -> ExitCode {
     let result = (|| {
         let loaded = crate::plan::load_config(&args.config, color)?;
-        let pool = crate::plan::local_pool(&args.repos)?;
+        let pool = crate::plan::local_pool(&args.repos, &crate::plan::requested_paths(&loaded))?;
         let options = Options {
             weak_deps: !args.no_weak_deps,
             ..Options::default()

@@ -147,10 +147,110 @@ pub struct Repository {
     pub full_filelists: bool,
 }
 
-/// Reads the repository at `root` (a directory with `repodata/`). With `filelists`, every
-/// package's complete file list is loaded too (needed only for file dependencies that
-/// primary's subset cannot answer).
-pub fn load_dir(root: &Path, filelists: bool) -> Result<Repository, Error> {
+/// A reader that ends early (with an error) once `stop` is set.
+struct Stoppable<'a, R> {
+    inner: R,
+    stop: &'a std::sync::atomic::AtomicBool,
+}
+
+impl<R: Read> Read for Stoppable<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(io::Error::other("no longer needed"));
+        }
+        self.inner.read(buf)
+    }
+}
+
+/// Which file lists to read besides primary's subset (`/etc/*`, `*bin/*`, /usr/lib/sendmail).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filelists {
+    /// Primary's subset only.
+    Skip,
+    /// Every file of every package.
+    Load,
+    /// Every file, but only when a file dependency of some package (or one of these paths,
+    /// e.g. requested ones) is not answered by primary's subset. filelists are often larger
+    /// than primary and are rarely needed.
+    WhenNeeded(Vec<String>),
+}
+
+impl From<bool> for Filelists {
+    fn from(all: bool) -> Filelists {
+        if all {
+            Filelists::Load
+        } else {
+            Filelists::Skip
+        }
+    }
+}
+
+/// Whether some file dependency of `packages` (or one of `paths`) names a file that no
+/// package's listed files or provides answer.
+pub fn needs_filelists(packages: &[Package], paths: &[String]) -> bool {
+    fn file_names<'a>(d: &'a kiln_rpm::Dep, out: &mut Vec<&'a str>) {
+        use kiln_rpm::Dep;
+        match d {
+            Dep::Simple { name, .. } => {
+                if name.starts_with('/') {
+                    out.push(name)
+                }
+            }
+            Dep::And(v) | Dep::Or(v) | Dep::With(v) => v.iter().for_each(|x| file_names(x, out)),
+            Dep::Without(a, b) => {
+                file_names(a, out);
+                file_names(b, out)
+            }
+            Dep::If {
+                then,
+                cond,
+                otherwise,
+            }
+            | Dep::Unless {
+                then,
+                cond,
+                otherwise,
+            } => {
+                file_names(then, out);
+                file_names(cond, out);
+                if let Some(o) = otherwise {
+                    file_names(o, out)
+                }
+            }
+        }
+    }
+    let mut known: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    for p in packages {
+        known.extend(p.files.iter().map(String::as_str));
+        for r in &p.provides {
+            let mut v = Vec::new();
+            file_names(&r.dep, &mut v);
+            known.extend(v);
+        }
+    }
+    let mut wanted: Vec<&str> = paths.iter().map(String::as_str).collect();
+    for p in packages {
+        for list in [
+            &p.requires,
+            &p.recommends,
+            &p.suggests,
+            &p.supplements,
+            &p.enhances,
+            &p.conflicts,
+            &p.obsoletes,
+        ] {
+            for r in list {
+                file_names(&r.dep, &mut wanted);
+            }
+        }
+    }
+    wanted.iter().any(|w| !known.contains(w))
+}
+
+/// Reads the repository at `root` (a directory with `repodata/`), with the file lists
+/// `filelists` asks for.
+pub fn load_dir(root: &Path, filelists: impl Into<Filelists>) -> Result<Repository, Error> {
+    let mode = filelists.into();
     let repomd_path = root.join("repodata/repomd.xml");
     let f = File::open(&repomd_path).map_err(|source| Error::Io {
         path: repomd_path.clone(),
@@ -181,12 +281,19 @@ pub fn load_dir(root: &Path, filelists: bool) -> Result<Repository, Error> {
             e => e,
         }
     };
-    // filelists (when wanted) are read on their own thread while primary is parsed.
+    // filelists are read on their own thread while primary is parsed: always with `Load`,
+    // and speculatively with `WhenNeeded` (stopped as soon as primary shows they are not
+    // needed), so that reading them costs no extra time on a machine with a spare core.
+    let stop = std::sync::atomic::AtomicBool::new(false);
     let (packages, lists) = std::thread::scope(|s| {
-        let lists = filelists.then(|| {
+        let lists = (mode != Filelists::Skip).then(|| {
             s.spawn(|| -> Result<_, Error> {
                 let path = file("filelists")?;
-                metadata::parse_filelists(open_decompressed(&path)?).map_err(in_file(&path))
+                let input = BufReader::new(Stoppable {
+                    inner: open_decompressed(&path)?,
+                    stop: &stop,
+                });
+                metadata::parse_filelists(input).map_err(in_file(&path))
             })
         });
         let packages = (|| -> Result<Vec<Package>, Error> {
@@ -199,12 +306,21 @@ pub fn load_dir(root: &Path, filelists: bool) -> Result<Repository, Error> {
                 })?;
             metadata::parse_primary_parallel(&data, threads).map_err(in_file(&primary))
         })();
+        let wanted = match (&mode, &packages) {
+            (Filelists::Load, _) => true,
+            (Filelists::WhenNeeded(paths), Ok(p)) => needs_filelists(p, paths),
+            _ => false,
+        };
+        if !wanted {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let lists = lists.map(|h| h.join().expect("the filelists thread does not panic"));
-        (packages, lists)
+        (packages, lists.filter(|_| wanted))
     });
     let mut packages = packages?;
-    if let Some(lists) = lists {
-        let mut lists = lists?;
+    let lists = lists.transpose()?;
+    let full_filelists = lists.is_some();
+    if let Some(mut lists) = lists {
         for p in &mut packages {
             if let Some(files) = lists.remove(&p.checksum.value) {
                 p.files = files;
@@ -216,7 +332,7 @@ pub fn load_dir(root: &Path, filelists: bool) -> Result<Repository, Error> {
         base: root.display().to_string(),
         revision: md.revision,
         packages,
-        full_filelists: filelists,
+        full_filelists,
     })
 }
 
@@ -227,11 +343,12 @@ pub fn load_url(
     url: &str,
     cache: &Path,
     fetcher: &fetch::Fetcher,
-    filelists: bool,
+    filelists: impl Into<Filelists>,
 ) -> Result<Repository, Error> {
+    let mode = filelists.into();
     let base = url.trim_end_matches('/');
     if let Some(path) = base.strip_prefix("file://") {
-        return load_dir(Path::new(path), filelists);
+        return load_dir(Path::new(path), mode);
     }
     let key = Checksum::compute("sha256", base.as_bytes())?;
     let dir = cache.join(&key[..16]);
@@ -248,19 +365,14 @@ pub fn load_url(
         },
         e => e,
     })?;
-    let kinds: &[&str] = if filelists {
-        &["primary", "filelists"]
-    } else {
-        &["primary"]
-    };
-    for kind in kinds {
+    let fetch_kind = |kind: &str| -> Result<(), Error> {
         let rec = md.record(kind).ok_or_else(|| Error::Metadata {
             path: PathBuf::from(format!("{base}/repodata/repomd.xml")),
             what: format!("no {kind} metadata is listed"),
         })?;
         let dest = dir.join(&rec.location);
         if rec.checksum.verify_file(&dest).is_ok() {
-            continue; // cached and current
+            return Ok(()); // cached and current
         }
         if let Some(parent) = dest.parent() {
             std::fs::create_dir_all(parent).map_err(|source| Error::Io {
@@ -268,11 +380,17 @@ pub fn load_url(
                 source,
             })?;
         }
-        fetcher.fetch_to(
-            &format!("{base}/{}", rec.location),
-            &dest,
-            Some(&rec.checksum),
-        )?;
+        fetcher
+            .fetch_to(
+                &format!("{base}/{}", rec.location),
+                &dest,
+                Some(&rec.checksum),
+            )
+            .map_err(Error::from)
+    };
+    fetch_kind("primary")?;
+    if mode == Filelists::Load {
+        fetch_kind("filelists")?;
     }
     // repomd.xml last, under a temporary name first: the cache always holds a complete set.
     let tmp = repodata.join(format!("repomd.xml.kiln-part-{}", std::process::id()));
@@ -282,7 +400,18 @@ pub fn load_url(
             path: repodata.join("repomd.xml"),
             source,
         })?;
-    let mut repo = load_dir(&dir, filelists)?;
+    let mut repo = match &mode {
+        Filelists::WhenNeeded(paths) => {
+            let primary_only = load_dir(&dir, Filelists::Skip)?;
+            if needs_filelists(&primary_only.packages, paths) {
+                fetch_kind("filelists")?;
+                load_dir(&dir, Filelists::Load)?
+            } else {
+                primary_only
+            }
+        }
+        _ => load_dir(&dir, mode.clone())?,
+    };
     repo.base = base.to_string();
     Ok(repo)
 }

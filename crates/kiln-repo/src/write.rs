@@ -284,4 +284,47 @@ mod tests {
             .collect();
         assert_eq!(names, ["repodata"]);
     }
+
+    #[test]
+    fn filelists_are_read_only_when_a_file_dependency_needs_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let pkg = |name: &str, requires: &str, files: &[&str]| Package {
+            name: name.into(),
+            arch: "noarch".into(),
+            evr: kiln_rpm::Evr::new(0, "1", "1"),
+            checksum: Checksum {
+                kind: "sha256".into(),
+                value: format!("{name:0>64}"),
+            },
+            location: format!("{name}.rpm"),
+            requires: vec![Relation {
+                dep: Dep::parse(requires).unwrap(),
+                pre: false,
+            }],
+            files: files.iter().map(|f| f.to_string()).collect(),
+            ..Default::default()
+        };
+        let b = pkg("b", "c", &["/usr/bin/b", "/usr/share/b/data"]);
+        let when = |paths: &[&str]| {
+            crate::Filelists::WhenNeeded(paths.iter().map(|p| p.to_string()).collect())
+        };
+        // /usr/bin/b is in primary's subset: no filelists needed.
+        let a = pkg("a", "/usr/bin/b", &[]);
+        write_repodata(dir.path(), &[a, b.clone()], 1).unwrap();
+        let r = crate::load_dir(dir.path(), when(&[])).unwrap();
+        assert!(!r.full_filelists);
+        assert_eq!(r.packages[1].files, ["/usr/bin/b"]);
+        // A requested path outside it: filelists are read.
+        let r = crate::load_dir(dir.path(), when(&["/usr/share/b/data"])).unwrap();
+        assert!(r.full_filelists);
+        assert_eq!(r.packages[1].files.len(), 2);
+        // A file dependency outside it: the same.
+        let a = pkg("a", "(/usr/share/b/data or x)", &[]);
+        write_repodata(dir.path(), &[a, b], 1).unwrap();
+        assert!(
+            crate::load_dir(dir.path(), when(&[]))
+                .unwrap()
+                .full_filelists
+        );
+    }
 }
