@@ -70,6 +70,24 @@ fn resolutions_match_dnf() {
     .iter()
     .map(|s| s.iter().map(|x| x.to_string()).collect())
     .collect();
+    // Every SystemConfig of kiln's demo configs, as the config asks (kernel, release, lists).
+    let configs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../imageconfigs");
+    let mut demo_sets = 0;
+    for entry in std::fs::read_dir(&configs).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let v = kiln_config::validate_file(&path, &kiln_config::Options::default()).unwrap();
+        let loaded = v.config.expect("the demo configs are valid");
+        for sc in &loaded.config.system_configs {
+            let disk = !loaded.config.disks.is_empty() && !sc.partition_settings.is_empty();
+            let list = kiln_config::packages::requested(sc, &loaded.config_path, disk).unwrap();
+            sets.push(list.into_iter().map(|(text, _)| text).collect());
+            demo_sets += 1;
+        }
+    }
+    assert!(demo_sets >= 3, "the demo configs' system configs are compared");
     let mut rng = Lcg(42);
     for _ in 0..60 {
         let n = 1 + rng.next() % 5;
