@@ -87,7 +87,10 @@ fn resolutions_match_dnf() {
             demo_sets += 1;
         }
     }
-    assert!(demo_sets >= 3, "the demo configs' system configs are compared");
+    assert!(
+        demo_sets >= 3,
+        "the demo configs' system configs are compared"
+    );
     let mut rng = Lcg(42);
     for _ in 0..60 {
         let n = 1 + rng.next() % 5;
