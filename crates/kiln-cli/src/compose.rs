@@ -1,5 +1,5 @@
-//! `kiln compose`: a config's root filesystem built from local repositories (imager's stage for
-//! root-filesystem configs). Disk images come with the disk assembly stage.
+//! `kiln compose`: a config's image built from local repositories (imager's stage): the root
+//! filesystem of a rootfs config, or the disk of a disk config (kiln-imager).
 
 use crate::output::ColorChoice;
 use clap::Args;
@@ -57,14 +57,9 @@ pub fn run(args: ComposeArgs, color: ColorChoice) -> ExitCode {
     let Some(sc) = loaded.config.system_configs.first() else {
         return fail("the config has no SystemConfigs");
     };
-    if !loaded.config.disks.is_empty() && !sc.partition_settings.is_empty() {
-        return fail(
-            "this config builds a disk image; kiln compose builds root-filesystem configs (no \
-             PartitionSettings) so far — disk assembly is the next stage to land",
-        );
-    }
+    let disk_image = !loaded.config.disks.is_empty() && !sc.partition_settings.is_empty();
     let rootfs = args.output_dir.join("rootfs");
-    if rootfs.exists() {
+    if !disk_image && rootfs.exists() {
         return fail(format!(
             "output rootfs directory ({}) already exists",
             rootfs.display()
@@ -120,13 +115,38 @@ pub fn run(args: ComposeArgs, color: ColorChoice) -> ExitCode {
         started.elapsed().as_secs_f64()
     );
 
+    let identity = Identity::from_env("kiln compose");
+    let mut report = |what: &str| eprintln!("[{:6.1} s] {what}", started.elapsed().as_secs_f64());
+    if disk_image {
+        let req = kiln_imager::Request {
+            config: &loaded.config,
+            system: sc,
+            packages: &files,
+            early: &early,
+            base_dir: &loaded.base_dir,
+            identity: &identity,
+            build_number: &args.build_number,
+        };
+        return match build_disk_outputs(&req, &args.output_dir, &mut report) {
+            Ok(outputs) => {
+                eprintln!(
+                    "composed {} in {:.1} s: {}",
+                    sc.name,
+                    started.elapsed().as_secs_f64(),
+                    outputs.join(", ")
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(format!("composing {}: {e}", sc.name)),
+        };
+    }
+
     // Populate a staging directory, then give it its final name.
     let staging = args.output_dir.join(".rootfs.kiln-tmp");
     let _ = std::fs::remove_dir_all(&staging);
     if let Err(e) = std::fs::create_dir_all(&staging) {
         return fail(format!("{}: {e}", staging.display()));
     }
-    let identity = Identity::from_env("kiln compose");
     let inputs = Inputs {
         system: sc,
         packages: &files,
@@ -134,8 +154,8 @@ pub fn run(args: ComposeArgs, color: ColorChoice) -> ExitCode {
         base_dir: &loaded.base_dir,
         identity: &identity,
         build_number: &args.build_number,
+        fstab: None,
     };
-    let mut report = |what: &str| eprintln!("[{:6.1} s] {what}", started.elapsed().as_secs_f64());
     if let Err(e) = populate(&staging, &inputs, &mut report) {
         let _ = std::fs::remove_dir_all(&staging);
         return fail(format!("composing {}: {e}", sc.name));
@@ -150,4 +170,53 @@ pub fn run(args: ComposeArgs, color: ColorChoice) -> ExitCode {
         rootfs.display()
     );
     ExitCode::SUCCESS
+}
+
+/// Builds a disk config's image in a work directory beside the outputs and moves out what
+/// upstream's imager leaves: `disk0.raw` (when the disk has Artifacts) and
+/// `disk0.partition<i>.raw` for `ext4` partition artifacts. Returns the output names.
+fn build_disk_outputs(
+    req: &kiln_imager::Request,
+    out: &std::path::Path,
+    report: &mut dyn FnMut(&str),
+) -> Result<Vec<String>, String> {
+    let disk = &req.config.disks[0];
+    for (i, p) in disk.partitions.iter().enumerate() {
+        for a in &p.artifacts {
+            if matches!(a.ty.as_str(), "diff" | "rdiff") {
+                return Err(format!(
+                    "partition {i} ({}): {} partition artifacts are not supported yet",
+                    p.id, a.ty
+                ));
+            }
+        }
+    }
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let work = out.join(".build.kiln-tmp");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+    let result = (|| {
+        let built = kiln_imager::build_disk(req, &work, report).map_err(|e| e.to_string())?;
+        let mut outputs = Vec::new();
+        for p in &built.partitions {
+            let wants_dump = disk.partitions[p.index]
+                .artifacts
+                .iter()
+                .any(|a| a.ty == "ext4");
+            if wants_dump {
+                let name = format!("disk0.partition{}.raw", p.index);
+                kiln_imager::dump_partition(&built.disk, p, &out.join(&name))
+                    .map_err(|e| format!("{name}: {e}"))?;
+                outputs.push(name);
+            }
+        }
+        if disk.artifacts.is_some() {
+            std::fs::rename(&built.disk, out.join("disk0.raw"))
+                .map_err(|e| format!("disk0.raw: {e}"))?;
+            outputs.push("disk0.raw".to_string());
+        }
+        Ok(outputs)
+    })();
+    let _ = std::fs::remove_dir_all(&work);
+    result
 }

@@ -5,7 +5,7 @@
 //! `/etc/image-id`; the rpm macros; FinalizeImageScripts.
 
 use crate::install::{self, PackageFile, RpmSettings};
-use crate::{files, finish, users};
+use crate::{files, finish, system, users};
 use kiln_config::model::SystemConfig;
 use kiln_formats::ident::Identity;
 use std::path::Path;
@@ -37,6 +37,9 @@ pub struct Inputs<'a> {
     pub identity: &'a Identity,
     /// `BUILD_NUMBER` of `/etc/image-id` (`local` when empty).
     pub build_number: &'a str,
+    /// For a disk image: the lines for `/etc/fstab`. Disk images (only) also get
+    /// `/etc/hostname` and the `/etc/hosts` entry, as upstream writes them.
+    pub fstab: Option<&'a str>,
 }
 
 /// Populates `root` (an existing, empty directory). `progress` hears each step's name as it
@@ -71,6 +74,11 @@ pub fn populate(root: &Path, inputs: &Inputs, progress: &mut dyn FnMut(&str)) ->
         files::copy_additional_files(root, &sc.additional_files)
             .map_err(step("AdditionalFiles"))?;
     }
+    if let Some(lines) = inputs.fstab {
+        progress("writing /etc/hosts and /etc/fstab");
+        system::add_hosts_entry(root, &sc.hostname).map_err(step("/etc/hosts"))?;
+        system::append_fstab(root, lines).map_err(step("/etc/fstab"))?;
+    }
     progress("resetting machine-id");
     finish::reset_machine_state(root, sc.enable_systemd_firstboot).map_err(step("machine-id"))?;
     if sc.remove_rpm_db {
@@ -103,6 +111,10 @@ pub fn populate(root: &Path, inputs: &Inputs, progress: &mut dyn FnMut(&str)) ->
 
 fn apply_users(root: &Path, inputs: &Inputs, progress: &mut dyn FnMut(&str)) -> Result<(), Error> {
     let sc = inputs.system;
+    if inputs.fstab.is_some() {
+        progress("writing /etc/hostname");
+        system::write_hostname(root, &sc.hostname).map_err(step("hostname"))?;
+    }
     if sc.groups.is_empty() && sc.users.is_empty() {
         return Ok(());
     }

@@ -129,6 +129,19 @@ fn uuid_text(u: [u8; 16]) -> String {
     )
 }
 
+/// The UUID [`make`] gives a `kind` filesystem made for `purpose`, as blkid shows it: known
+/// before the filesystem exists, so that fstab can be written first.
+pub fn uuid_for(kind: FsKind, identity: &Identity, purpose: &str) -> String {
+    let uuid = identity.uuid(&format!("fs.{purpose}"));
+    match kind {
+        FsKind::Vfat => {
+            let id = u32::from_le_bytes(uuid[..4].try_into().expect("4 bytes"));
+            format!("{:04X}-{:04X}", id >> 16, id & 0xffff)
+        }
+        _ => uuid_text(uuid),
+    }
+}
+
 /// Makes a `kind` filesystem in `disk` at `[offset, offset + size)`, filled from `content`.
 /// `purpose` tells apart the ids of several filesystems of one image (e.g. the partition ID).
 pub fn make(

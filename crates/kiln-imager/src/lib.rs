@@ -1,0 +1,349 @@
+//! # kiln-imager
+//!
+//! A disk config's image assembled the way upstream's imager assembles it (SPEC §3.1–§3.5), but
+//! without a loop device, a mount or a chroot on the build host:
+//!
+//! 1. the layout is planned and the partition table written into a sparse `disk.raw`
+//!    (kiln-disk); RawBinaries are written at their offsets;
+//! 2. every filesystem's UUID is derived before it exists (kiln-fs), so `/etc/fstab` can name
+//!    it by UUID, PARTUUID or PARTLABEL;
+//! 3. the image root is populated in a staging directory (kiln-compose: packages, users,
+//!    files, scripts, hostname, hosts, fstab);
+//! 4. the staged tree is split at the mount points (a nested mount point's subtree moves out,
+//!    leaving an empty directory to mount on);
+//! 5. each filesystem is built from its subtree straight into its partition's byte range.
+//!
+//! Bootloaders are the next stage; this crate leaves the ESP and the boot code as packages
+//! installed them.
+
+use kiln_compose::install::PackageFile;
+use kiln_compose::rootfs::{populate, Inputs};
+use kiln_compose::system::{fstab_lines, Mount};
+use kiln_config::model::{Config, SystemConfig};
+use kiln_disk::{Layout, PlannedPartition};
+use kiln_formats::ident::Identity;
+use kiln_fs::FsKind;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Why a disk image could not be built: the step, and what went wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{step}: {message}")]
+pub struct Error {
+    pub step: &'static str,
+    pub message: String,
+}
+
+fn step<E: std::fmt::Display>(step: &'static str) -> impl FnOnce(E) -> Error {
+    move |e| Error {
+        step,
+        message: e.to_string(),
+    }
+}
+
+/// What building a disk image needs besides the config.
+pub struct Request<'a> {
+    pub config: &'a Config,
+    /// The SystemConfig built (upstream builds the first).
+    pub system: &'a SystemConfig,
+    pub packages: &'a [PackageFile],
+    /// Packages installed before the users are added (`shadow-utils` and what it needs).
+    pub early: &'a [&'a str],
+    /// The directory relative paths of the config resolve against.
+    pub base_dir: &'a Path,
+    pub identity: &'a Identity,
+    /// `BUILD_NUMBER` of `/etc/image-id`.
+    pub build_number: &'a str,
+}
+
+/// A partition of the built disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuiltPartition {
+    /// Index in the config's `Partitions`.
+    pub index: usize,
+    pub id: String,
+    pub number: u32,
+    pub offset: u64,
+    pub size: u64,
+    /// The mount point of its PartitionSetting (empty when it has none).
+    pub mount_point: String,
+    pub fs: Option<FsKind>,
+    /// The filesystem UUID as blkid shows it (empty without a filesystem).
+    pub fs_uuid: String,
+    pub partuuid: String,
+    pub partlabel: String,
+}
+
+/// The built disk: the raw image and its partitions.
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub disk: PathBuf,
+    pub partitions: Vec<BuiltPartition>,
+}
+
+impl Built {
+    /// The partition mounted at `mount_point`.
+    pub fn mounted_at(&self, mount_point: &str) -> Option<&BuiltPartition> {
+        self.partitions
+            .iter()
+            .find(|p| p.mount_point == mount_point)
+    }
+}
+
+/// Builds the disk of `req` in `work` (an empty directory on a filesystem with room for the
+/// staged root and the sparse disk): `work/disk.raw` and `work/root` (the staged tree, split).
+/// `progress` hears each step as it starts.
+pub fn build_disk(
+    req: &Request,
+    work: &Path,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Built, Error> {
+    let disk_config = req.config.disks.first().ok_or_else(|| Error {
+        step: "disk",
+        message: "the config has no Disks".into(),
+    })?;
+    if disk_config.target_disk.is_path() {
+        return Err(Error {
+            step: "disk",
+            message: "TargetDisk is a device path: that is the live installer's job (isomaker)"
+                .into(),
+        });
+    }
+    progress("planning the partitions");
+    let layout = kiln_disk::plan(disk_config, req.identity).map_err(step("partitions"))?;
+    let disk = work.join("disk.raw");
+    write_empty_disk(&disk, &layout).map_err(step("partition table"))?;
+    for rb in &disk_config.raw_binaries {
+        progress(&format!("writing {}", rb.bin_path));
+        write_raw_binary(
+            &disk,
+            &req.base_dir.join(&rb.bin_path),
+            rb.block_size * rb.seek,
+        )
+        .map_err(step("RawBinaries"))?;
+    }
+
+    // What each partition will be, before any filesystem exists.
+    let mut parts = Vec::new();
+    for (index, p) in disk_config.partitions.iter().enumerate() {
+        let planned = layout.for_config(index).ok_or_else(|| Error {
+            step: "partitions",
+            message: format!("partition {} ({}) has no place in the layout", index, p.id),
+        })?;
+        let fs = FsKind::from_config(&p.fs_type).map_err(step("filesystems"))?;
+        let setting = req.system.partition_settings.iter().find(|s| s.id == p.id);
+        parts.push(BuiltPartition {
+            index,
+            id: p.id.clone(),
+            number: planned.number,
+            offset: planned.offset(),
+            size: planned.size(),
+            mount_point: setting.map(|s| s.mount_point.clone()).unwrap_or_default(),
+            fs,
+            fs_uuid: fs
+                .map(|k| kiln_fs::uuid_for(k, req.identity, &p.id))
+                .unwrap_or_default(),
+            partuuid: layout.partuuid(planned),
+            partlabel: planned_label(planned),
+        });
+    }
+    if !parts.iter().any(|p| p.mount_point == "/") {
+        return Err(Error {
+            step: "partitions",
+            message: "failed to find partition setting for root mountpoint".into(),
+        });
+    }
+    let fstab = fstab_text(req.system, &parts)?;
+
+    progress("composing the image root");
+    let root = work.join("root");
+    std::fs::create_dir(&root).map_err(step("staging"))?;
+    let inputs = Inputs {
+        system: req.system,
+        packages: req.packages,
+        early: req.early,
+        base_dir: req.base_dir,
+        identity: req.identity,
+        build_number: req.build_number,
+        fstab: Some(&fstab),
+    };
+    populate(&root, &inputs, progress).map_err(|e| Error {
+        step: e.step,
+        message: e.message,
+    })?;
+
+    progress("splitting the root at its mount points");
+    let contents = split_at_mount_points(&root, &work.join("parts"), &parts)?;
+    for (p, content) in parts.iter().zip(&contents) {
+        let Some(kind) = p.fs else { continue };
+        progress(&format!(
+            "making {} on partition {} ({}{})",
+            kind.fstab_type(),
+            p.number,
+            p.id,
+            if p.mount_point.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", p.mount_point)
+            }
+        ));
+        let made = kiln_fs::make(
+            &disk,
+            kind,
+            p.offset,
+            p.size,
+            content.as_deref(),
+            req.identity,
+            &p.id,
+        )
+        .map_err(|e| Error {
+            step: "filesystems",
+            message: format!("partition {} ({}): {e}", p.number, p.id),
+        })?;
+        debug_assert_eq!(made.uuid, p.fs_uuid, "uuid_for and make agree");
+    }
+    Ok(Built {
+        disk,
+        partitions: parts,
+    })
+}
+
+fn planned_label(p: &PlannedPartition) -> String {
+    p.name.clone()
+}
+
+/// The `/etc/fstab` lines: every mounted partition by its MountIdentifier, swap by UUID.
+fn fstab_text(sc: &SystemConfig, parts: &[BuiltPartition]) -> Result<String, Error> {
+    let mounts: Vec<Mount> = parts
+        .iter()
+        .filter(|p| !p.mount_point.is_empty())
+        .map(|p| {
+            let setting = sc
+                .partition_settings
+                .iter()
+                .find(|s| s.id == p.id)
+                .expect("mounted partitions have settings");
+            Mount {
+                partition: &p.id,
+                mount_point: &p.mount_point,
+                fs_type: p.fs.map_or("", FsKind::fstab_type),
+                options: &setting.mount_options,
+                identifier: setting.mount_identifier,
+                fs_uuid: &p.fs_uuid,
+                partuuid: &p.partuuid,
+                partlabel: &p.partlabel,
+            }
+        })
+        .collect();
+    let swaps: Vec<String> = parts
+        .iter()
+        .filter(|p| p.fs == Some(FsKind::Swap))
+        .map(|p| format!("UUID={}", p.fs_uuid))
+        .collect();
+    fstab_lines(&mounts, sc.enable_hidepid, &swaps).map_err(step("/etc/fstab"))
+}
+
+/// A sparse file of the layout's size with the partition table in it.
+fn write_empty_disk(path: &Path, layout: &Layout) -> std::io::Result<()> {
+    let f = std::fs::OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .read(true)
+        .open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    f.set_len(layout.size)?;
+    kiln_disk::write_table(layout, &f)?;
+    f.sync_all()
+}
+
+/// Writes `bin` into the disk at `offset` (upstream: `dd bs=BlockSize seek=Seek conv=notrunc`).
+fn write_raw_binary(disk: &Path, bin: &Path, offset: u64) -> std::io::Result<()> {
+    let data = std::fs::read(bin)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", bin.display())))?;
+    let f = std::fs::OpenOptions::new().write(true).open(disk)?;
+    if offset + data.len() as u64 > f.metadata()?.len() {
+        return Err(std::io::Error::other(format!(
+            "{} ({} bytes at offset {offset}) does not fit on the disk",
+            bin.display(),
+            data.len()
+        )));
+    }
+    f.write_all_at(&data, offset)
+}
+
+/// Moves each nested mount point's subtree out of the staged root (deepest first), leaving an
+/// empty directory with the same owner and mode to mount on. Returns, per partition, the
+/// directory its filesystem is built from (`None`: an empty filesystem).
+fn split_at_mount_points(
+    root: &Path,
+    parts_dir: &Path,
+    parts: &[BuiltPartition],
+) -> Result<Vec<Option<PathBuf>>, Error> {
+    std::fs::create_dir_all(parts_dir).map_err(step("staging"))?;
+    let mut order: Vec<&BuiltPartition> = parts
+        .iter()
+        .filter(|p| !p.mount_point.is_empty() && p.mount_point != "/")
+        .collect();
+    order.sort_by_key(|p| std::cmp::Reverse(p.mount_point.matches('/').count()));
+    let mut dirs = vec![None; parts.len()];
+    for p in order {
+        let src =
+            kiln_compose::paths::confined(root, &p.mount_point).map_err(step("mount points"))?;
+        let dst = parts_dir.join(&p.id);
+        match std::fs::symlink_metadata(&src) {
+            Ok(meta) if meta.is_dir() => {
+                std::fs::rename(&src, &dst).map_err(step("mount points"))?;
+                std::fs::create_dir(&src).map_err(step("mount points"))?;
+                std::fs::set_permissions(
+                    &src,
+                    std::fs::Permissions::from_mode(meta.mode() & 0o7777),
+                )
+                .map_err(step("mount points"))?;
+                std::os::unix::fs::lchown(&src, Some(meta.uid()), Some(meta.gid()))
+                    .map_err(step("mount points"))?;
+            }
+            Ok(_) => {
+                return Err(Error {
+                    step: "mount points",
+                    message: format!(
+                        "{} is not a directory in the image, so nothing can be mounted on it",
+                        p.mount_point
+                    ),
+                })
+            }
+            Err(_) => {
+                std::fs::create_dir_all(&src).map_err(step("mount points"))?;
+                std::fs::create_dir(&dst).map_err(step("mount points"))?;
+            }
+        }
+        dirs[p.index] = Some(dst);
+    }
+    for p in parts.iter().filter(|p| p.mount_point == "/") {
+        dirs[p.index] = Some(root.to_path_buf());
+    }
+    Ok(dirs)
+}
+
+/// Copies partition `p` of `disk` into `out` (upstream's `disk0.partition<i>.raw`), keeping
+/// runs of zeros as holes.
+pub fn dump_partition(disk: &Path, p: &BuiltPartition, out: &Path) -> std::io::Result<()> {
+    let mut input = File::open(disk)?;
+    input.seek(SeekFrom::Start(p.offset))?;
+    let tmp = out.with_extension("kiln-part");
+    let output = File::create(&tmp)?;
+    output.set_len(p.size)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = 0u64;
+    while at < p.size {
+        let n = (p.size - at).min(buf.len() as u64) as usize;
+        input.read_exact(&mut buf[..n])?;
+        if buf[..n].iter().any(|&b| b != 0) {
+            output.write_all_at(&buf[..n], at)?;
+        }
+        at += n as u64;
+    }
+    output.sync_all()?;
+    std::fs::rename(&tmp, out)
+}
