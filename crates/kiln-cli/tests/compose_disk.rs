@@ -1,0 +1,202 @@
+//! `kiln compose` of a disk config: the disk's layout, each filesystem's checker, and the files
+//! inside read back out of the image with debugfs and mtools (never from the staging tree).
+
+mod common;
+
+use common::{demo_config, kiln, sample_repo, stderr};
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn run(cmd: &mut Command) -> Output {
+    let o = cmd.output().unwrap();
+    assert!(
+        o.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        stderr(&o)
+    );
+    o
+}
+
+fn text(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// `sfdisk --json` of a disk image: the partitions' (start, size, type, uuid, name).
+fn partitions(disk: &Path) -> Vec<serde_json::Value> {
+    let o = run(Command::new("sfdisk").arg("--json").arg(disk));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["partitiontable"]["partitions"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Copies a partition's bytes out of the disk image into its own file.
+fn extract(disk: &Path, part: &serde_json::Value, out: &Path) {
+    let (start, size) = (
+        part["start"].as_u64().unwrap(),
+        part["size"].as_u64().unwrap(),
+    );
+    run(Command::new("dd")
+        .arg(format!("if={}", disk.display()))
+        .arg(format!("of={}", out.display()))
+        .args(["bs=512", "status=none", "conv=sparse"])
+        .arg(format!("skip={start}"))
+        .arg(format!("count={size}")));
+}
+
+/// `debugfs -R <request>` on an ext4 image.
+fn debugfs(fs: &Path, request: &str) -> String {
+    text(&run(Command::new("debugfs").arg("-R").arg(request).arg(fs)))
+}
+
+#[test]
+fn the_demo_efi_disk_has_its_layout_filesystems_and_files() {
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out");
+    let o = kiln()
+        .arg("compose")
+        .arg("--config")
+        .arg(demo_config("demo-efi.json"))
+        .arg("--repo")
+        .arg(sample_repo())
+        .arg("--output-dir")
+        .arg(&out)
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["disk0.raw"], "only the disk is left behind");
+    let disk = out.join("disk0.raw");
+    assert_eq!(std::fs::metadata(&disk).unwrap().len(), 512 << 20);
+
+    // The layout: GPT as configured (ESP 1–65 MiB, root to the end).
+    assert!(text(&run(Command::new("sgdisk").arg("-v").arg(&disk))).contains("No problems found"));
+    let parts = partitions(&disk);
+    assert_eq!(parts.len(), 2);
+    assert_eq!(parts[0]["start"], 2048);
+    assert_eq!(parts[0]["size"], 64 * 2048);
+    assert_eq!(parts[0]["type"], "C12A7328-F81F-11D2-BA4B-00A0C93EC93B");
+    assert_eq!(parts[0]["name"], "esp");
+    assert_eq!(parts[1]["start"], 65 * 2048);
+    assert_eq!(parts[1]["type"], "0FC63DAF-8483-4772-8E79-3D69D8477DE4");
+    assert_eq!(parts[1]["name"], "rootfs");
+
+    // Each filesystem passes its checker and has the configured features.
+    let (esp, root) = (work.path().join("esp.img"), work.path().join("root.img"));
+    extract(&disk, &parts[0], &esp);
+    extract(&disk, &parts[1], &root);
+    run(Command::new("fsck.vfat").arg("-n").arg(&esp));
+    run(Command::new("e2fsck").arg("-fn").arg(&root));
+    let features = text(&run(Command::new("dumpe2fs").arg("-h").arg(&root)));
+    for f in [
+        "has_journal",
+        "extent",
+        "64bit",
+        "metadata_csum",
+        "huge_file",
+        "flex_bg",
+    ] {
+        assert!(features.contains(f), "ext4 feature {f}");
+    }
+    assert!(features.contains("Block size:               4096"));
+
+    // fstab names the partitions as configured (PARTUUID by default), with the ESP's options.
+    let fstab = debugfs(&root, "cat /etc/fstab");
+    let partuuid = |p: &serde_json::Value| p["uuid"].as_str().unwrap().to_lowercase();
+    assert!(
+        fstab.contains(&format!(
+            "PARTUUID={} / ext4 defaults 0 1",
+            partuuid(&parts[1])
+        )),
+        "{fstab}"
+    );
+    assert!(
+        fstab.contains(&format!(
+            "PARTUUID={} /boot/efi vfat umask=0077 0 2",
+            partuuid(&parts[0])
+        )),
+        "{fstab}"
+    );
+    assert_eq!(debugfs(&root, "cat /etc/hostname"), "kiln-demo");
+    let hosts = debugfs(&root, "cat /etc/hosts");
+    assert_eq!(
+        hosts.lines().nth(5),
+        Some("127.0.0.1   kiln-demo"),
+        "{hosts}"
+    );
+    // useradd's defaults of the sample repository's shadow-utils: group `users`, /bin/sh.
+    assert!(debugfs(&root, "cat /etc/passwd").contains("kiln:x:1000:100::/home/kiln:/bin/sh"));
+    let shadow_stat = debugfs(&root, "stat /etc/shadow");
+    assert!(shadow_stat.contains("Mode:  0000"), "{shadow_stat}");
+    assert!(
+        shadow_stat.contains("User:     0   Group:     0"),
+        "{shadow_stat}"
+    );
+    let shadow = debugfs(&root, "cat /etc/shadow");
+    let hash = shadow.lines().find(|l| l.starts_with("kiln:")).unwrap();
+    assert!(hash.starts_with("kiln:$6$"), "{hash}");
+    let home = debugfs(&root, "stat /home/kiln");
+    assert!(home.contains("User:  1000   Group:   100"), "{home}");
+    assert_eq!(
+        debugfs(&root, "cat /etc/kiln-postinstall"),
+        "built by kiln: demo-efi\n"
+    );
+    let image_id = debugfs(&root, "cat /etc/image-id");
+    assert!(image_id.contains("BUILD_NUMBER=local"), "{image_id}");
+    // The mount point of the ESP is an empty directory in the root filesystem; the ESP holds
+    // what the packages put under /boot/efi.
+    assert!(!debugfs(&root, "ls /boot/efi").contains("EFI"));
+    let esp_tree = text(&run(Command::new("mdir")
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .arg("-/")
+        .arg("-b")
+        .arg("-i")
+        .arg(&esp)
+        .arg("::")));
+    assert!(
+        esp_tree.to_uppercase().contains("BOOTX64.EFI"),
+        "{esp_tree}"
+    );
+
+    // The rpm database inside lists exactly the resolved packages: what `kiln fetch` gets for
+    // the config, less grub2-pc (build tooling, not installed).
+    let rpmdb = work.path().join("rpmdb");
+    std::fs::create_dir(&rpmdb).unwrap();
+    debugfs(&root, &format!("rdump /var/lib/rpm {}", rpmdb.display()));
+    let installed: BTreeSet<String> = text(&run(Command::new("rpm")
+        .arg("--dbpath")
+        .arg(rpmdb.join("rpm"))
+        .args([
+            "--define",
+            "_db_backend sqlite",
+            "-qa",
+            "--qf",
+            "%{NEVRA}.rpm\n",
+        ])))
+    .lines()
+    .map(String::from)
+    .collect();
+    let fetched = work.path().join("fetched");
+    let o = kiln()
+        .args(["fetch", "--disable-upstream-repos", "--config"])
+        .arg(demo_config("demo-efi.json"))
+        .arg("--repo")
+        .arg(sample_repo())
+        .arg("--output-dir")
+        .arg(&fetched)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let expected: BTreeSet<String> = common::rpms(&fetched)
+        .into_iter()
+        .filter(|f| !f.starts_with("grub2-pc-"))
+        .collect();
+    assert_eq!(installed, expected);
+}
