@@ -214,6 +214,62 @@ pub fn run_script(root: &Path, script: &Path, args: &str) -> Result<String, Erro
     Ok(output)
 }
 
+/// Leaves the rpm database as one file when rpm left its write-ahead log empty: the sqlite
+/// shared-memory index beside it is scratch state that differs from build to build.
+pub fn settle_rpm_db(root: &Path) -> Result<(), Error> {
+    let dir = root.join("var/lib/rpm");
+    let wal = dir.join("rpmdb.sqlite-wal");
+    if std::fs::metadata(&wal).is_ok_and(|m| m.len() == 0) {
+        for scratch in [wal, dir.join("rpmdb.sqlite-shm")] {
+            match std::fs::remove_file(&scratch) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(crate::at(&scratch)(e).into())
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sets the access and modification times of everything under `dir` (symlinks themselves,
+/// not their targets) that is newer than `unix_time` to `unix_time`, so that filesystems built
+/// from the tree do not depend on when the build ran.
+pub fn clamp_times(dir: &Path, unix_time: u64) -> Result<(), Error> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&path).map_err(crate::at(&path))?;
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path).map_err(crate::at(&path))? {
+                stack.push(entry.map_err(crate::at(&path))?.path());
+            }
+        }
+        if meta.mtime() as u64 <= unix_time && meta.atime() as u64 <= unix_time {
+            continue;
+        }
+        let t = libc::timespec {
+            tv_sec: unix_time as libc::time_t,
+            tv_nsec: 0,
+        };
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).expect("paths have no NUL");
+        // SAFETY: a valid C path and two timespecs; utimensat does not keep the pointers.
+        let rc = unsafe {
+            libc::utimensat(
+                libc::AT_FDCWD,
+                c.as_ptr(),
+                [t, t].as_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        if rc != 0 {
+            return Err(crate::at(&path)(std::io::Error::last_os_error()).into());
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

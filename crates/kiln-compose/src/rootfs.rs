@@ -106,6 +106,9 @@ pub fn populate(root: &Path, inputs: &Inputs, progress: &mut dyn FnMut(&str)) ->
         finish::run_script(root, Path::new(&script.path), &script.args)
             .map_err(step("FinalizeImageScripts"))?;
     }
+    if !sc.remove_rpm_db {
+        finish::settle_rpm_db(root).map_err(step("rpm database"))?;
+    }
     Ok(())
 }
 

@@ -175,6 +175,9 @@ pub fn make(
             }
             cmd.arg(disk).arg(format!("{}k", size / 1024));
             run(&mut cmd, "mke2fs", "e2fsprogs")?;
+            if let Some(dir) = content {
+                set_ctimes(disk, offset, dir, identity.unix_time())?;
+            }
             Ok(Made { kind, uuid: text })
         }
         FsKind::Vfat => {
@@ -242,6 +245,51 @@ pub fn make(
             Ok(Made { kind, uuid: text })
         }
     }
+}
+
+/// mke2fs -d copies each file's change time, which only the kernel can set (to "now"): every
+/// inode made from `dir` gets `unix_time` instead, with debugfs on the filesystem in place
+/// (`disk?offset=`), so that two builds of one tree are identical.
+fn set_ctimes(disk: &Path, offset: u64, dir: &Path, unix_time: u64) -> Result<(), Error> {
+    let mut script = String::new();
+    let mut stack = vec![std::path::PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let path = dir.join(&rel);
+        let meta = std::fs::symlink_metadata(&path).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path).map_err(|source| Error::Io {
+                path: path.clone(),
+                source,
+            })? {
+                let entry = entry.map_err(|source| Error::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                stack.push(rel.join(entry.file_name()));
+            }
+        }
+        let name = format!("/{}", rel.display());
+        if name.contains(['"', '\n']) {
+            continue; // debugfs cannot quote these; such a file keeps its build-time ctime
+        }
+        script.push_str(&format!("sif \"{name}\" ctime @{unix_time}\n"));
+    }
+    let script_path = disk.with_extension(format!("ctimes.{offset}"));
+    std::fs::write(&script_path, script).map_err(|source| Error::Io {
+        path: script_path.clone(),
+        source,
+    })?;
+    let mut cmd = Command::new("debugfs");
+    cmd.arg("-w")
+        .arg("-f")
+        .arg(&script_path)
+        .arg(format!("{}?offset={offset}", disk.display()));
+    let result = run(&mut cmd, "debugfs", "e2fsprogs");
+    let _ = std::fs::remove_file(&script_path);
+    result
 }
 
 /// Runs `mkfs` (the scratch file is its last argument) on a sparse scratch file of `size` bytes

@@ -176,6 +176,10 @@ pub fn build_disk(
 
     progress("splitting the root at its mount points");
     let contents = split_at_mount_points(&root, &work.join("parts"), &parts)?;
+    for dir in contents.iter().flatten() {
+        kiln_compose::finish::clamp_times(dir, req.identity.unix_time())
+            .map_err(step("timestamps"))?;
+    }
     for (p, content) in parts.iter().zip(&contents) {
         let Some(kind) = p.fs else { continue };
         progress(&format!(
