@@ -58,6 +58,12 @@ pub enum Command {
     /// Exit status: 0 resolved, 1 unsatisfiable (the chain of requirements is printed), 2 usage
     /// or a repository that cannot be read.
     Resolve(crate::resolve::ResolveArgs),
+    /// Build a config's image end to end, as upstream's `make image`: validate, fetch the
+    /// packages (tiered sources, as `kiln fetch`), compose the disk or root filesystem (as
+    /// `kiln compose`), and make the artifacts (as `kiln roast`) into out/images/<config name>/.
+    /// Prints the output directory; the step timings and a log go to stderr and out/logs/.
+    /// Runs as root (rpm runs package scriptlets in a chroot).
+    Build(Box<crate::build::BuildArgs>),
     /// Fetch every package a config's image needs (resolved with dependencies, as tdnf
     /// would) into a flat local repository with `repodata/`, as upstream's imagepkgfetcher
     /// does. Sources are tried in tiers: --rpm-dir and --repo first, then RPMs already in the
@@ -105,6 +111,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Command::Resolve(args) => crate::resolve::run(args),
         Command::Compose(args) => crate::compose::run(args, cli.color),
         Command::Fetch(args) => crate::fetch::run(*args, cli.color),
+        Command::Build(args) => crate::build::run(*args, cli.color),
         Command::Why(args) => crate::why::run(args, cli.color),
         Command::Schema { package_list } => {
             let schema = if package_list {

@@ -12,24 +12,26 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ComposeArgs {
     /// The image config (JSON). Its first SystemConfig is built, as upstream's imager does.
     #[arg(long, value_name = "CONFIG")]
-    config: PathBuf,
+    pub config: PathBuf,
     /// A local package source: a directory with `repodata/` (e.g. out/sample-repo) or a
     /// directory of RPM files. Repeatable; earlier ones are preferred on equal versions.
     #[arg(long = "repo", value_name = "DIR", required = true)]
-    repos: Vec<PathBuf>,
-    /// Where the result goes: `<DIR>/rootfs` (it must not exist yet).
+    pub repos: Vec<PathBuf>,
+    /// Where the result goes: `<DIR>/rootfs` for a rootfs config (it must not exist yet),
+    /// `<DIR>/disk0.raw` (and `disk0.partition<i>.raw` for ext4 partition artifacts) for a
+    /// disk config.
     #[arg(long, value_name = "DIR", default_value = "out/images")]
-    output_dir: PathBuf,
+    pub output_dir: PathBuf,
     /// Leave out Recommends and Supplements (tdnf installs them, so kiln does by default).
     #[arg(long)]
-    no_weak_deps: bool,
+    pub no_weak_deps: bool,
     /// BUILD_NUMBER written to /etc/image-id.
     #[arg(long, default_value = "", value_name = "N")]
-    build_number: String,
+    pub build_number: String,
 }
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {
@@ -39,46 +41,78 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
 
 pub fn run(args: ComposeArgs, color: ColorChoice) -> ExitCode {
     let started = Instant::now();
+    let loaded = match crate::plan::load_config(&args.config, color) {
+        Ok(l) => l,
+        Err(e) => return fail(e),
+    };
+    let mut report = |what: &str| eprintln!("[{:6.1} s] {what}", started.elapsed().as_secs_f64());
+    match compose(&loaded, &args, &mut report) {
+        Ok(outputs) => {
+            eprintln!(
+                "composed {} in {:.1} s: {}",
+                loaded.config.system_configs[0].name,
+                started.elapsed().as_secs_f64(),
+                outputs.join(", ")
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// Whether this process may install packages (rpm runs scriptlets in a chroot and sets owners).
+pub fn require_root(what: &str) -> Result<(), String> {
     // /proc/self belongs to the process's effective user.
     if std::fs::metadata("/proc/self")
         .map(|m| m.uid())
         .unwrap_or(0)
         != 0
     {
-        return fail(
-            "kiln compose installs packages with rpm --root, which runs their scriptlets in a \
-             chroot and sets file owners: run it as root",
-        );
+        return Err(format!(
+            "{what} installs packages with rpm --root, which runs their scriptlets in a chroot \
+             and sets file owners: run it as root"
+        ));
     }
-    let loaded = match crate::plan::load_config(&args.config, color) {
-        Ok(l) => l,
-        Err(e) => return fail(e),
+    Ok(())
+}
+
+/// Composes the first SystemConfig of `loaded` from `args.repos` into `args.output_dir`: a
+/// disk config's `disk0.raw` (and partition dumps), or a rootfs config's `rootfs/`. Returns the
+/// output names.
+pub fn compose(
+    loaded: &kiln_config::model::LoadedConfig,
+    args: &ComposeArgs,
+    report: &mut dyn FnMut(&str),
+) -> Result<Vec<String>, String> {
+    require_root("kiln compose")?;
+    // rpm --root wants absolute paths.
+    let absolute = |p: &PathBuf| std::path::absolute(p).unwrap_or_else(|_| p.clone());
+    let args = &ComposeArgs {
+        output_dir: absolute(&args.output_dir),
+        repos: args.repos.iter().map(absolute).collect(),
+        ..args.clone()
     };
-    let Some(sc) = loaded.config.system_configs.first() else {
-        return fail("the config has no SystemConfigs");
-    };
+    let sc = loaded
+        .config
+        .system_configs
+        .first()
+        .ok_or("the config has no SystemConfigs")?;
     let disk_image = !loaded.config.disks.is_empty() && !sc.partition_settings.is_empty();
     let rootfs = args.output_dir.join("rootfs");
     if !disk_image && rootfs.exists() {
-        return fail(format!(
+        return Err(format!(
             "output rootfs directory ({}) already exists",
             rootfs.display()
         ));
     }
 
     // Resolve.
-    let pool = match crate::plan::local_pool(&args.repos, &crate::plan::requested_paths(&loaded)) {
-        Ok(p) => p,
-        Err(e) => return fail(e),
-    };
+    let pool = crate::plan::local_pool(&args.repos, &crate::plan::requested_paths(loaded))?;
     let options = SolveOptions {
         weak_deps: !args.no_weak_deps,
         ..SolveOptions::default()
     };
-    let (requests, resolution) = match crate::plan::resolve_config(&loaded, &pool, &options) {
-        Ok(r) => r,
-        Err(e) => return fail(e),
-    };
+    let (requests, resolution) = crate::plan::resolve_config(loaded, &pool, &options)?;
     // Sources are named by their directories.
     let source_dir = |id| PathBuf::from(&pool.source(id).name);
     let files: Vec<PackageFile> = resolution
@@ -101,22 +135,20 @@ pub fn run(args: ComposeArgs, color: ColorChoice) -> ExitCode {
                 .map(|&id| pool.package(id).name.clone())
                 .collect(),
             Err(_) => {
-                return fail(
-                    "shadow-utils package must be added to the image's package lists when setting users or groups",
+                return Err(
+                    "shadow-utils package must be added to the image's package lists when setting users or groups".into(),
                 )
             }
         }
     };
     let early: Vec<&str> = early.iter().map(String::as_str).collect();
-    eprintln!(
-        "resolved {} requested packages to {} packages ({:.1} s)",
+    report(&format!(
+        "resolved {} requested packages to {} packages",
         requests.len(),
-        files.len(),
-        started.elapsed().as_secs_f64()
-    );
+        files.len()
+    ));
 
     let identity = Identity::from_env("kiln compose");
-    let mut report = |what: &str| eprintln!("[{:6.1} s] {what}", started.elapsed().as_secs_f64());
     if disk_image {
         let req = kiln_imager::Request {
             config: &loaded.config,
@@ -127,26 +159,14 @@ pub fn run(args: ComposeArgs, color: ColorChoice) -> ExitCode {
             identity: &identity,
             build_number: &args.build_number,
         };
-        return match build_disk_outputs(&req, &args.output_dir, &mut report) {
-            Ok(outputs) => {
-                eprintln!(
-                    "composed {} in {:.1} s: {}",
-                    sc.name,
-                    started.elapsed().as_secs_f64(),
-                    outputs.join(", ")
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(format!("composing {}: {e}", sc.name)),
-        };
+        return build_disk_outputs(&req, &args.output_dir, report)
+            .map_err(|e| format!("composing {}: {e}", sc.name));
     }
 
     // Populate a staging directory, then give it its final name.
     let staging = args.output_dir.join(".rootfs.kiln-tmp");
     let _ = std::fs::remove_dir_all(&staging);
-    if let Err(e) = std::fs::create_dir_all(&staging) {
-        return fail(format!("{}: {e}", staging.display()));
-    }
+    std::fs::create_dir_all(&staging).map_err(|e| format!("{}: {e}", staging.display()))?;
     let inputs = Inputs {
         system: sc,
         packages: &files,
@@ -156,20 +176,12 @@ pub fn run(args: ComposeArgs, color: ColorChoice) -> ExitCode {
         build_number: &args.build_number,
         fstab: None,
     };
-    if let Err(e) = populate(&staging, &inputs, &mut report) {
+    if let Err(e) = populate(&staging, &inputs, report) {
         let _ = std::fs::remove_dir_all(&staging);
-        return fail(format!("composing {}: {e}", sc.name));
+        return Err(format!("composing {}: {e}", sc.name));
     }
-    if let Err(e) = std::fs::rename(&staging, &rootfs) {
-        return fail(format!("{}: {e}", rootfs.display()));
-    }
-    eprintln!(
-        "composed {} in {:.1} s: {}",
-        sc.name,
-        started.elapsed().as_secs_f64(),
-        rootfs.display()
-    );
-    ExitCode::SUCCESS
+    std::fs::rename(&staging, &rootfs).map_err(|e| format!("{}: {e}", rootfs.display()))?;
+    Ok(vec!["rootfs".to_string()])
 }
 
 /// Builds a disk config's image in a work directory beside the outputs and moves out what

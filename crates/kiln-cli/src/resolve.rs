@@ -25,7 +25,7 @@ pub struct ResolveArgs {
     arch: String,
     /// `$releasever` in `.repo` files.
     #[arg(long, default_value = "3.0", value_name = "VERSION")]
-    release_version: String,
+    releasever: String,
     /// Leave out Recommends and Supplements (tdnf installs them, so kiln does by default).
     #[arg(long)]
     no_weak_deps: bool,
@@ -112,7 +112,7 @@ fn load_sources(args: &ResolveArgs) -> Result<Pool, String> {
         repo_files: args.repo_files.clone(),
         disable_upstream_repos: false,
         disable_default_repos: true,
-        release_version: args.release_version.clone(),
+        releasever: args.releasever.clone(),
         arch: args.arch.clone(),
         cache_dir: args.cache_dir.clone(),
         no_weak_deps: args.no_weak_deps,

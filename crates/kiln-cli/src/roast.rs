@@ -188,47 +188,75 @@ fn jobs(args: &RoastArgs, color: ColorChoice) -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let opts = kiln_roast::Options {
-        input_dir: dir.clone(),
-        output_dir: output_dir.clone(),
-        release_version: args.release_version.clone(),
-        image_tag: args.image_tag.clone(),
-        workers: args.workers,
-    };
-    let (jobs, warnings) = match kiln_roast::plan(&loaded.config, &opts) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    for w in warnings {
-        eprintln!("{warn}: {w}");
-    }
-    if jobs.is_empty() {
-        eprintln!("roast: the config asks for no artifacts");
-        return ExitCode::SUCCESS;
-    }
-    let result = kiln_roast::run(&jobs, &opts, |o| {
-        for w in &o.warnings {
-            eprintln!("{warn}: {}: {w}", o.job.full_name);
-        }
-        match &o.result {
-            Ok(path) => eprintln!(
-                "roast: {} ({:.1} s)",
-                path.display(),
-                o.elapsed.as_secs_f64()
-            ),
-            Err(e) => eprintln!("roast: {} failed: {e}", o.job.full_name),
-        }
-    });
-    match result {
+    let mut say = |line: &str| eprintln!("{line}");
+    match roast_config(
+        &loaded.config,
+        dir,
+        output_dir,
+        &args.release_version,
+        &args.image_tag,
+        args.workers,
+        warn,
+        &mut say,
+    ) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Builds every artifact `config` asks for from imager's output in `input_dir` into
+/// `output_dir`, as upstream's roast does; `say` hears progress and warnings (prefixed with
+/// `warn`). Returns the artifacts' paths.
+#[allow(clippy::too_many_arguments)]
+pub fn roast_config(
+    config: &kiln_config::model::Config,
+    input_dir: &Path,
+    output_dir: &Path,
+    release_version: &str,
+    image_tag: &str,
+    workers: usize,
+    warn: &str,
+    say: &mut (dyn FnMut(&str) + Send),
+) -> Result<Vec<PathBuf>, String> {
+    let opts = kiln_roast::Options {
+        input_dir: input_dir.to_path_buf(),
+        output_dir: output_dir.to_path_buf(),
+        release_version: release_version.to_string(),
+        image_tag: image_tag.to_string(),
+        workers,
+    };
+    let (jobs, warnings) = kiln_roast::plan(config, &opts).map_err(|e| e.to_string())?;
+    for w in warnings {
+        say(&format!("{warn}: {w}"));
+    }
+    if jobs.is_empty() {
+        say("roast: the config asks for no artifacts");
+        return Ok(Vec::new());
+    }
+    let say = std::sync::Mutex::new(say);
+    let made = std::sync::Mutex::new(Vec::new());
+    kiln_roast::run(&jobs, &opts, |o| {
+        let mut say = say.lock().expect("no panic while held");
+        for w in &o.warnings {
+            say(&format!("{warn}: {}: {w}", o.job.full_name));
+        }
+        match &o.result {
+            Ok(path) => {
+                say(&format!(
+                    "roast: {} ({:.1} s)",
+                    path.display(),
+                    o.elapsed.as_secs_f64()
+                ));
+                made.lock().expect("no panic while held").push(path.clone());
+            }
+            Err(e) => say(&format!("roast: {} failed: {e}", o.job.full_name)),
+        }
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(made.into_inner().expect("threads joined"))
 }
 
 /// The direct form: one raw disk into one image.

@@ -34,7 +34,7 @@ pub struct SourceArgs {
     pub disable_default_repos: bool,
     /// `$releasever` in `.repo` files.
     #[arg(long, default_value = "3.0", value_name = "VERSION")]
-    pub release_version: String,
+    pub releasever: String,
     /// The machine architecture (noarch is always allowed).
     #[arg(long, default_value = "x86_64")]
     pub arch: String,
@@ -105,7 +105,7 @@ impl Sources {
         let mut remote = Vec::new();
         if !args.disable_upstream_repos {
             let vars = Vars {
-                releasever: args.release_version.clone(),
+                releasever: args.releasever.clone(),
                 basearch: args.arch.clone(),
             };
             let mut files: Vec<(String, String)> = Vec::new();

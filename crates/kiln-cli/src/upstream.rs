@@ -362,7 +362,7 @@ fn image_pkg_fetcher(args: Vec<OsString>) -> ExitCode {
             repo_files: a.repo_files,
             disable_upstream_repos: a.disable_upstream_repos,
             disable_default_repos: true, // upstream's default repos come in through --repo-file
-            release_version: "3.0".into(),
+            releasever: "3.0".into(),
             arch: std::env::consts::ARCH.into(),
             cache_dir: PathBuf::from("out/cache/repodata"),
             no_weak_deps: false,
