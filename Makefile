@@ -33,17 +33,27 @@ kiln:
 	@install -m 0755 target/release/kiln $(KILN)
 	@ln -sf kiln $(BIN_DIR)/imageconfigvalidator
 	@ln -sf kiln $(BIN_DIR)/roast
+	@ln -sf kiln $(BIN_DIR)/imagepkgfetcher
 
 validate-image-config: kiln
 	@test -n "$(CONFIG_FILE)" || { echo "Must set CONFIG_FILE="; exit 1; }
 	$(BIN_DIR)/imageconfigvalidator --input=$(CONFIG_FILE) --dir=$(CONFIG_BASE_DIR) \
 		--log-level=$(LOG_LEVEL) --log-color=$(LOG_COLOR)
 
-# The image pipeline (packages, compose, bootloader, artifacts) is not built yet: until it is,
-# `make image` validates the config and says so.
-image: kiln
-	$(KILN) validate --base-dir $(CONFIG_BASE_DIR) $(IMAGE_CONFIG)
-	@echo "kiln: $(IMAGE_CONFIG) is valid. Building images is not implemented yet: kiln validates configs only (see README)."
+# `make image` = `kiln build`: validate, fetch, compose, roast into out/images/<config>/.
+# Without CONFIG_FILE it builds the offline demo from the sample repository (built if needed);
+# with one, the sources are upstream's: out/RPMS when it exists, REPO_LIST .repo files, and the
+# Azure Linux repositories unless DISABLE_UPSTREAM_REPOS=y.
+RELEASE_VERSION ?=
+IMAGE_TAG       ?=
+BUILD_ID        ?=
+IMAGE_SOURCES = $(if $(CONFIG_FILE),,--repo $(OUT_DIR)/sample-repo --disable-upstream-repos) \
+	$(if $(wildcard $(OUT_DIR)/RPMS),--rpm-dir $(OUT_DIR)/RPMS) \
+	$(foreach f,$(REPO_LIST),--repo-file $(f)) \
+	$(if $(filter y,$(DISABLE_UPSTREAM_REPOS)),--disable-upstream-repos)
+image: kiln $(if $(CONFIG_FILE),,sample-repo)
+	@$(KILN) build --config $(IMAGE_CONFIG) $(IMAGE_SOURCES) \
+		--release-version "$(RELEASE_VERSION)" --image-tag "$(IMAGE_TAG)" --build-number "$(BUILD_ID)"
 
 iso: kiln
 	@test -n "$(CONFIG_FILE)" || { echo "Must set CONFIG_FILE="; exit 1; }
