@@ -148,7 +148,9 @@ pub fn compose(
         files.len()
     ));
 
-    let identity = Identity::from_env("kiln compose");
+    // Seeded by the SystemConfig too: two images built with one SOURCE_DATE_EPOCH do not share
+    // filesystem UUIDs (a machine with both disks attached must tell them apart).
+    let identity = Identity::from_env(&format!("kiln compose {}", sc.name));
     if disk_image {
         let req = kiln_imager::Request {
             config: &loaded.config,

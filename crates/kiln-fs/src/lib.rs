@@ -8,10 +8,13 @@
 //! - fat32/fat16/vfat: `mkfs.vfat` on a scratch file copied into the range (FAT size left to
 //!   mkfs.vfat, as upstream), then `mcopy -i disk@@offset` for the contents;
 //! - linux-swap: the swap signature page written natively (nothing is done on the build host);
-//! - xfs: `mkfs.xfs` into a scratch file copied into the range (content not supported yet).
+//! - xfs: `mkfs.xfs -p <prototype file>` into a scratch file copied into the range (owners,
+//!   modes, symlinks, devices; the sticky bit set afterwards with xfs_db; no xattrs).
 //!
 //! Every filesystem UUID comes from the caller (derived from `SOURCE_DATE_EPOCH` for reproducible
 //! builds) and is returned, so fstab and the boot configuration can name it.
+
+mod xfs_proto;
 
 use kiln_formats::ident::Identity;
 use std::fs::File;
@@ -193,7 +196,9 @@ pub fn make(
             cmd.arg("-i")
                 .arg(format!("{id:08x}"))
                 .env("SOURCE_DATE_EPOCH", &epoch);
-            format_in_scratch(disk, offset, size, cmd, "mkfs.vfat", "dosfstools")?;
+            format_in_scratch(disk, offset, size, cmd, "mkfs.vfat", "dosfstools", &|_| {
+                Ok(())
+            })?;
             if let Some(dir) = content {
                 let entries: Vec<_> = std::fs::read_dir(dir)
                     .map_err(|source| Error::Io {
@@ -228,20 +233,28 @@ pub fn make(
             })
         }
         FsKind::Xfs => {
-            if let Some(dir) = content {
-                if std::fs::read_dir(dir)
-                    .map(|mut d| d.next().is_some())
-                    .unwrap_or(false)
-                {
-                    return Err(Error::Unsupported(
-                        "filling an xfs filesystem from a directory is not implemented yet; use ext4 for now".into(),
-                    ));
-                }
-            }
             let text = uuid_text(uuid);
             let mut cmd = Command::new("mkfs.xfs");
             cmd.args(["-q", "-f", "-m"]).arg(format!("uuid={text}"));
-            format_in_scratch(disk, offset, size, cmd, "mkfs.xfs", "xfsprogs")?;
+            // Contents come from a prototype file (mkfs.xfs -p); it cannot express the sticky
+            // bit, which xfs_db sets afterwards.
+            let proto = match content {
+                Some(dir) => Some(xfs_proto::write(dir, &disk.with_extension("xfs-proto"))?),
+                None => None,
+            };
+            if let Some(p) = &proto {
+                cmd.arg("-p").arg(&p.file);
+            }
+            let fix_sticky = |scratch: &Path| match &proto {
+                Some(p) => xfs_proto::set_sticky(scratch, &p.sticky),
+                None => Ok(()),
+            };
+            let made =
+                format_in_scratch(disk, offset, size, cmd, "mkfs.xfs", "xfsprogs", &fix_sticky);
+            if let Some(p) = &proto {
+                let _ = std::fs::remove_file(&p.file);
+            }
+            made?;
             Ok(Made { kind, uuid: text })
         }
     }
@@ -302,6 +315,7 @@ fn format_in_scratch(
     mut mkfs: Command,
     tool: &'static str,
     package: &'static str,
+    after: &dyn Fn(&Path) -> Result<(), Error>,
 ) -> Result<(), Error> {
     let io_err = |path: &Path| {
         let path = path.to_path_buf();
@@ -312,6 +326,7 @@ fn format_in_scratch(
         .and_then(|f| f.set_len(size))
         .map_err(io_err(&scratch))
         .and_then(|_| run(mkfs.arg(&scratch), tool, package))
+        .and_then(|_| after(&scratch))
         .and_then(|_| {
             let src =
                 kiln_formats::sparse::SparseInput::open(&scratch).map_err(io_err(&scratch))?;
