@@ -19,7 +19,7 @@ declare -A GROUP_PACKAGES=(
     # sgdisk (gdisk) checks kiln's. kiln-fs makes filesystems with dosfstools, mtools and
     # xfsprogs (e2fsprogs is always there). Password hashes are checked with openssl and
     # python3's crypt (libxcrypt); account files with shadow-utils (passwd).
-    [test]="python3 python3-jsonschema qemu-utils cpio squashfs-tools attr rpm zstd createrepo-c fdisk dnf parted gdisk dosfstools mtools xfsprogs openssl passwd gpg libsolv-tools"
+    [test]="python3 python3-jsonschema qemu-utils cpio squashfs-tools attr rpm zstd createrepo-c fdisk dnf parted gdisk dosfstools mtools xfsprogs openssl passwd gpg libsolv-tools strace"
     # `make sample-repo`: rpmbuild, createrepo_c, dpkg-deb (payloads from Debian packages),
     # grub-mkimage (grubx64.efi), depmod (modules.dep).
     [sample-repo]="rpm createrepo-c dpkg grub-common kmod"

@@ -52,22 +52,40 @@ fn debugfs(fs: &Path, request: &str) -> String {
     text(&run(Command::new("debugfs").arg("-R").arg(request).arg(fs)))
 }
 
-#[test]
-fn the_demo_efi_disk_has_its_layout_filesystems_and_files() {
-    let work = tempfile::tempdir().unwrap();
-    let out = work.path().join("out");
+/// `kiln compose` of a demo config into `out`; returns `out/disk0.raw`.
+fn compose(config: &str, out: &Path) -> std::path::PathBuf {
     let o = kiln()
         .arg("compose")
         .arg("--config")
-        .arg(demo_config("demo-efi.json"))
+        .arg(demo_config(config))
         .arg("--repo")
         .arg(sample_repo())
         .arg("--output-dir")
-        .arg(&out)
+        .arg(out)
         .env("SOURCE_DATE_EPOCH", "1700000000")
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
+    out.join("disk0.raw")
+}
+
+/// blkid's `TYPE` and `UUID` of a filesystem image.
+fn blkid(fs: &Path) -> (String, String) {
+    let o = run(Command::new("blkid").args(["-o", "export"]).arg(fs));
+    let field = |k: &str| {
+        text(&o)
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")).map(String::from))
+            .unwrap_or_default()
+    };
+    (field("TYPE"), field("UUID"))
+}
+
+#[test]
+fn the_demo_efi_disk_has_its_layout_filesystems_and_files() {
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out");
+    compose("demo-efi.json", &out);
     let names: Vec<String> = std::fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -199,4 +217,177 @@ fn the_demo_efi_disk_has_its_layout_filesystems_and_files() {
         .filter(|f| !f.starts_with("grub2-pc-"))
         .collect();
     assert_eq!(installed, expected);
+}
+
+#[test]
+fn legacy_mbr_and_xfs_disks_have_their_layouts_and_filesystems() {
+    let work = tempfile::tempdir().unwrap();
+
+    // demo-legacy: a BIOS boot partition before the root, fstab by filesystem UUID.
+    let disk = compose("demo-legacy.json", &work.path().join("legacy"));
+    assert!(text(&run(Command::new("sgdisk").arg("-v").arg(&disk))).contains("No problems found"));
+    let parts = partitions(&disk);
+    assert_eq!(
+        parts[0]["type"], "21686148-6449-6E6F-744E-656564454649",
+        "bios_grub"
+    );
+    assert_eq!(
+        (parts[0]["start"].as_u64(), parts[0]["size"].as_u64()),
+        (Some(2048), Some(8 * 2048))
+    );
+    let (boot, root) = (
+        work.path().join("l-boot.img"),
+        work.path().join("l-root.img"),
+    );
+    extract(&disk, &parts[0], &boot);
+    extract(&disk, &parts[1], &root);
+    run(Command::new("fsck.vfat").arg("-n").arg(&boot));
+    run(Command::new("e2fsck").arg("-fn").arg(&root));
+    let (_, uuid) = blkid(&root);
+    assert!(debugfs(&root, "cat /etc/fstab").contains(&format!("UUID={uuid} / ext4 defaults 0 1")));
+
+    // demo-mbr: three primaries, an extended partition and two logical ones (as parted
+    // numbers them), every filesystem checked, /srv and /var/log on their own partitions.
+    let disk = compose("demo-mbr.json", &work.path().join("mbr"));
+    let parts = partitions(&disk);
+    let types: Vec<&str> = parts.iter().map(|p| p["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["83", "83", "83", "f", "83", "82"]);
+    assert_eq!(parts[0]["bootable"], true);
+    let fs: Vec<std::path::PathBuf> = (0..6)
+        .map(|i| work.path().join(format!("m{i}.img")))
+        .collect();
+    for i in [0, 1, 2, 4, 5] {
+        extract(&disk, &parts[i], &fs[i]);
+    }
+    for i in [0, 1, 2, 4] {
+        run(Command::new("e2fsck").arg("-fn").arg(&fs[i]));
+    }
+    let (swap_type, swap_uuid) = blkid(&fs[5]);
+    assert_eq!(swap_type, "swap");
+    let fstab = debugfs(&fs[1], "cat /etc/fstab");
+    assert!(
+        fstab.contains(&format!("UUID={swap_uuid} none swap sw 0 0")),
+        "{fstab}"
+    );
+    assert!(
+        fstab.contains(&format!(
+            "UUID={} /srv ext4 nodev,nosuid 0 2",
+            blkid(&fs[2]).1
+        )),
+        "{fstab}"
+    );
+    // On MBR the PARTUUID is the disk signature and the partition number.
+    let o = run(Command::new("sfdisk").arg("--json").arg(&disk));
+    let table: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let signature = table["partitiontable"]["id"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("0x")
+        .to_string();
+    assert!(
+        fstab.contains(&format!("PARTUUID={signature}-02 / ext4")),
+        "{fstab}"
+    );
+    assert!(
+        debugfs(&fs[0], "ls /").contains("vmlinuz-"),
+        "the kernel is on /boot"
+    );
+    assert!(
+        !debugfs(&fs[1], "ls /boot").contains("vmlinuz-"),
+        "and not under / 's /boot"
+    );
+    assert_eq!(
+        debugfs(&fs[2], "cat /motd"),
+        std::fs::read_to_string(demo_config("files/motd")).unwrap()
+    );
+
+    // demo-xfs: xfs root, separate /boot, swap, mounts by PARTLABEL.
+    let disk = compose("demo-xfs.json", &work.path().join("xfs"));
+    let parts = partitions(&disk);
+    let (boot, root) = (
+        work.path().join("x-boot.img"),
+        work.path().join("x-root.img"),
+    );
+    extract(&disk, &parts[1], &boot);
+    extract(&disk, &parts[3], &root);
+    run(Command::new("e2fsck").arg("-fn").arg(&boot));
+    run(Command::new("xfs_repair").arg("-n").arg(&root));
+    assert_eq!(blkid(&root).0, "xfs");
+    let xfs_db = |cmds: &[&str]| {
+        let mut c = Command::new("xfs_db");
+        c.arg("-r");
+        for cmd in cmds {
+            c.arg("-c").arg(cmd);
+        }
+        text(&run(c.arg(&root)))
+    };
+    assert!(
+        xfs_db(&["path /tmp", "print core.mode"]).contains("041777"),
+        "sticky /tmp"
+    );
+    // fstab's first block, decoded from xfs_db's hex dump ("000:  23 20 2f …  text").
+    let dump = xfs_db(&["path /etc/fstab", "dblock 0", "type text", "print"]);
+    let bytes: Vec<u8> = dump
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .flat_map(|(_, rest)| {
+            rest.split_whitespace()
+                .take(16)
+                .filter_map(|h| u8::from_str_radix(h, 16).ok())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let fstab = String::from_utf8_lossy(&bytes).into_owned();
+    for line in [
+        "PARTLABEL=rootfs / xfs defaults 0 1",
+        "PARTLABEL=boot /boot ext4 defaults 0 2",
+        "PARTLABEL=esp /boot/efi vfat umask=0077 0 2",
+    ] {
+        assert!(fstab.contains(line), "{line} in {fstab}");
+    }
+    assert!(
+        debugfs(&boot, "ls /").contains("vmlinuz-"),
+        "the kernel is on /boot"
+    );
+}
+
+#[test]
+fn composing_a_disk_uses_no_loop_device_and_no_mount() {
+    let work = tempfile::tempdir().unwrap();
+    let trace = work.path().join("trace");
+    let o = Command::new("strace")
+        .args([
+            "-f",
+            "-qq",
+            "-e",
+            "trace=mount,umount2,ioctl,open,openat",
+            "-o",
+        ])
+        .arg(&trace)
+        .arg(env!("CARGO_BIN_EXE_kiln"))
+        .arg("compose")
+        .arg("--config")
+        .arg(demo_config("demo-efi.json"))
+        .arg("--repo")
+        .arg(sample_repo())
+        .arg("--output-dir")
+        .arg(work.path().join("out"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let calls = std::fs::read_to_string(&trace).unwrap();
+    assert!(
+        calls.lines().count() > 100,
+        "strace saw the build and its children"
+    );
+    let offending: Vec<&str> = calls
+        .lines()
+        .filter(|l| {
+            l.contains(" mount(")
+                || l.contains(" umount2(")
+                || l.contains("LOOP_")
+                || l.contains("/dev/loop")
+        })
+        .collect();
+    assert!(offending.is_empty(), "{}", offending.join("\n"));
 }
