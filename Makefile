@@ -92,6 +92,7 @@ bench: kiln
 	scripts/bench-validate.sh $(KILN)
 	scripts/bench-formats.sh $(KILN)
 	scripts/bench-resolve.sh $(KILN)
+	scripts/bench-build.sh $(KILN)
 
 clean:
 	rm -rf $(OUT_DIR)

@@ -98,9 +98,9 @@ pub fn run(args: BuildArgs, color: ColorChoice) -> ExitCode {
     );
     let mut table = String::from("step        time\n");
     for (step, t) in &timings {
-        table += &format!("{step:<10} {:6.1} s\n", t.as_secs_f64());
+        table += &format!("{step:<10} {:6.2} s\n", t.as_secs_f64());
     }
-    table += &format!("{:<10} {:6.1} s", "total", started.elapsed().as_secs_f64());
+    table += &format!("{:<10} {:6.2} s", "total", started.elapsed().as_secs_f64());
     for l in table.lines() {
         log.line(l);
     }

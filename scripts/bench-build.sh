@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Benchmark: demo-efi built by `kiln build` (warm package cache) against a reference pipeline of
+# standard tools making the same kind of image from the same sample repository, in one run:
+#
+#   dnf --installroot (resolve + install with scriptlets) → sfdisk (GPT) → mkfs.vfat + mcopy
+#   (ESP) and mkfs.ext4 -d at the root partition's offset → qemu-img convert -O vhdx
+#
+# The reference does less than kiln (no users, fstab, hostname, image-id, rpm macros, no
+# PostInstallScript); both avoid loop devices. Prints each step's time, the totals and the ratio.
+#
+#   scripts/bench-build.sh [path/to/kiln] [runs]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+KILN=$(realpath "${1:-out/bin/kiln}")
+RUNS=${2:-3}
+REPO=$PWD/out/sample-repo
+[ -f "$REPO/repodata/repomd.xml" ] || { echo "run make sample-repo first" >&2; exit 2; }
+work=$(mktemp -d /tmp/kiln-bench-build.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+export SOURCE_DATE_EPOCH=1700000000
+now() { date +%s.%N; }
+packages=$(/usr/bin/python3 -c 'import json; print(" ".join(json.load(open("imageconfigs/packagelists/demo-packages.json"))["packages"]))')
+
+kiln_once() {
+    # The package cache (out/build/…/package_repo) is kept between runs: warm.
+    "$KILN" build --config imageconfigs/demo-efi.json --repo "$REPO" --disable-upstream-repos \
+        --build-dir "$work/kiln-build" --output-dir "$work/kiln-out" --log-dir "$work/logs" 2>&1 |
+        awk '/^\[.*\] (validate|fetch|compose|roast|total) +[0-9.]+ s$/ { print $4, $5 }'
+}
+
+reference_once() {
+    local root=$work/ref-root disk=$work/ref.raw t0 t1 t2 t3 t4
+    rm -rf "$root" "$disk" "$work/ref.vhdx" "$work/esp.img"
+    t0=$(now)
+    dnf -q -y --nogpgcheck --installroot="$root" --setopt=reposdir=/dev/null \
+        --setopt=cachedir="$work/dnf-cache" --releasever=3.0 \
+        --repofrompath=sample,"file://$REPO" --repo=sample install $packages kernel azurelinux-release >/dev/null 2>&1
+    t1=$(now)
+    truncate -s 512M "$disk"
+    printf 'label: gpt\nstart=2048, size=131072, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=esp\nstart=133120, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=rootfs\n' |
+        sfdisk -q "$disk"
+    t2=$(now)
+    truncate -s 64M "$work/esp.img"
+    mkfs.vfat "$work/esp.img" >/dev/null
+    [ -d "$root/boot/efi" ] && MTOOLS_SKIP_CHECK=1 mcopy -s -p -m -i "$work/esp.img" "$root"/boot/efi/* ::/ 2>/dev/null || true
+    dd if="$work/esp.img" of="$disk" bs=1M seek=1 conv=notrunc,sparse status=none
+    mkfs.ext4 -q -F -b 4096 -d "$root" -E offset=$((65 * 1048576)) "$disk" $(((512 - 65) * 1024 - 16))k
+    t3=$(now)
+    qemu-img convert -O vhdx "$disk" "$work/ref.vhdx"
+    t4=$(now)
+    echo "install $(awk "BEGIN { print $t1 - $t0 }")"
+    echo "partition $(awk "BEGIN { print $t2 - $t1 }")"
+    echo "filesystems $(awk "BEGIN { print $t3 - $t2 }")"
+    echo "convert $(awk "BEGIN { print $t4 - $t3 }")"
+    echo "total $(awk "BEGIN { print $t4 - $t0 }")"
+}
+
+kiln_once >/dev/null   # fills the package cache
+reference_once >/dev/null
+for i in $(seq "$RUNS"); do
+    kiln_once | sed "s/^/kiln $i /"
+    reference_once | sed "s/^/ref $i /"
+done | /usr/bin/python3 -c '
+import sys, statistics, collections
+t = collections.defaultdict(list)
+for line in sys.stdin:
+    who, _, step, secs = line.split()[:4]
+    t[(who, step)].append(float(secs))
+med = {k: statistics.median(v) for k, v in t.items()}
+K, R = "kiln", "ref"
+print("kiln build (warm package cache), medians:")
+for s in ["validate", "fetch", "compose", "roast", "total"]:
+    print(f"  {s:<12} {med[(K, s)]:7.2f} s")
+print("reference pipeline (dnf --installroot, sfdisk, mkfs.vfat+mcopy, mkfs.ext4 -d, qemu-img):")
+for s in ["install", "partition", "filesystems", "convert", "total"]:
+    print(f"  {s:<12} {med[(R, s)]:7.2f} s")
+ratio = med[(R, "total")] / med[(K, "total")]
+print(f"ratio reference/kiln (total): {ratio:.2f}x")
+'
