@@ -34,6 +34,7 @@ kiln:
 	@ln -sf kiln $(BIN_DIR)/imageconfigvalidator
 	@ln -sf kiln $(BIN_DIR)/roast
 	@ln -sf kiln $(BIN_DIR)/imagepkgfetcher
+	@ln -sf kiln $(BIN_DIR)/imager
 
 validate-image-config: kiln
 	@test -n "$(CONFIG_FILE)" || { echo "Must set CONFIG_FILE="; exit 1; }

@@ -177,7 +177,9 @@ fn steps(
         build_number: args.build_number.clone(),
     };
     let mut say = |l: &str| log.line(l);
-    let outputs = crate::compose::compose(&loaded, &compose, &mut say).map_err(|e| (step, e))?;
+    let outputs = crate::compose::compose(&loaded, &compose, &mut say)
+        .map_err(|e| (step, e))?
+        .outputs;
     log.line(&format!(
         "{}: {}",
         imager_output.display(),

@@ -47,7 +47,7 @@ pub fn run(args: ComposeArgs, color: ColorChoice) -> ExitCode {
     };
     let mut report = |what: &str| eprintln!("[{:6.1} s] {what}", started.elapsed().as_secs_f64());
     match compose(&loaded, &args, &mut report) {
-        Ok(outputs) => {
+        Ok(Composed { outputs, .. }) => {
             eprintln!(
                 "composed {} in {:.1} s: {}",
                 loaded.config.system_configs[0].name,
@@ -76,14 +76,19 @@ pub fn require_root(what: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// What composing made: the output names and the packages installed.
+pub struct Composed {
+    pub outputs: Vec<String>,
+    pub packages: Vec<kiln_repo::Package>,
+}
+
 /// Composes the first SystemConfig of `loaded` from `args.repos` into `args.output_dir`: a
-/// disk config's `disk0.raw` (and partition dumps), or a rootfs config's `rootfs/`. Returns the
-/// output names.
+/// disk config's `disk0.raw` (and partition dumps), or a rootfs config's `rootfs/`.
 pub fn compose(
     loaded: &kiln_config::model::LoadedConfig,
     args: &ComposeArgs,
     report: &mut dyn FnMut(&str),
-) -> Result<Vec<String>, String> {
+) -> Result<Composed, String> {
     require_root("kiln compose")?;
     // rpm --root wants absolute paths.
     let absolute = |p: &PathBuf| std::path::absolute(p).unwrap_or_else(|_| p.clone());
@@ -142,6 +147,11 @@ pub fn compose(
         }
     };
     let early: Vec<&str> = early.iter().map(String::as_str).collect();
+    let installed: Vec<kiln_repo::Package> = resolution
+        .packages
+        .iter()
+        .map(|&id| pool.package(id).clone())
+        .collect();
     report(&format!(
         "resolved {} requested packages to {} packages",
         requests.len(),
@@ -162,6 +172,10 @@ pub fn compose(
             build_number: &args.build_number,
         };
         return build_disk_outputs(&req, &args.output_dir, report)
+            .map(|outputs| Composed {
+                outputs,
+                packages: installed,
+            })
             .map_err(|e| format!("composing {}: {e}", sc.name));
     }
 
@@ -183,7 +197,10 @@ pub fn compose(
         return Err(format!("composing {}: {e}", sc.name));
     }
     std::fs::rename(&staging, &rootfs).map_err(|e| format!("{}: {e}", rootfs.display()))?;
-    Ok(vec!["rootfs".to_string()])
+    Ok(Composed {
+        outputs: vec!["rootfs".to_string()],
+        packages: installed,
+    })
 }
 
 /// Builds a disk config's image in a work directory beside the outputs and moves out what

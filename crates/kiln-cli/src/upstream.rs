@@ -15,6 +15,7 @@ use std::process::ExitCode;
 pub enum Tool {
     ImageConfigValidator,
     ImagePkgFetcher,
+    Imager,
     Roast,
 }
 
@@ -23,6 +24,7 @@ impl Tool {
         match name {
             "imageconfigvalidator" => Some(Tool::ImageConfigValidator),
             "imagepkgfetcher" => Some(Tool::ImagePkgFetcher),
+            "imager" => Some(Tool::Imager),
             "roast" => Some(Tool::Roast),
             _ => None,
         }
@@ -33,6 +35,7 @@ pub fn run(tool: Tool, args: Vec<OsString>) -> ExitCode {
     match tool {
         Tool::ImageConfigValidator => image_config_validator(args),
         Tool::ImagePkgFetcher => image_pkg_fetcher(args),
+        Tool::Imager => imager(args),
         Tool::Roast => roast(args),
     }
 }
@@ -380,6 +383,146 @@ fn image_pkg_fetcher(args: Vec<OsString>) -> ExitCode {
                 f.packages.len(),
                 args.output_dir.display(),
                 f.tiers.join(", ")
+            );
+            log.write(&line, &line);
+            ExitCode::SUCCESS
+        }
+        Err(e) => fatal(&mut log, &e),
+    }
+}
+
+/// Builds a config's disk image or root filesystem from a local package repository (kiln
+/// standing in for the Azure Linux toolkit's imager): `disk0.raw` (and partition dumps) or
+/// `rootfs/` in --output-dir. No loop device, mount or worker chroot is used.
+#[derive(Debug, Parser)]
+#[command(name = "imager", version, max_term_width = 100)]
+struct ImagerArgs {
+    /// Path to the image config file.
+    #[arg(long, value_name = "PATH", required = true)]
+    input: PathBuf,
+    /// Directory for the work files (default: a directory in --output-dir).
+    #[arg(long, value_name = "DIR")]
+    build_dir: Option<PathBuf>,
+    /// Base directory for relative file paths in the config.
+    #[arg(long, value_name = "DIR")]
+    base_dir: Option<PathBuf>,
+    /// Where imager's output goes.
+    #[arg(long, value_name = "DIR", required = true)]
+    output_dir: PathBuf,
+    /// The local package repository (imagepkgfetcher's output).
+    #[arg(long, value_name = "DIR", required = true)]
+    local_repo: PathBuf,
+    /// Accepted for compatibility (upstream's worker chroot tarball); kiln needs none.
+    #[arg(long, value_name = "FILE")]
+    tdnf_worker: Option<PathBuf>,
+    /// Accepted for compatibility (packages come from --local-repo only, as in upstream's
+    /// offline build).
+    #[arg(long, value_name = "FILE")]
+    repo_file: Option<PathBuf>,
+    /// Accepted for compatibility (upstream's assets are embedded).
+    #[arg(long, value_name = "DIR")]
+    assets: Option<PathBuf>,
+    /// Where to write the installed packages' summary (upstream's image_pkg_manifest.json).
+    #[arg(long, value_name = "FILE")]
+    output_image_contents: Option<PathBuf>,
+    /// Install onto TargetDisk (the live installer's job): not supported by kiln's imager.
+    #[arg(long)]
+    live_install: bool,
+    /// Print `progress:<percent>` and `action:<text>` lines on stdout.
+    #[arg(long)]
+    emit_progress: bool,
+    /// BUILD_NUMBER written to /etc/image-id.
+    #[arg(long, value_name = "N", default_value = "")]
+    build_number: String,
+    /// Not supported by kiln: accepted and ignored with a warning.
+    #[arg(long, value_name = "POSIX_TIME")]
+    repo_snapshot_time: Option<String>,
+    #[command(flatten)]
+    go: GoFlags,
+}
+
+fn imager(args: Vec<OsString>) -> ExitCode {
+    let a = match ImagerArgs::try_parse_from(args) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
+    let mut log = match a.go.open_log() {
+        Ok(log) => log,
+        Err(code) => return code,
+    };
+    let mut ignored = Vec::new();
+    for (set, name) in [
+        (a.tdnf_worker.is_some(), "--tdnf-worker"),
+        (a.repo_file.is_some(), "--repo-file"),
+        (a.assets.is_some(), "--assets"),
+        (a.build_dir.is_some(), "--build-dir"),
+        (a.repo_snapshot_time.is_some(), "--repo-snapshot-time"),
+    ] {
+        if set {
+            ignored.push(name);
+        }
+    }
+    a.go.warn_ignored(&mut log, &ignored);
+    let fatal = |log: &mut Log, message: &str| {
+        let line = format!("{message}\n");
+        log.write(&line, &format!("\x1b[1;31m{message}\x1b[0m\n"));
+        ExitCode::FAILURE
+    };
+    if a.live_install {
+        return fatal(
+            &mut log,
+            "kiln's imager does not install onto a device (--live-install)",
+        );
+    }
+    let loaded = match crate::plan::load_config_in(&a.input, a.base_dir.as_deref(), a.go.log_color)
+    {
+        Ok(l) => l,
+        Err(e) => {
+            return fatal(
+                &mut log,
+                &format!(
+                    "Failed to load configuration file ({}) with base directory ({}): {e}",
+                    a.input.display(),
+                    a.base_dir.as_deref().unwrap_or(Path::new("")).display()
+                ),
+            )
+        }
+    };
+    let args = crate::compose::ComposeArgs {
+        config: a.input.clone(),
+        repos: vec![a.local_repo.clone()],
+        output_dir: a.output_dir.clone(),
+        no_weak_deps: false,
+        build_number: a.build_number.clone(),
+    };
+    let emit = a.emit_progress;
+    let mut steps = 0usize;
+    let mut report = |what: &str| {
+        steps += 1;
+        if emit {
+            // The steps of a build are about twenty: progress climbs towards 100.
+            println!("progress:{}", (steps * 5).min(99));
+            println!("action:{what}");
+        }
+        eprintln!("{what}");
+    };
+    match crate::compose::compose(&loaded, &args, &mut report) {
+        Ok(done) => {
+            if let Some(path) = &a.output_image_contents {
+                if let Err(e) = std::fs::write(path, kiln_repo::summary::write(&done.packages)) {
+                    return fatal(&mut log, &format!("cannot write {}: {e}", path.display()));
+                }
+            }
+            if emit {
+                println!("progress:100");
+            }
+            let line = format!(
+                "Built {} in {}\n",
+                done.outputs.join(", "),
+                a.output_dir.display()
             );
             log.write(&line, &line);
             ExitCode::SUCCESS

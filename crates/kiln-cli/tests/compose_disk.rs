@@ -391,3 +391,42 @@ fn composing_a_disk_uses_no_loop_device_and_no_mount() {
         .collect();
     assert!(offending.is_empty(), "{}", offending.join("\n"));
 }
+
+#[test]
+fn imager_personality_builds_with_upstreams_flags() {
+    let work = tempfile::tempdir().unwrap();
+    let link = work.path().join("imager");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kiln"), &link).unwrap();
+    let out = work.path().join("imager_output");
+    std::fs::create_dir(&out).unwrap();
+    let manifest = work.path().join("image_pkg_manifest.json");
+    let o = Command::new(&link)
+        .arg(format!(
+            "--input={}",
+            demo_config("demo-efi.json").display()
+        ))
+        .arg(format!("--output-dir={}", out.display()))
+        .arg(format!("--local-repo={}", sample_repo().display()))
+        .arg("--tdnf-worker=/tmp/unused.tar.gz")
+        .arg(format!("--output-image-contents={}", manifest.display()))
+        .arg("--emit-progress")
+        .arg("--build-number=42")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(text(&o).lines().any(|l| l.starts_with("action:")));
+    assert_eq!(text(&o).lines().last(), Some("progress:100"));
+    assert!(out.join("disk0.raw").is_file());
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    assert!(doc["Repo"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["Name"] == "kernel"));
+    // The image-id carries the build number.
+    let parts = partitions(&out.join("disk0.raw"));
+    let root = work.path().join("root.img");
+    extract(&out.join("disk0.raw"), &parts[1], &root);
+    assert!(debugfs(&root, "cat /etc/image-id").contains("BUILD_NUMBER=42"));
+}
