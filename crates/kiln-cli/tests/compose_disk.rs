@@ -430,3 +430,56 @@ fn imager_personality_builds_with_upstreams_flags() {
     extract(&out.join("disk0.raw"), &parts[1], &root);
     assert!(debugfs(&root, "cat /etc/image-id").contains("BUILD_NUMBER=42"));
 }
+
+#[test]
+fn additional_files_cannot_escape_the_image() {
+    let work = tempfile::tempdir().unwrap();
+    let motd = demo_config("files/motd");
+    let list = demo_config("packagelists/demo-packages.json");
+    let config = work.path().join("escape.json");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"SystemConfigs": [{{"Name": "escape", "PackageLists": ["{}"],
+                "AdditionalFiles": {{"{}": "../../../kiln-escaped"}}}}]}}"#,
+            list.display(),
+            motd.display()
+        ),
+    )
+    .unwrap();
+    let out = work.path().join("a/b/out");
+    let o = kiln()
+        .arg("compose")
+        .arg("--config")
+        .arg(&config)
+        .arg("--repo")
+        .arg(sample_repo())
+        .arg("--output-dir")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("AdditionalFiles"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("outside the image root"),
+        "{}",
+        stderr(&o)
+    );
+    for dir in [
+        work.path(),
+        &work.path().join("a"),
+        &work.path().join("a/b"),
+        &out,
+        Path::new("/"),
+    ] {
+        assert!(
+            !dir.join("kiln-escaped").exists(),
+            "written in {}",
+            dir.display()
+        );
+    }
+    assert!(
+        !out.join("rootfs").exists(),
+        "no result under the final name"
+    );
+}
