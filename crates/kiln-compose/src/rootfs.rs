@@ -50,6 +50,14 @@ pub fn populate(root: &Path, inputs: &Inputs, progress: &mut dyn FnMut(&str)) ->
         exclude_docs: sc.disable_rpm_docs,
         install_langs: sc.override_rpm_locales.clone(),
     };
+    if sc.encryption.enable {
+        return Err(Error {
+            step: "Encryption",
+            message: "root encryption (LUKS) is not supported by kiln yet; build without \
+                      Encryption.Enable"
+                .into(),
+        });
+    }
     let stages = install::stages(inputs.packages, inputs.early);
     progress("creating the rpm database");
     install::init_db(root, &settings).map_err(step("rpm database"))?;
@@ -85,6 +93,12 @@ pub fn populate(root: &Path, inputs: &Inputs, progress: &mut dyn FnMut(&str)) ->
         progress("writing the rpm manifests");
         finish::write_rpm_manifests(root).map_err(step("RemoveRpmDb"))?;
     }
+    if !sc.networks.is_empty() {
+        progress("writing network files");
+        for warning in system::write_networks(root, &sc.networks).map_err(step("Networks"))? {
+            progress(&format!("warning: {warning}"));
+        }
+    }
     for script in &sc.post_install_scripts {
         progress(&format!("running {}", script.path));
         finish::run_script(root, Path::new(&script.path), &script.args)
@@ -109,7 +123,22 @@ pub fn populate(root: &Path, inputs: &Inputs, progress: &mut dyn FnMut(&str)) ->
     if !sc.remove_rpm_db {
         finish::settle_rpm_db(root).map_err(step("rpm database"))?;
     }
+    if let Some(mode) = selinux_mode(sc) {
+        progress(&format!("labelling the files for SELinux ({mode})"));
+        let policy = system::set_selinux_mode(root, mode).map_err(step("SELinux"))?;
+        finish::label_selinux(root, &policy).map_err(step("SELinux"))?;
+    }
     Ok(())
+}
+
+/// The SELINUX= value for the config's KernelCommandLine.SELinux, `None` when SELinux is off.
+fn selinux_mode(sc: &SystemConfig) -> Option<&'static str> {
+    use kiln_config::model::SELinux;
+    match sc.kernel_command_line.selinux {
+        SELinux::Off => None,
+        SELinux::Enforcing | SELinux::ForceEnforcing => Some("enforcing"),
+        SELinux::Permissive => Some("permissive"),
+    }
 }
 
 fn apply_users(root: &Path, inputs: &Inputs, progress: &mut dyn FnMut(&str)) -> Result<(), Error> {

@@ -109,6 +109,57 @@ pub fn fstab_lines(mounts: &[Mount], hidepid: bool, swaps: &[String]) -> Result<
     Ok(out)
 }
 
+/// Writes the systemd-networkd file of every network with `OnBoot` into the image, as
+/// upstream's live installer copies it there (SPEC §1.10), naming the interface by `Device`.
+/// `bootif` (the interface the machine booted from) cannot be known when an image is built:
+/// such networks are returned for the caller to warn about.
+pub fn write_networks(
+    root: &Path,
+    networks: &[kiln_config::model::Network],
+) -> Result<Vec<String>, Error> {
+    let mut skipped = Vec::new();
+    for n in networks.iter().filter(|n| n.on_boot) {
+        let device = n.device.trim();
+        if device.eq_ignore_ascii_case("bootif") {
+            skipped.push(format!(
+                "network on {device} (OnBoot): the boot interface is known only on the machine \
+                 that boots; no networkd file written"
+            ));
+            continue;
+        }
+        let (name, content) = n.networkd_file(device);
+        let path = confined(root, &format!("/etc/systemd/network/{name}"))?;
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(at(parent))?;
+        }
+        std::fs::write(&path, content).map_err(at(&path))?;
+    }
+    Ok(skipped)
+}
+
+/// Sets `SELINUX=<mode>` in the image's `/etc/selinux/config` (upstream's `sed`) and returns
+/// the policy type (`SELINUXTYPE=`).
+pub fn set_selinux_mode(root: &Path, mode: &str) -> Result<String, Error> {
+    let path = confined(root, "/etc/selinux/config")?;
+    let text = std::fs::read_to_string(&path).map_err(at(&path))?;
+    let mut policy = String::new();
+    let edited: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if let Some(t) = l.strip_prefix("SELINUXTYPE=") {
+                policy = t.to_string();
+            }
+            if l.starts_with("SELINUX=") {
+                format!("SELINUX={mode}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    std::fs::write(&path, edited.join("\n") + "\n").map_err(at(&path))?;
+    Ok(policy)
+}
+
 /// Appends `lines` to the image's `/etc/fstab` (created if the packages shipped none).
 pub fn append_fstab(root: &Path, lines: &str) -> Result<(), Error> {
     use std::io::Write;
@@ -185,5 +236,49 @@ mod tests {
             std::fs::read_to_string(&hosts).unwrap(),
             "1\n2\n127.0.0.1   demo\n"
         );
+    }
+
+    #[test]
+    fn networks_and_selinux_mode_go_into_the_image() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("etc/selinux")).unwrap();
+        let net = |device: &str, on_boot| kiln_config::model::Network {
+            boot_proto: "static".into(),
+            gateway: "192.168.1.1".into(),
+            ip: "192.168.1.10".into(),
+            netmask: "255.255.255.0".into(),
+            on_boot,
+            name_servers: vec!["1.1.1.1".into()],
+            device: device.into(),
+        };
+        let skipped = write_networks(
+            d.path(),
+            &[net("eth0", true), net("eth1", false), net("bootif", true)],
+        )
+        .unwrap();
+        assert_eq!(skipped.len(), 1, "bootif cannot be known at build time");
+        let file = d.path().join("etc/systemd/network/10-static-eth0.network");
+        assert_eq!(
+            std::fs::read_to_string(file).unwrap(),
+            "[Match]\nName=eth0\n\n[Network]\nAddress=192.168.1.10/24\nGateway=192.168.1.1\nDNS=1.1.1.1\n"
+        );
+        assert!(!d
+            .path()
+            .join("etc/systemd/network/10-static-eth1.network")
+            .exists());
+
+        std::fs::write(
+            d.path().join("etc/selinux/config"),
+            "# comment\nSELINUX=disabled\nSELINUXTYPE=targeted\n",
+        )
+        .unwrap();
+        assert_eq!(set_selinux_mode(d.path(), "enforcing").unwrap(), "targeted");
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("etc/selinux/config")).unwrap(),
+            "# comment\nSELINUX=enforcing\nSELINUXTYPE=targeted\n"
+        );
+        // Without the policy's file contexts in the image, labelling says what is missing.
+        let e = crate::finish::label_selinux(d.path(), "targeted").unwrap_err();
+        assert!(e.to_string().contains("install the policy package"), "{e}");
     }
 }
