@@ -483,3 +483,103 @@ fn additional_files_cannot_escape_the_image() {
         "no result under the final name"
     );
 }
+
+/// `kiln build` of a demo config from the sample repository into `work`; returns the output
+/// directory.
+fn build(config: &str, work: &Path) -> std::path::PathBuf {
+    let out = work.join("images");
+    let o = kiln()
+        .arg("build")
+        .arg("--config")
+        .arg(demo_config(config))
+        .arg("--repo")
+        .arg(sample_repo())
+        .arg("--disable-upstream-repos")
+        .arg("--output-dir")
+        .arg(&out)
+        .arg("--build-dir")
+        .arg(work.join("build"))
+        .arg("--log-dir")
+        .arg(work.join("logs"))
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        text(&o).trim(),
+        out.display().to_string(),
+        "prints where the artifacts are"
+    );
+    for step in ["validate", "fetch", "compose", "roast", "total"] {
+        assert!(
+            stderr(&o)
+                .lines()
+                .any(|l| l.contains(&format!("] {step} "))),
+            "{step} timing"
+        );
+    }
+    out
+}
+
+/// `tar -tvzf` lines of a tarball: (mode, owner/group, path).
+fn tar_listing(tarball: &Path) -> Vec<(String, String, String)> {
+    text(&run(Command::new("tar").arg("-tvzf").arg(tarball)))
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[0].to_string(), f[1].to_string(), f[5].to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn build_makes_the_container_tarballs_with_owners_modes_and_manifests() {
+    let work = tempfile::tempdir().unwrap();
+    let out = build("demo-container.json", &work.path().join("container"));
+    let list = tar_listing(&out.join("demo-container.tar.gz"));
+    let find = |path: &str| {
+        list.iter()
+            .find(|(_, _, p)| p == path)
+            .unwrap_or_else(|| panic!("{path} in the tarball"))
+            .clone()
+    };
+    assert_eq!(
+        find("./etc/shadow"),
+        ("----------".into(), "0/0".into(), "./etc/shadow".into())
+    );
+    assert_eq!(
+        find("./home/app/").1,
+        "1000/1000",
+        "the user's home is the user's"
+    );
+    assert_eq!(find("./usr/bin/sample-app").0, "-rwxr-xr-x");
+    assert!(
+        list.iter().any(|(_, _, p)| p.starts_with("./var/lib/rpm/")),
+        "rpmdb kept"
+    );
+    assert!(
+        std::fs::read_to_string(work.path().join("container/logs/demo-container.log"))
+            .unwrap()
+            .contains("built demo-container: demo-container.tar.gz")
+    );
+
+    let out = build("demo-distroless.json", &work.path().join("distroless"));
+    let tarball = out.join("demo-distroless.tar.gz");
+    let list = tar_listing(&tarball);
+    assert!(
+        !list.iter().any(|(_, _, p)| p.starts_with("./var/lib/rpm/")),
+        "no rpm database"
+    );
+    let manifest = text(&run(Command::new("tar")
+        .arg("-xzOf")
+        .arg(&tarball)
+        .arg("./var/lib/rpmmanifest/container-manifest-2")));
+    // upstream's query format: name, version-release, install time, build time, vendor,
+    // (none), size, arch, epoch, source rpm — tab separated.
+    let busybox = manifest
+        .lines()
+        .find(|l| l.starts_with("filesystem\t"))
+        .unwrap();
+    assert_eq!(busybox.split('\t').count(), 10, "{busybox}");
+    assert_eq!(busybox.split('\t').nth(5), Some("(none)"), "{busybox}");
+}
