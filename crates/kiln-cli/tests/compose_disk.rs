@@ -583,3 +583,41 @@ fn build_makes_the_container_tarballs_with_owners_modes_and_manifests() {
     assert_eq!(busybox.split('\t').count(), 10, "{busybox}");
     assert_eq!(busybox.split('\t').nth(5), Some("(none)"), "{busybox}");
 }
+
+#[test]
+fn raw_binaries_land_at_their_offsets() {
+    let work = tempfile::tempdir().unwrap();
+    let blob = work.path().join("blob.bin");
+    let data: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8 + 1).collect();
+    std::fs::write(&blob, &data).unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(demo_config("demo-legacy.json")).unwrap())
+            .unwrap();
+    config["Disks"][0]["RawBinaries"] =
+        serde_json::json!([{"BinPath": blob.display().to_string(), "BlockSize": 512, "Seek": 40}]);
+    config["SystemConfigs"][0]["PackageLists"] =
+        serde_json::json!([demo_config("packagelists/demo-packages.json")
+            .display()
+            .to_string()]);
+    config["SystemConfigs"][0]["PostInstallScripts"] = serde_json::json!([]);
+    let path = work.path().join("raw.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let out = work.path().join("out");
+    let o = kiln()
+        .arg("compose")
+        .arg("--config")
+        .arg(&path)
+        .arg("--repo")
+        .arg(sample_repo())
+        .arg("--output-dir")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let disk = std::fs::read(out.join("disk0.raw")).unwrap();
+    assert_eq!(&disk[40 * 512..40 * 512 + data.len()], &data[..]);
+    assert!(text(&run(Command::new("sgdisk")
+        .arg("-v")
+        .arg(out.join("disk0.raw"))))
+    .contains("No problems found"));
+}
