@@ -7,26 +7,27 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Where an image's ids and timestamps come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
-    seed: Option<Vec<u8>>,
+    seed: Vec<u8>,
     unix_time: u64,
 }
 
 impl Identity {
-    /// Random ids, the current time.
+    /// Random ids, the current time. The randomness is drawn once: the same `purpose` gives
+    /// the same id for the life of this identity (fstab names a filesystem UUID before the
+    /// filesystem is made), different purposes different ids.
     pub fn random() -> Identity {
         let unix_time = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        Identity {
-            seed: None,
-            unix_time,
-        }
+        let mut seed = vec![0u8; 32];
+        getrandom::fill(&mut seed).expect("the OS random source works");
+        Identity { seed, unix_time }
     }
 
     /// Ids derived from `seed` (same seed, same ids), and the given time.
     pub fn seeded(seed: &[u8], unix_time: u64) -> Identity {
         Identity {
-            seed: Some(seed.to_vec()),
+            seed: seed.to_vec(),
             unix_time,
         }
     }
@@ -52,16 +53,11 @@ impl Identity {
     /// one image (e.g. "vhdx.page83").
     pub fn uuid(&self, purpose: &str) -> [u8; 16] {
         let mut id = [0u8; 16];
-        match &self.seed {
-            Some(seed) => {
-                let mut h = Sha256::new();
-                h.update(seed);
-                h.update([0]);
-                h.update(purpose.as_bytes());
-                id.copy_from_slice(&h.finalize()[..16]);
-            }
-            None => getrandom::fill(&mut id).expect("the OS random source works"),
-        }
+        let mut h = Sha256::new();
+        h.update(&self.seed);
+        h.update([0]);
+        h.update(purpose.as_bytes());
+        id.copy_from_slice(&h.finalize()[..16]);
         id[6] = (id[6] & 0x0f) | 0x40;
         id[8] = (id[8] & 0x3f) | 0x80;
         id

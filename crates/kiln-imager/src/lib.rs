@@ -217,7 +217,15 @@ pub fn build_disk(
             step: "filesystems",
             message: format!("partition {} ({}): {e}", p.number, p.id),
         })?;
-        debug_assert_eq!(made.uuid, p.fs_uuid, "uuid_for and make agree");
+        if made.uuid != p.fs_uuid {
+            return Err(Error {
+                step: "filesystems",
+                message: format!(
+                    "partition {} ({}) got UUID {} where fstab names {}",
+                    p.number, p.id, made.uuid, p.fs_uuid
+                ),
+            });
+        }
     }
     Ok(Built {
         disk,
