@@ -164,6 +164,23 @@ impl GoFlags {
     }
 }
 
+/// A personality's flags; on a usage error, clap's message printed and the exit code to use.
+fn parse<T: Parser>(args: Vec<OsString>) -> Result<T, ExitCode> {
+    T::try_parse_from(args).map_err(|e| {
+        let _ = e.print();
+        ExitCode::from(e.exit_code() as u8)
+    })
+}
+
+/// The names of the flags that are set, of `(set, name)` pairs.
+fn flags_set(flags: &[(bool, &'static str)]) -> Vec<&'static str> {
+    flags
+        .iter()
+        .filter(|(set, _)| *set)
+        .map(|(_, n)| *n)
+        .collect()
+}
+
 /// Writes log text to stderr and, with --log-file, to the file (uncolored).
 struct Log {
     file: Option<std::fs::File>,
@@ -171,6 +188,15 @@ struct Log {
 }
 
 impl Log {
+    /// Logs `message` as upstream logs a fatal error (red when colored) and gives exit 1.
+    fn fatal(&mut self, message: &str) -> ExitCode {
+        self.write(
+            &format!("{message}\n"),
+            &format!("\x1b[1;31m{message}\x1b[0m\n"),
+        );
+        ExitCode::FAILURE
+    }
+
     fn write(&mut self, plain: &str, colored: &str) {
         eprint!("{}", if self.color { colored } else { plain });
         if let Some(f) = &mut self.file {
@@ -180,12 +206,9 @@ impl Log {
 }
 
 fn image_config_validator(args: Vec<OsString>) -> ExitCode {
-    let a = match ImageConfigValidatorArgs::try_parse_from(args) {
+    let a: ImageConfigValidatorArgs = match parse(args) {
         Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(e.exit_code() as u8);
-        }
+        Err(code) => return code,
     };
     let mut log = match a.go.open_log() {
         Ok(log) => log,
@@ -221,10 +244,7 @@ fn image_config_validator(args: Vec<OsString>) -> ExitCode {
     }
     log.write(&report.render(false), &report.render(true));
     match report.upstream_summary(&input) {
-        Some(line) => {
-            log.write(&format!("{line}\n"), &format!("\x1b[1;31m{line}\x1b[0m\n"));
-            ExitCode::FAILURE
-        }
+        Some(line) => log.fatal(&line),
         None => ExitCode::SUCCESS,
     }
 }
@@ -303,51 +323,33 @@ struct ImagePkgFetcherArgs {
 }
 
 fn image_pkg_fetcher(args: Vec<OsString>) -> ExitCode {
-    let a = match ImagePkgFetcherArgs::try_parse_from(args) {
+    let a: ImagePkgFetcherArgs = match parse(args) {
         Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(e.exit_code() as u8);
-        }
+        Err(code) => return code,
     };
     let mut log = match a.go.open_log() {
         Ok(log) => log,
         Err(code) => return code,
     };
-    let fatal = |log: &mut Log, message: &str| {
-        let line = format!("{message}\n");
-        log.write(&line, &format!("\x1b[1;31m{message}\x1b[0m\n"));
-        ExitCode::FAILURE
-    };
     if a.external_only && a.package_graph.is_none() {
-        return fatal(
-            &mut log,
-            "input-graph must be provided if external-only is set.",
-        );
+        return log.fatal("input-graph must be provided if external-only is set.");
     }
     if a.external_only {
-        return fatal(
-            &mut log,
+        return log.fatal(
             "kiln does not support --external-only (fetching only what a package graph lacks)",
         );
     }
     if a.enable_gpg_check && a.gpg_keys.is_empty() {
-        return fatal(
-            &mut log,
-            "--enable-gpg-check requires at least one --gpg-key path",
-        );
+        return log.fatal("--enable-gpg-check requires at least one --gpg-key path");
     }
-    let mut ignored = vec!["--tmp-dir", "--tdnf-worker"];
-    for (set, name) in [
+    let ignored = flags_set(&[
+        (true, "--tmp-dir"),
+        (true, "--tdnf-worker"),
         (a.use_preview_repo, "--use-preview-repo"),
         (a.repo_snapshot_time.is_some(), "--repo-snapshot-time"),
         (a.tls_cert.is_some(), "--tls-cert"),
         (a.tls_key.is_some(), "--tls-key"),
-    ] {
-        if set {
-            ignored.push(name);
-        }
-    }
+    ]);
     a.go.warn_ignored(&mut log, &ignored);
     // Upstream's Makefile passes out/RPMS and the toolchain directory even when empty or
     // not built yet: only existing ones are sources.
@@ -387,7 +389,7 @@ fn image_pkg_fetcher(args: Vec<OsString>) -> ExitCode {
             log.write(&line, &line);
             ExitCode::SUCCESS
         }
-        Err(e) => fatal(&mut log, &e),
+        Err(e) => log.fatal(&e),
     }
 }
 
@@ -442,53 +444,34 @@ struct ImagerArgs {
 }
 
 fn imager(args: Vec<OsString>) -> ExitCode {
-    let a = match ImagerArgs::try_parse_from(args) {
+    let a: ImagerArgs = match parse(args) {
         Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(e.exit_code() as u8);
-        }
+        Err(code) => return code,
     };
     let mut log = match a.go.open_log() {
         Ok(log) => log,
         Err(code) => return code,
     };
-    let mut ignored = Vec::new();
-    for (set, name) in [
+    let ignored = flags_set(&[
         (a.tdnf_worker.is_some(), "--tdnf-worker"),
         (a.repo_file.is_some(), "--repo-file"),
         (a.assets.is_some(), "--assets"),
         (a.build_dir.is_some(), "--build-dir"),
         (a.repo_snapshot_time.is_some(), "--repo-snapshot-time"),
-    ] {
-        if set {
-            ignored.push(name);
-        }
-    }
+    ]);
     a.go.warn_ignored(&mut log, &ignored);
-    let fatal = |log: &mut Log, message: &str| {
-        let line = format!("{message}\n");
-        log.write(&line, &format!("\x1b[1;31m{message}\x1b[0m\n"));
-        ExitCode::FAILURE
-    };
     if a.live_install {
-        return fatal(
-            &mut log,
-            "kiln's imager does not install onto a device (--live-install)",
-        );
+        return log.fatal("kiln's imager does not install onto a device (--live-install)");
     }
     let loaded = match crate::plan::load_config_in(&a.input, a.base_dir.as_deref(), a.go.log_color)
     {
         Ok(l) => l,
         Err(e) => {
-            return fatal(
-                &mut log,
-                &format!(
-                    "Failed to load configuration file ({}) with base directory ({}): {e}",
-                    a.input.display(),
-                    a.base_dir.as_deref().unwrap_or(Path::new("")).display()
-                ),
-            )
+            return log.fatal(&format!(
+                "Failed to load configuration file ({}) with base directory ({}): {e}",
+                a.input.display(),
+                a.base_dir.as_deref().unwrap_or(Path::new("")).display()
+            ))
         }
     };
     let args = crate::compose::ComposeArgs {
@@ -513,7 +496,7 @@ fn imager(args: Vec<OsString>) -> ExitCode {
         Ok(done) => {
             if let Some(path) = &a.output_image_contents {
                 if let Err(e) = std::fs::write(path, kiln_repo::summary::write(&done.packages)) {
-                    return fatal(&mut log, &format!("cannot write {}: {e}", path.display()));
+                    return log.fatal(&format!("cannot write {}: {e}", path.display()));
                 }
             }
             if emit {
@@ -527,7 +510,7 @@ fn imager(args: Vec<OsString>) -> ExitCode {
             log.write(&line, &line);
             ExitCode::SUCCESS
         }
-        Err(e) => fatal(&mut log, &e),
+        Err(e) => log.fatal(&e),
     }
 }
 

@@ -3,9 +3,9 @@
 
 mod common;
 
-use common::{demo_config, kiln, sample_repo, stderr, stdout};
+use common::{compose, demo_config, kiln, sample_repo, stderr, stdout};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/azl-compat")
@@ -448,21 +448,6 @@ fn resolve_prints_nevras_or_the_chain() {
         "{}",
         stderr(&o)
     );
-}
-
-/// `kiln compose` of `config` from the sample repository into `out`.
-fn compose(config: &Path, out: &Path) -> Output {
-    kiln()
-        .arg("compose")
-        .arg("--config")
-        .arg(config)
-        .arg("--repo")
-        .arg(sample_repo())
-        .arg("--output-dir")
-        .arg(out)
-        .env("SOURCE_DATE_EPOCH", "1700000000")
-        .output()
-        .unwrap()
 }
 
 #[test]

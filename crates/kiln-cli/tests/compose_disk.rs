@@ -54,17 +54,7 @@ fn debugfs(fs: &Path, request: &str) -> String {
 
 /// `kiln compose` of a demo config into `out`; returns `out/disk0.raw`.
 fn compose(config: &str, out: &Path) -> std::path::PathBuf {
-    let o = kiln()
-        .arg("compose")
-        .arg("--config")
-        .arg(demo_config(config))
-        .arg("--repo")
-        .arg(sample_repo())
-        .arg("--output-dir")
-        .arg(out)
-        .env("SOURCE_DATE_EPOCH", "1700000000")
-        .output()
-        .unwrap();
+    let o = common::compose(&demo_config(config), out);
     assert!(o.status.success(), "{}", stderr(&o));
     out.join("disk0.raw")
 }
@@ -448,16 +438,7 @@ fn additional_files_cannot_escape_the_image() {
     )
     .unwrap();
     let out = work.path().join("a/b/out");
-    let o = kiln()
-        .arg("compose")
-        .arg("--config")
-        .arg(&config)
-        .arg("--repo")
-        .arg(sample_repo())
-        .arg("--output-dir")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let o = common::compose(&config, &out);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("AdditionalFiles"), "{}", stderr(&o));
     assert!(
@@ -603,16 +584,7 @@ fn raw_binaries_land_at_their_offsets() {
     let path = work.path().join("raw.json");
     std::fs::write(&path, config.to_string()).unwrap();
     let out = work.path().join("out");
-    let o = kiln()
-        .arg("compose")
-        .arg("--config")
-        .arg(&path)
-        .arg("--repo")
-        .arg(sample_repo())
-        .arg("--output-dir")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let o = common::compose(&path, &out);
     assert!(o.status.success(), "{}", stderr(&o));
     let disk = std::fs::read(out.join("disk0.raw")).unwrap();
     assert_eq!(&disk[40 * 512..40 * 512 + data.len()], &data[..]);

@@ -18,7 +18,8 @@ pub struct Error {
     pub message: String,
 }
 
-fn step<E: std::fmt::Display>(step: &'static str) -> impl FnOnce(E) -> Error {
+/// Turns an error into the [`Error`] of `step`.
+pub fn step<E: std::fmt::Display>(step: &'static str) -> impl FnOnce(E) -> Error {
     move |e| Error {
         step,
         message: e.to_string(),

@@ -28,20 +28,10 @@ use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// Why a disk image could not be built: the step, and what went wrong.
-#[derive(Debug, thiserror::Error)]
-#[error("{step}: {message}")]
-pub struct Error {
-    pub step: &'static str,
-    pub message: String,
-}
-
-fn step<E: std::fmt::Display>(step: &'static str) -> impl FnOnce(E) -> Error {
-    move |e| Error {
-        step,
-        message: e.to_string(),
-    }
-}
+use kiln_compose::rootfs::step;
+/// Why a disk image could not be built: the step, and what went wrong (as composing the root
+/// reports it).
+pub use kiln_compose::rootfs::Error;
 
 /// What building a disk image needs besides the config.
 pub struct Request<'a> {
@@ -180,10 +170,7 @@ pub fn build_disk(
         build_number: req.build_number,
         fstab: Some(&fstab),
     };
-    populate(&root, &inputs, progress).map_err(|e| Error {
-        step: e.step,
-        message: e.message,
-    })?;
+    populate(&root, &inputs, progress)?;
 
     progress("splitting the root at its mount points");
     let contents = split_at_mount_points(&root, &work.join("parts"), &parts)?;

@@ -188,44 +188,11 @@ impl From<bool> for Filelists {
 /// Whether some file dependency of `packages` (or one of `paths`) names a file that no
 /// package's listed files or provides answer.
 pub fn needs_filelists(packages: &[Package], paths: &[String]) -> bool {
-    fn file_names<'a>(d: &'a kiln_rpm::Dep, out: &mut Vec<&'a str>) {
-        use kiln_rpm::Dep;
-        match d {
-            Dep::Simple { name, .. } => {
-                if name.starts_with('/') {
-                    out.push(name)
-                }
-            }
-            Dep::And(v) | Dep::Or(v) | Dep::With(v) => v.iter().for_each(|x| file_names(x, out)),
-            Dep::Without(a, b) => {
-                file_names(a, out);
-                file_names(b, out)
-            }
-            Dep::If {
-                then,
-                cond,
-                otherwise,
-            }
-            | Dep::Unless {
-                then,
-                cond,
-                otherwise,
-            } => {
-                file_names(then, out);
-                file_names(cond, out);
-                if let Some(o) = otherwise {
-                    file_names(o, out)
-                }
-            }
-        }
-    }
     let mut known: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for p in packages {
         known.extend(p.files.iter().map(String::as_str));
         for r in &p.provides {
-            let mut v = Vec::new();
-            file_names(&r.dep, &mut v);
-            known.extend(v);
+            known.extend(r.dep.names().into_iter().filter(|n| n.starts_with('/')));
         }
     }
     let mut wanted: Vec<&str> = paths.iter().map(String::as_str).collect();
@@ -240,7 +207,7 @@ pub fn needs_filelists(packages: &[Package], paths: &[String]) -> bool {
             &p.obsoletes,
         ] {
             for r in list {
-                file_names(&r.dep, &mut wanted);
+                wanted.extend(r.dep.names().into_iter().filter(|n| n.starts_with('/')));
             }
         }
     }

@@ -72,6 +72,34 @@ impl Dep {
     }
 
     /// Whether this is a rich (boolean) dependency.
+    /// The names of every simple dependency inside this one, in order (one for a simple
+    /// dependency; every operand's for a rich one).
+    pub fn names(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        let mut stack = vec![self];
+        while let Some(d) = stack.pop() {
+            match d {
+                Dep::Simple { name, .. } => out.push(name.as_str()),
+                Dep::And(v) | Dep::Or(v) | Dep::With(v) => stack.extend(v.iter().rev()),
+                Dep::Without(a, b) => stack.extend([&**b, &**a]),
+                Dep::If {
+                    then,
+                    cond,
+                    otherwise,
+                }
+                | Dep::Unless {
+                    then,
+                    cond,
+                    otherwise,
+                } => {
+                    stack.extend(otherwise.as_deref());
+                    stack.extend([&**cond, &**then]);
+                }
+            }
+        }
+        out
+    }
+
     pub fn is_rich(&self) -> bool {
         !matches!(self, Dep::Simple { .. })
     }
@@ -291,6 +319,13 @@ impl fmt::Display for Dep {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_inside_rich_dependencies() {
+        let d = Dep::parse("((a >= 1 or /bin/b) if c else (d without e))").unwrap();
+        assert_eq!(d.names(), ["a", "/bin/b", "c", "d", "e"]);
+        assert_eq!(Dep::parse("x = 1").unwrap().names(), ["x"]);
+    }
 
     fn rt(s: &str) -> String {
         Dep::parse(s).unwrap().to_string()

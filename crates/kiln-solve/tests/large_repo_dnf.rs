@@ -8,17 +8,6 @@ mod common;
 use kiln_repo::load_dir;
 use kiln_solve::pool::{Pool, Source};
 
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> usize {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) as usize
-    }
-}
-
 #[test]
 fn random_sets_on_a_large_repository_match_dnf() {
     let root = common::large_repo();
@@ -39,7 +28,7 @@ fn random_sets_on_a_large_repository_match_dnf() {
         repo.packages,
     );
 
-    let mut rng = Lcg(20_000);
+    let mut rng = common::Lcg(20_000);
     let mut lines = Vec::new();
     let mut kiln = Vec::new();
     for _ in 0..50 {

@@ -10,17 +10,6 @@ mod common;
 use kiln_repo::load_dir;
 use kiln_solve::pool::{Pool, Source};
 
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> usize {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) as usize
-    }
-}
-
 #[test]
 fn resolutions_match_dnf() {
     let root = common::sample_repo();
@@ -91,7 +80,7 @@ fn resolutions_match_dnf() {
         demo_sets >= 3,
         "the demo configs' system configs are compared"
     );
-    let mut rng = Lcg(42);
+    let mut rng = common::Lcg(42);
     for _ in 0..60 {
         let n = 1 + rng.next() % 5;
         let mut set: Vec<String> = (0..n)

@@ -53,3 +53,18 @@ pub fn rpms_named(dir: &Path, prefix: &str) -> String {
         .find(|f| f.starts_with(prefix))
         .unwrap_or_else(|| panic!("no {prefix}* in {}", dir.display()))
 }
+
+/// `kiln compose` of `config` from the sample repository into `out` (SOURCE_DATE_EPOCH set).
+pub fn compose(config: &Path, out: &Path) -> Output {
+    kiln()
+        .arg("compose")
+        .arg("--config")
+        .arg(config)
+        .arg("--repo")
+        .arg(sample_repo())
+        .arg("--output-dir")
+        .arg(out)
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .output()
+        .unwrap()
+}

@@ -126,3 +126,17 @@ pub fn assert_agree(what: &str, queries: &[String], kiln: &[String], dnf: &[Stri
     );
     assert!(differences.is_empty(), "{}", differences.join("\n"));
 }
+
+/// A small deterministic generator for random package sets.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    #[allow(dead_code)]
+    pub fn next(&mut self) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) as usize
+    }
+}
