@@ -176,7 +176,7 @@ fn every_filesystem_in_its_range() {
 }
 
 #[test]
-fn unknown_filesystems_and_xfs_content_are_refused() {
+fn unknown_filesystems_and_unwritable_xfs_names_are_refused() {
     assert_eq!(FsKind::from_config("").unwrap(), None);
     let e = FsKind::from_config("btrfs").unwrap_err();
     assert_eq!(e.to_string(), "unrecognized filesystem format: btrfs");
@@ -186,8 +186,9 @@ fn unknown_filesystems_and_xfs_content_are_refused() {
     File::create(&disk).unwrap().set_len(400 << 20).unwrap();
     let content = dir.path().join("content");
     std::fs::create_dir(&content).unwrap();
-    std::fs::write(content.join("f"), "x").unwrap();
+    std::fs::write(content.join("a name"), "x").unwrap();
     let identity = Identity::seeded(b"fs-test", 0);
+    // mkfs.xfs's prototype format cannot hold a name with a space: refused by name.
     let e = make(
         &disk,
         FsKind::Xfs,
@@ -198,7 +199,7 @@ fn unknown_filesystems_and_xfs_content_are_refused() {
         "data",
     )
     .unwrap_err();
-    assert!(e.to_string().contains("use ext4"), "{e}");
+    assert!(e.to_string().contains("a name"), "{e}");
     // A FAT filesystem too small for any FAT size: mkfs.vfat's own reason, no scratch left.
     let e = make(
         &disk,
@@ -216,4 +217,51 @@ fn unknown_filesystems_and_xfs_content_are_refused() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(names.len(), 2, "{names:?}");
+}
+
+#[test]
+fn xfs_is_filled_from_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("disk.raw");
+    File::create(&disk).unwrap().set_len(400 << 20).unwrap();
+    let content = dir.path().join("content");
+    std::fs::create_dir_all(content.join("etc")).unwrap();
+    std::fs::create_dir_all(content.join("tmp")).unwrap();
+    std::fs::set_permissions(content.join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::fs::write(content.join("etc/hostname"), "xfs-host").unwrap();
+    std::fs::set_permissions(
+        content.join("etc/hostname"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("hostname", content.join("etc/name")).unwrap();
+    std::os::unix::fs::chown(content.join("etc/hostname"), Some(12), Some(34)).unwrap();
+    let identity = Identity::seeded(b"fs-test", 0);
+    let made = make(
+        &disk,
+        FsKind::Xfs,
+        1 << 20,
+        350 << 20,
+        Some(&content),
+        &identity,
+        "data",
+    )
+    .unwrap();
+    let fs = dir.path().join("fs.img");
+    extract(&disk, 1 << 20, 350 << 20, &fs);
+    sh(&format!("xfs_repair -n {}", fs.display()));
+    assert!(sh(&format!("blkid -o value -s UUID {}", fs.display())).contains(&made.uuid));
+    let db = |cmds: &str| sh(&format!("xfs_db -r {cmds} {}", fs.display()));
+    assert!(
+        db("-c 'path /tmp' -c 'print core.mode'").contains("041777"),
+        "sticky"
+    );
+    let inode = db("-c 'path /etc/hostname' -c 'print core.mode core.uid core.gid core.size'");
+    for want in ["0100640", "core.uid = 12", "core.gid = 34", "core.size = 8"] {
+        assert!(inode.contains(want), "{want} in {inode}");
+    }
+    assert!(
+        db("-c 'path /etc/name' -c 'print core.mode'").contains("0120"),
+        "symlink"
+    );
 }
