@@ -16,6 +16,8 @@
 //! Bootloaders are the next stage; this crate leaves the ESP and the boot code as packages
 //! installed them.
 
+pub mod boot;
+
 use kiln_compose::install::PackageFile;
 use kiln_compose::rootfs::{populate, Inputs};
 use kiln_compose::system::{fstab_lines, Mount};
@@ -171,6 +173,26 @@ pub fn build_disk(
         fstab: Some(&fstab),
     };
     populate(&root, &inputs, progress)?;
+
+    progress("writing the boot configuration");
+    let root_part = parts
+        .iter()
+        .find(|p| p.mount_point == "/")
+        .expect("checked above");
+    let root_setting = req
+        .system
+        .partition_settings
+        .iter()
+        .find(|s| s.id == root_part.id)
+        .expect("the root partition has a setting");
+    let boot_disk = boot::BootDisk {
+        root: root_part,
+        boot: parts.iter().find(|p| p.mount_point == "/boot"),
+        root_identifier: root_setting.mount_identifier,
+    };
+    for note in boot::configure(&root, req.system, &boot_disk).map_err(step("bootloader"))? {
+        progress(&note);
+    }
 
     progress("splitting the root at its mount points");
     let contents = split_at_mount_points(&root, &work.join("parts"), &parts)?;
