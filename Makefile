@@ -62,7 +62,7 @@ iso: kiln
 	@echo "kiln: ISO installers are not implemented yet; no ISO was built." >&2; exit 1
 
 host-deps:
-	@scripts/install-host-deps.sh test sample-repo
+	@scripts/install-host-deps.sh test sample-repo boot
 
 # The offline sample RPM repository (rebuilt only when its inputs change).
 sample-repo:

@@ -20,6 +20,8 @@ declare -A GROUP_PACKAGES=(
     # xfsprogs (e2fsprogs is always there). Password hashes are checked with openssl and
     # python3's crypt (libxcrypt); account files with shadow-utils (passwd).
     [test]="python3 python3-jsonschema qemu-utils cpio squashfs-tools attr rpm zstd createrepo-c fdisk dnf parted gdisk dosfstools mtools xfsprogs openssl passwd gpg libsolv-tools strace"
+    # Boot tests (`kiln boot-test`): QEMU and OVMF (UEFI; SeaBIOS comes with QEMU).
+    [boot]="qemu-system-x86 ovmf"
     # `make sample-repo`: rpmbuild, createrepo_c, dpkg-deb (payloads from Debian packages),
     # grub-mkimage (grubx64.efi), depmod (modules.dep).
     [sample-repo]="rpm createrepo-c dpkg grub-common kmod"
@@ -64,10 +66,18 @@ if [[ $(id -u) -ne 0 ]]; then
     command -v sudo >/dev/null || { echo "install-host-deps: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
     sudo=(sudo)
 fi
+# Debian's qemu-system-x86 needs the qemu-utils of its own release: a newer qemu-utils from
+# elsewhere (a backport) is replaced by bookworm's when QEMU comes in.
+for pkg in "${missing[@]}"; do
+    if [[ $pkg == qemu-system-x86 ]] && dpkg --compare-versions \
+        "$(dpkg-query -W -f='${Version}' qemu-utils 2>/dev/null || echo 0)" gt 1:8; then
+        missing+=("qemu-utils/bookworm" "qemu-block-extra/bookworm")
+    fi
+done
 echo "install-host-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 # A fresh machine may have no package lists yet; an old list may name versions that are gone.
-if ! "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
+if ! "${sudo[@]}" apt-get install -y -qq --allow-downgrades --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
     "${sudo[@]}" apt-get update -qq
-    "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    "${sudo[@]}" apt-get install -y -qq --allow-downgrades --no-install-recommends "${missing[@]}" >/dev/null
 fi

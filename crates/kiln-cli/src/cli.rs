@@ -64,6 +64,12 @@ pub enum Command {
     /// Prints the output directory; the step timings and a log go to stderr and out/logs/.
     /// Runs as root (rpm runs package scriptlets in a chroot).
     Build(Box<crate::build::BuildArgs>),
+    /// Boot a built image in QEMU (TCG: no KVM needed) from a throwaway snapshot, optionally log
+    /// in on the serial console and run commands, and check what the console shows.
+    ///
+    /// Exit status: 0 everything expected was seen, 1 otherwise (the console's last lines are
+    /// printed).
+    BootTest(crate::boot_test::BootTestArgs),
     /// Fetch every package a config's image needs (resolved with dependencies, as tdnf
     /// would) into a flat local repository with `repodata/`, as upstream's imagepkgfetcher
     /// does. Sources are tried in tiers: --rpm-dir and --repo first, then RPMs already in the
@@ -112,6 +118,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Command::Compose(args) => crate::compose::run(args, cli.color),
         Command::Fetch(args) => crate::fetch::run(*args, cli.color),
         Command::Build(args) => crate::build::run(*args, cli.color),
+        Command::BootTest(args) => crate::boot_test::run(args),
         Command::Why(args) => crate::why::run(args, cli.color),
         Command::Schema { package_list } => {
             let schema = if package_list {

@@ -3,6 +3,7 @@
 //! Invoked under an upstream tool's name (a symlink called `imageconfigvalidator`), it behaves
 //! like that tool, with that tool's flags.
 
+mod boot_test;
 mod build;
 mod cli;
 mod compose;

@@ -1,0 +1,317 @@
+//! `kiln boot-test`: boots a built artifact in QEMU (TCG, no KVM needed) from a throwaway
+//! snapshot, optionally logs in on the serial console and runs a few commands, and checks what
+//! the console printed.
+
+use clap::{Args, ValueEnum};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Firmware {
+    /// UEFI (OVMF).
+    Uefi,
+    /// Legacy BIOS (SeaBIOS).
+    Bios,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiskBus {
+    Virtio,
+    Nvme,
+}
+
+#[derive(Debug, Args)]
+pub struct BootTestArgs {
+    /// The image: raw, vhd, vhdx or qcow2 (told apart by extension; raw otherwise). It is not
+    /// modified: the machine writes to a snapshot.
+    #[arg(value_name = "ARTIFACT")]
+    artifact: PathBuf,
+    /// The firmware the machine starts with.
+    #[arg(long, value_enum, default_value_t = Firmware::Uefi)]
+    firmware: Firmware,
+    /// How the disk is attached.
+    #[arg(long, value_enum, default_value_t = DiskBus::Virtio)]
+    disk: DiskBus,
+    /// Log in on the serial console as USER with PASSWORD, then run the commands (--run).
+    #[arg(long, value_name = "USER:PASSWORD")]
+    login: Option<String>,
+    /// A command to run after logging in (repeatable; default: id, hostname, cat /proc/cmdline).
+    #[arg(long = "run", value_name = "COMMAND")]
+    commands: Vec<String>,
+    /// Text the console must show (repeatable). Without --login, it must appear while booting.
+    #[arg(long = "expect", value_name = "TEXT")]
+    expect: Vec<String>,
+    /// Seconds the whole test may take.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    timeout: u64,
+    /// Memory of the machine, in MiB.
+    #[arg(long, default_value_t = 1024, value_name = "MIB")]
+    memory: u32,
+    /// Write the whole console transcript here.
+    #[arg(long, value_name = "FILE")]
+    transcript: Option<PathBuf>,
+}
+
+/// The console so far, filled by a reader thread.
+#[derive(Clone, Default)]
+struct Console(Arc<Mutex<Vec<u8>>>);
+
+impl Console {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("no panic while held")).replace('\r', "")
+    }
+}
+
+/// Waits until `pred` holds on the console text from `from` on; the position after the match.
+fn wait_for(
+    console: &Console,
+    child: &mut Child,
+    from: usize,
+    deadline: Instant,
+    what: &str,
+    pred: impl Fn(&str) -> Option<usize>,
+) -> Result<usize, String> {
+    loop {
+        let text = console.text();
+        if let Some(at) = text.get(from..).and_then(&pred) {
+            return Ok(from + at);
+        }
+        // Dead ends that no waiting will get out of.
+        for (sign, why) in [
+            (
+                "\ngrub> ",
+                "GRUB found no configuration and stopped at its prompt",
+            ),
+            ("Kernel panic", "the kernel panicked"),
+            ("No bootable device", "the firmware found nothing to boot"),
+        ] {
+            if text.contains(sign) {
+                return Err(format!("{why} (waiting for {what})"));
+            }
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("the machine stopped ({status}) before {what}"));
+        }
+        if Instant::now() > deadline {
+            return Err(format!("timed out waiting for {what}"));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn qemu_command(args: &BootTestArgs, vars: &Path) -> Result<Command, String> {
+    let format = match args.artifact.extension().and_then(|e| e.to_str()) {
+        Some("vhd") => "vpc",
+        Some("vhdx") => "vhdx",
+        Some("qcow2") => "qcow2",
+        _ => "raw",
+    };
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args([
+        "-accel",
+        "tcg",
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+        "-no-reboot",
+    ])
+    .args(["-m", &args.memory.to_string()])
+    .args(["-serial", "stdio", "-snapshot"]);
+    if args.firmware == Firmware::Uefi {
+        let code = [
+            "/usr/share/OVMF/OVMF_CODE_4M.fd",
+            "/usr/share/OVMF/OVMF_CODE.fd",
+        ]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .ok_or("OVMF is not installed (Debian package ovmf)")?;
+        let template = code.replace("CODE", "VARS");
+        std::fs::copy(&template, vars).map_err(|e| format!("{template}: {e}"))?;
+        cmd.arg("-drive")
+            .arg(format!("if=pflash,format=raw,readonly=on,file={code}"))
+            .arg("-drive")
+            .arg(format!("if=pflash,format=raw,file={}", vars.display()));
+    }
+    let file = format!("file={},format={format}", args.artifact.display());
+    match args.disk {
+        DiskBus::Virtio => {
+            cmd.arg("-drive").arg(format!("{file},if=virtio"));
+        }
+        DiskBus::Nvme => {
+            cmd.arg("-drive")
+                .arg(format!("{file},if=none,id=disk0"))
+                .args(["-device", "nvme,drive=disk0,serial=kiln"]);
+        }
+    }
+    Ok(cmd)
+}
+
+pub fn run(args: BootTestArgs) -> ExitCode {
+    let started = Instant::now();
+    let result = boot(&args, started);
+    match result {
+        Ok(summary) => {
+            println!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn boot(args: &BootTestArgs, started: Instant) -> Result<String, String> {
+    if !args.artifact.is_file() {
+        return Err(format!("{}: no such image", args.artifact.display()));
+    }
+    let work = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let mut cmd = qemu_command(args, &work.path().join("vars.fd"))?;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            format!("cannot run qemu-system-x86_64 (Debian package qemu-system-x86): {e}")
+        })?;
+    let console = Console::default();
+    let mut stdout = child.stdout.take().expect("piped");
+    let sink = console.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.0
+                .lock()
+                .expect("no panic while held")
+                .extend_from_slice(&buf[..n]);
+        }
+    });
+    let deadline = started + Duration::from_secs(args.timeout);
+    let outcome = drive(args, &console, &mut child, deadline);
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = reader.join();
+    let transcript = console.text();
+    if let Some(path) = &args.transcript {
+        let _ = std::fs::write(path, &transcript);
+    }
+    match outcome {
+        Ok(found) => Ok(format!(
+            "{}: booted{} in {:.1} s; saw {}",
+            args.artifact.display(),
+            args.login
+                .as_deref()
+                .map(|l| format!(" and logged in as {}", l.split(':').next().unwrap_or(l)))
+                .unwrap_or_default(),
+            started.elapsed().as_secs_f64(),
+            found
+        )),
+        Err(e) => {
+            let tail: Vec<&str> = transcript.lines().rev().take(25).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            Err(format!(
+                "{e} ({:.1} s). The console's last lines:\n{}",
+                started.elapsed().as_secs_f64(),
+                tail.join("\n")
+            ))
+        }
+    }
+}
+
+/// Logs in (if asked), runs the commands, and checks the expectations.
+fn drive(
+    args: &BootTestArgs,
+    console: &Console,
+    child: &mut Child,
+    deadline: Instant,
+) -> Result<String, String> {
+    let Some(login) = &args.login else {
+        for e in &args.expect {
+            wait_for(console, child, 0, deadline, &format!("{e:?}"), |t| {
+                t.find(e.as_str()).map(|i| i + e.len())
+            })?;
+        }
+        return Ok(format!(
+            "{} expected text(s) on the console",
+            args.expect.len()
+        ));
+    };
+    let (user, password) = login.split_once(':').ok_or("--login takes USER:PASSWORD")?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let mut send = |text: &str| -> Result<(), String> {
+        stdin
+            .write_all(text.as_bytes())
+            .and_then(|_| stdin.flush())
+            .map_err(|e| format!("cannot type on the console: {e}"))
+    };
+    let at = wait_for(console, child, 0, deadline, "the login prompt", |t| {
+        t.find("login: ").map(|i| i + 7)
+    })?;
+    send(&format!("{user}\n"))?;
+    let at = wait_for(console, child, at, deadline, "the password prompt", |t| {
+        t.find("assword:").map(|i| i + 8)
+    })?;
+    send(&format!("{password}\n"))?;
+    // A shell prompt ends in `$ ` or `# `; a refused login prompts again.
+    let at = wait_for(console, child, at, deadline, "a shell", |t| {
+        if t.contains("Login incorrect") {
+            return Some(usize::MAX);
+        }
+        t.rfind("$ ").or_else(|| t.rfind("# ")).map(|i| i + 2)
+    })
+    .and_then(|at| {
+        if at == usize::MAX {
+            Err(format!("the login as {user} was refused"))
+        } else {
+            Ok(at)
+        }
+    })?;
+    let commands = if args.commands.is_empty() {
+        vec![
+            "id".to_string(),
+            "hostname".to_string(),
+            "cat /proc/cmdline".to_string(),
+        ]
+    } else {
+        args.commands.clone()
+    };
+    // The markers are built by the shell, so the echoed command line never matches them.
+    send(&format!(
+        "echo KILN-''BEGIN; {}; echo KILN-''END\n",
+        commands.join("; ")
+    ))?;
+    let end = wait_for(console, child, at, deadline, "the commands' output", |t| {
+        t.find("\nKILN-END")
+    })?;
+    let text = console.text();
+    let begin = text[at..end]
+        .find("\nKILN-BEGIN")
+        .map(|i| at + i + 11)
+        .unwrap_or(at);
+    let output = &text[begin..end];
+    let missing: Vec<&String> = args
+        .expect
+        .iter()
+        .filter(|e| !output.contains(e.as_str()))
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "the commands' output lacks {missing:?}:\n{}",
+            output.trim()
+        ));
+    }
+    let _ = send("poweroff -f\n");
+    Ok(format!(
+        "{} expected text(s) in the output of: {}",
+        args.expect.len(),
+        commands.join("; ")
+    ))
+}

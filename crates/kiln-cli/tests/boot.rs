@@ -1,0 +1,88 @@
+//! Images proven by booting them: `kiln build` of a demo config from the sample repository,
+//! then `kiln boot-test` (QEMU, TCG) logs in on the serial console as the configured user with
+//! the configured password and checks `id`, `hostname`, `/proc/cmdline` (ExtraCommandLine and
+//! root=) and the file the PostInstallScript wrote.
+
+mod common;
+
+use common::{demo_config, kiln, sample_repo, stderr, stdout};
+use std::path::{Path, PathBuf};
+
+/// Builds `config` into `work/images`; returns the artifact's path.
+fn build(config: &str, work: &Path, artifact: &str) -> PathBuf {
+    let out = work.join("images");
+    let o = kiln()
+        .arg("build")
+        .arg("--config")
+        .arg(demo_config(config))
+        .arg("--repo")
+        .arg(sample_repo())
+        .arg("--disable-upstream-repos")
+        .arg("--output-dir")
+        .arg(&out)
+        .arg("--build-dir")
+        .arg(work.join("build"))
+        .arg("--log-dir")
+        .arg(work.join("logs"))
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    out.join(artifact)
+}
+
+fn boot_test(artifact: &Path, firmware: &str, expect: &[&str]) {
+    let mut cmd = kiln();
+    cmd.arg("boot-test")
+        .arg(artifact)
+        .args(["--firmware", firmware, "--login", "kiln:kiln"])
+        .args([
+            "--run",
+            "id",
+            "--run",
+            "hostname",
+            "--run",
+            "cat /proc/cmdline",
+        ])
+        .args(["--run", "cat /etc/kiln-postinstall", "--timeout", "600"]);
+    for e in expect {
+        cmd.args(["--expect", e]);
+    }
+    let o = cmd.output().unwrap();
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    println!("{}", stdout(&o).trim());
+}
+
+#[test]
+fn demo_efi_boots_under_ovmf_and_logs_in() {
+    let work = tempfile::tempdir().unwrap();
+    let vhdx = build("demo-efi.json", work.path(), "demo-efi.vhdx");
+    boot_test(
+        &vhdx,
+        "uefi",
+        &[
+            "uid=1000(kiln)",
+            "\nkiln-demo\n",
+            "console=ttyS0 kiln.demo=1",
+            "root=PARTUUID=",
+            "built by kiln: demo-efi",
+        ],
+    );
+}
+
+#[test]
+fn demo_xfs_boots_with_a_separate_boot_and_an_xfs_root() {
+    let work = tempfile::tempdir().unwrap();
+    let qcow2 = build("demo-xfs.json", work.path(), "demo-xfs.qcow2");
+    boot_test(
+        &qcow2,
+        "uefi",
+        &[
+            "uid=1000(kiln)",
+            "\nkiln-xfs\n",
+            "console=ttyS0 kiln.demo=xfs",
+            "root=PARTLABEL=rootfs",
+            "built by kiln: demo-xfs",
+        ],
+    );
+}
