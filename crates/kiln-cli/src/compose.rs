@@ -162,6 +162,12 @@ pub fn compose(
     // filesystem UUIDs (a machine with both disks attached must tell them apart).
     let identity = Identity::from_env(&format!("kiln compose {}", sc.name));
     if disk_image {
+        // GRUB's BIOS boot code comes from the grub2-pc package, fetched as build tooling.
+        let grub_pc = pool
+            .by_name("grub2-pc")
+            .into_iter()
+            .next()
+            .map(|id| source_dir(id).join(&pool.package(id).location));
         let req = kiln_imager::Request {
             config: &loaded.config,
             system: sc,
@@ -170,6 +176,7 @@ pub fn compose(
             base_dir: &loaded.base_dir,
             identity: &identity,
             build_number: &args.build_number,
+            grub_pc: grub_pc.as_deref(),
         };
         return build_disk_outputs(&req, &args.output_dir, report)
             .map(|outputs| Composed {

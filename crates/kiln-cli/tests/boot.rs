@@ -86,3 +86,37 @@ fn demo_xfs_boots_with_a_separate_boot_and_an_xfs_root() {
         ],
     );
 }
+
+#[test]
+fn demo_legacy_boots_under_seabios_from_its_bios_boot_partition() {
+    let work = tempfile::tempdir().unwrap();
+    let vhd = build("demo-legacy.json", work.path(), "demo-legacy.vhd");
+    boot_test(
+        &vhd,
+        "bios",
+        &[
+            "uid=1000(kiln)",
+            "\nkiln-legacy\n",
+            "console=ttyS0 kiln.demo=legacy",
+            "root=UUID=",
+            "built by kiln: demo-legacy",
+        ],
+    );
+}
+
+#[test]
+fn demo_mbr_boots_under_seabios_with_enable_grub_mkconfig_false() {
+    let work = tempfile::tempdir().unwrap();
+    let raw = build("demo-mbr.json", work.path(), "demo-mbr.raw");
+    boot_test(
+        &raw,
+        "bios",
+        &[
+            "uid=1000(kiln)",
+            "\nkiln-mbr\n",
+            "console=ttyS0 kiln.demo=mbr",
+            "root=PARTUUID=",
+            "built by kiln: demo-mbr",
+        ],
+    );
+}

@@ -101,7 +101,8 @@ const LINUX_DATA: [u8; 16] = uuid_bytes("0fc63daf-8483-4772-8e79-3d69d8477de4");
 const MS_BASIC_DATA: [u8; 16] = uuid_bytes("ebd0a0a2-b9e5-4433-87c0-68b6b72699c7");
 const LINUX_SWAP: [u8; 16] = uuid_bytes("0657fd6d-a4ab-43c4-84e5-0933c84b4f4f");
 const ESP: [u8; 16] = uuid_bytes("c12a7328-f81f-11d2-ba4b-00a0c93ec93b");
-const BIOS_BOOT: [u8; 16] = uuid_bytes("21686148-6449-6e6f-744e-656564454649");
+/// The BIOS boot partition type, where GRUB's core image goes on GPT disks.
+pub const BIOS_BOOT: [u8; 16] = uuid_bytes("21686148-6449-6e6f-744e-656564454649");
 
 fn parse_guid(s: &str) -> Option<[u8; 16]> {
     let hex: String = s.chars().filter(|c| *c != '-').collect();

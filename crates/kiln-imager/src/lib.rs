@@ -16,6 +16,7 @@
 //! Bootloaders are the next stage; this crate leaves the ESP and the boot code as packages
 //! installed them.
 
+pub mod bios;
 pub mod boot;
 
 use kiln_compose::install::PackageFile;
@@ -48,6 +49,8 @@ pub struct Request<'a> {
     pub identity: &'a Identity,
     /// `BUILD_NUMBER` of `/etc/image-id`.
     pub build_number: &'a str,
+    /// The grub2-pc package file (legacy BIOS boot code), fetched as build tooling.
+    pub grub_pc: Option<&'a Path>,
 }
 
 /// A partition of the built disk.
@@ -235,6 +238,30 @@ pub fn build_disk(
                 ),
             });
         }
+    }
+    if req.system.boot_type == kiln_config::model::BootType::Legacy {
+        progress("installing GRUB's BIOS boot code");
+        let rpm = req.grub_pc.ok_or_else(|| Error {
+            step: "bootloader",
+            message: "legacy BIOS boot needs the grub2-pc package in the sources (upstream \
+                      fetches it as build tooling)"
+                .into(),
+        })?;
+        let modules =
+            bios::unpack_grub_pc(rpm, &work.join("grub-pc")).map_err(step("bootloader"))?;
+        let boot_part = parts.iter().find(|p| p.mount_point == "/boot");
+        let (fs, prefix) = match boot_part {
+            Some(b) => (b, "/grub2"),
+            None => (
+                parts
+                    .iter()
+                    .find(|p| p.mount_point == "/")
+                    .expect("checked above"),
+                "/boot/grub2",
+            ),
+        };
+        bios::install(&disk, &layout, &modules, &fs.fs_uuid, prefix, work)
+            .map_err(step("bootloader"))?;
     }
     Ok(Built {
         disk,
