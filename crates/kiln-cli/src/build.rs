@@ -43,17 +43,50 @@ pub struct BuildArgs {
     workers: usize,
 }
 
-/// Writes each line to stderr and to the log.
+/// Writes each line to stderr and to the log; on a terminal, the current stage also gets a
+/// live progress line (a spinner with the stage's latest step and elapsed time).
 struct Log {
     file: std::fs::File,
     started: Instant,
+    bar: Option<indicatif::ProgressBar>,
 }
 
 impl Log {
     fn line(&mut self, text: &str) {
         let stamped = format!("[{:6.1} s] {text}", self.started.elapsed().as_secs_f64());
-        eprintln!("{stamped}");
+        match &self.bar {
+            Some(bar) => {
+                bar.println(&stamped);
+                bar.set_message(text.to_string());
+            }
+            None => eprintln!("{stamped}"),
+        }
         let _ = writeln!(self.file, "{stamped}");
+    }
+
+    /// Starts the live line of a stage (on a terminal).
+    fn stage(&mut self, name: &str) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {prefix:>9} [{elapsed}] {wide_msg}",
+                )
+                .expect("valid template"),
+            );
+            bar.set_prefix(name.to_string());
+            bar.enable_steady_tick(Duration::from_millis(120));
+            self.bar = Some(bar);
+        }
+    }
+
+    fn done(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
     }
 }
 
@@ -84,7 +117,11 @@ pub fn run(args: BuildArgs, color: ColorChoice) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut log = Log { file, started };
+    let mut log = Log {
+        file,
+        started,
+        bar: None,
+    };
     log.line(&format!("kiln build {}", args.config.display()));
     let mut timings: Vec<(&str, Duration)> = Vec::new();
     let result = steps(
@@ -96,6 +133,7 @@ pub fn run(args: BuildArgs, color: ColorChoice) -> ExitCode {
         &mut log,
         &mut timings,
     );
+    log.done();
     let mut table = String::from("step        time\n");
     for (step, t) in &timings {
         table += &format!("{step:<10} {:6.2} s\n", t.as_secs_f64());
@@ -133,6 +171,7 @@ fn steps(
     timings: &mut Vec<(&'static str, Duration)>,
 ) -> StepResult<Vec<String>> {
     let timed = |step: &'static str, log: &mut Log| {
+        log.stage(step);
         log.line(&format!("== {step}"));
         (step, Instant::now())
     };
