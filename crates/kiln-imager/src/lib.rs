@@ -13,8 +13,8 @@
 //!    leaving an empty directory to mount on);
 //! 5. each filesystem is built from its subtree straight into its partition's byte range.
 //!
-//! Bootloaders are the next stage; this crate leaves the ESP and the boot code as packages
-//! installed them.
+//! The boot configuration is written into the staged root before the split ([`boot`]), and for
+//! legacy BIOS GRUB's boot code goes into the disk last ([`bios`]).
 
 pub mod bios;
 pub mod boot;
