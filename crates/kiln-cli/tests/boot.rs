@@ -1,7 +1,7 @@
 //! Images proven by booting them: `kiln build` of a demo config from the sample repository,
 //! then `kiln boot-test` (QEMU, TCG) logs in on the serial console as the configured user with
 //! the configured password and checks `id`, `hostname`, `/proc/cmdline` (ExtraCommandLine and
-//! root=) and the file the PostInstallScript wrote.
+//! root=), the file the PostInstallScript wrote, the mounts fstab asked for and the swap.
 
 mod common;
 
@@ -44,7 +44,15 @@ fn boot_test(artifact: &Path, firmware: &str, expect: &[&str]) {
             "--run",
             "cat /proc/cmdline",
         ])
-        .args(["--run", "cat /etc/kiln-postinstall", "--timeout", "600"]);
+        .args([
+            "--run",
+            "cat /etc/kiln-postinstall",
+            "--run",
+            "mount",
+            "--run",
+            "cat /proc/swaps",
+        ])
+        .args(["--timeout", "600"]);
     for e in expect {
         cmd.args(["--expect", e]);
     }
@@ -66,6 +74,7 @@ fn demo_efi_boots_under_ovmf_and_logs_in() {
             "console=ttyS0 kiln.demo=1",
             "root=PARTUUID=",
             "built by kiln: demo-efi",
+            "on /boot/efi type vfat",
         ],
     );
 }
@@ -83,6 +92,10 @@ fn demo_xfs_boots_with_a_separate_boot_and_an_xfs_root() {
             "console=ttyS0 kiln.demo=xfs",
             "root=PARTLABEL=rootfs",
             "built by kiln: demo-xfs",
+            "on / type xfs",
+            "on /boot type ext4",
+            "on /boot/efi type vfat",
+            "partition",
         ],
     );
 }
@@ -117,6 +130,10 @@ fn demo_mbr_boots_under_seabios_with_enable_grub_mkconfig_false() {
             "console=ttyS0 kiln.demo=mbr",
             "root=PARTUUID=",
             "built by kiln: demo-mbr",
+            "on /boot type ext4",
+            "on /srv type ext4",
+            "on /var/log type ext4",
+            "partition",
         ],
     );
 }
