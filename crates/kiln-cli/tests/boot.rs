@@ -32,10 +32,21 @@ fn build(config: &str, work: &Path, artifact: &str) -> PathBuf {
 }
 
 fn boot_test(artifact: &Path, firmware: &str, expect: &[&str]) {
+    boot_test_on(artifact, firmware, "virtio", expect)
+}
+
+fn boot_test_on(artifact: &Path, firmware: &str, disk: &str, expect: &[&str]) {
     let mut cmd = kiln();
     cmd.arg("boot-test")
         .arg(artifact)
-        .args(["--firmware", firmware, "--login", "kiln:kiln"])
+        .args([
+            "--firmware",
+            firmware,
+            "--disk",
+            disk,
+            "--login",
+            "kiln:kiln",
+        ])
         .args([
             "--run",
             "id",
@@ -101,18 +112,20 @@ fn demo_xfs_boots_with_a_separate_boot_and_an_xfs_root() {
 }
 
 #[test]
-fn demo_legacy_boots_under_seabios_from_its_bios_boot_partition() {
+fn demo_legacy_boots_under_seabios_from_its_bios_boot_partition_on_nvme() {
     let work = tempfile::tempdir().unwrap();
     let vhd = build("demo-legacy.json", work.path(), "demo-legacy.vhd");
-    boot_test(
+    boot_test_on(
         &vhd,
         "bios",
+        "nvme",
         &[
             "uid=1000(kiln)",
             "\nkiln-legacy\n",
             "console=ttyS0 kiln.demo=legacy",
             "root=UUID=",
             "built by kiln: demo-legacy",
+            "/dev/nvme0n1p2 on / type ext4",
         ],
     );
 }
