@@ -5,30 +5,12 @@
 
 mod common;
 
-use common::{demo_config, kiln, sample_repo, stderr, stdout};
+use common::{kiln, stderr, stdout};
 use std::path::{Path, PathBuf};
 
 /// Builds `config` into `work/images`; returns the artifact's path.
 fn build(config: &str, work: &Path, artifact: &str) -> PathBuf {
-    let out = work.join("images");
-    let o = kiln()
-        .arg("build")
-        .arg("--config")
-        .arg(demo_config(config))
-        .arg("--repo")
-        .arg(sample_repo())
-        .arg("--disable-upstream-repos")
-        .arg("--output-dir")
-        .arg(&out)
-        .arg("--build-dir")
-        .arg(work.join("build"))
-        .arg("--log-dir")
-        .arg(work.join("logs"))
-        .env("SOURCE_DATE_EPOCH", "1700000000")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
-    out.join(artifact)
+    common::build(config, work).1.join(artifact)
 }
 
 fn boot_test(artifact: &Path, firmware: &str, expect: &[&str]) {

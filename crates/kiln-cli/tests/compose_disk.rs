@@ -468,24 +468,7 @@ fn additional_files_cannot_escape_the_image() {
 /// `kiln build` of a demo config from the sample repository into `work`; returns the output
 /// directory.
 fn build(config: &str, work: &Path) -> std::path::PathBuf {
-    let out = work.join("images");
-    let o = kiln()
-        .arg("build")
-        .arg("--config")
-        .arg(demo_config(config))
-        .arg("--repo")
-        .arg(sample_repo())
-        .arg("--disable-upstream-repos")
-        .arg("--output-dir")
-        .arg(&out)
-        .arg("--build-dir")
-        .arg(work.join("build"))
-        .arg("--log-dir")
-        .arg(work.join("logs"))
-        .env("SOURCE_DATE_EPOCH", "1700000000")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
+    let (o, out) = common::build(config, work);
     assert_eq!(
         text(&o).trim(),
         out.display().to_string(),

@@ -68,3 +68,27 @@ pub fn compose(config: &Path, out: &Path) -> Output {
         .output()
         .unwrap()
 }
+
+/// `kiln build` of a demo config from the sample repository into `work` (images/, build/,
+/// logs/); returns the command's output and the images directory.
+pub fn build(config: &str, work: &Path) -> (Output, PathBuf) {
+    let out = work.join("images");
+    let o = kiln()
+        .arg("build")
+        .arg("--config")
+        .arg(demo_config(config))
+        .arg("--repo")
+        .arg(sample_repo())
+        .arg("--disable-upstream-repos")
+        .arg("--output-dir")
+        .arg(&out)
+        .arg("--build-dir")
+        .arg(work.join("build"))
+        .arg("--log-dir")
+        .arg(work.join("logs"))
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    (o, out)
+}
