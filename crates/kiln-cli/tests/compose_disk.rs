@@ -231,7 +231,22 @@ fn legacy_mbr_and_xfs_disks_have_their_layouts_and_filesystems() {
     );
     extract(&disk, &parts[0], &boot);
     extract(&disk, &parts[1], &root);
-    run(Command::new("fsck.vfat").arg("-n").arg(&boot));
+    // The BIOS boot partition holds GRUB's core image (as grub-install leaves it), and the
+    // MBR GRUB's boot code pointing at it: the core's sector at 0x5c, its blocklist at the
+    // end of the core's first sector (the rest from the next sector on).
+    let mut mbr = [0u8; 512];
+    std::os::unix::fs::FileExt::read_exact_at(&std::fs::File::open(&disk).unwrap(), &mut mbr, 0)
+        .unwrap();
+    assert!(
+        mbr.windows(4).any(|w| w == b"GRUB"),
+        "GRUB's boot.img in the MBR"
+    );
+    assert_eq!(
+        u64::from_le_bytes(mbr[0x5c..0x64].try_into().unwrap()),
+        2048
+    );
+    let core = std::fs::read(&boot).unwrap();
+    assert_eq!(u64::from_le_bytes(core[500..508].try_into().unwrap()), 2049);
     run(Command::new("e2fsck").arg("-fn").arg(&root));
     let (_, uuid) = blkid(&root);
     assert!(debugfs(&root, "cat /etc/fstab").contains(&format!("UUID={uuid} / ext4 defaults 0 1")));
