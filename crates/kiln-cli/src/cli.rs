@@ -11,7 +11,8 @@ use std::process::ExitCode;
 /// Build Linux OS images from Azure Linux image configs.
 ///
 /// kiln reads the Azure Linux toolkit's JSON image configs unchanged. It also answers to the
-/// upstream tool names: run it through a symlink named `imageconfigvalidator` (or as
+/// upstream tool names: run it through a symlink named `imageconfigvalidator`,
+/// `imagepkgfetcher`, `imager` or `roast` (`make kiln` puts them in out/bin/; or run
 /// `kiln imageconfigvalidator …`) and it takes that tool's flags.
 #[derive(Debug, Parser)]
 #[command(name = "kiln", version, propagate_version = true, max_term_width = 100)]
@@ -76,9 +77,11 @@ pub enum Command {
     /// output directory, then remote repositories (--repo-file, and the Azure Linux 3.0
     /// repositories unless --disable-upstream-repos or --disable-default-repos).
     Fetch(Box<crate::fetch::FetchArgs>),
-    /// Build a root-filesystem config's root tree from local repositories, as upstream's
-    /// imager does: packages resolved and installed with rpm, users, files, scripts, into
-    /// `<output-dir>/rootfs`. Runs as root (rpm runs scriptlets in a chroot).
+    /// Build a config's image from local repositories, as upstream's imager does: packages
+    /// resolved and installed with rpm, users, files, scripts, then for a disk config the
+    /// partition table, filesystems and bootloader written into `<output-dir>/disk0.raw` (no
+    /// loop device, no mount), for a root-filesystem config `<output-dir>/rootfs`. Runs as root
+    /// (rpm runs scriptlets in a chroot).
     Compose(crate::compose::ComposeArgs),
     /// Explain why a package is in a config's image: the chain of requirements from the
     /// config's package lists to it.
