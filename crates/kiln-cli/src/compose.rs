@@ -170,12 +170,15 @@ pub fn compose(
             .map(|id| source_dir(id).join(&pool.package(id).location));
         let req = kiln_imager::Request {
             config: &loaded.config,
-            system: sc,
-            packages: &files,
-            early: &early,
-            base_dir: &loaded.base_dir,
-            identity: &identity,
-            build_number: &args.build_number,
+            root: Inputs {
+                system: sc,
+                packages: &files,
+                early: &early,
+                base_dir: &loaded.base_dir,
+                identity: &identity,
+                build_number: &args.build_number,
+                fstab: None,
+            },
             grub_pc: grub_pc.as_deref(),
         };
         return build_disk_outputs(&req, &args.output_dir, report)

@@ -27,6 +27,7 @@ pub fn step<E: std::fmt::Display>(step: &'static str) -> impl FnOnce(E) -> Error
 }
 
 /// What populating needs besides the config.
+#[derive(Clone, Copy)]
 pub struct Inputs<'a> {
     pub system: &'a SystemConfig,
     /// The resolved packages, as files.

@@ -19,12 +19,10 @@
 pub mod bios;
 pub mod boot;
 
-use kiln_compose::install::PackageFile;
 use kiln_compose::rootfs::{populate, Inputs};
 use kiln_compose::system::{fstab_lines, Mount};
 use kiln_config::model::{Config, SystemConfig};
-use kiln_disk::{Layout, PlannedPartition};
-use kiln_formats::ident::Identity;
+use kiln_disk::Layout;
 use kiln_fs::FsKind;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -39,16 +37,9 @@ pub use kiln_compose::rootfs::Error;
 /// What building a disk image needs besides the config.
 pub struct Request<'a> {
     pub config: &'a Config,
-    /// The SystemConfig built (upstream builds the first).
-    pub system: &'a SystemConfig,
-    pub packages: &'a [PackageFile],
-    /// Packages installed before the users are added (`shadow-utils` and what it needs).
-    pub early: &'a [&'a str],
-    /// The directory relative paths of the config resolve against.
-    pub base_dir: &'a Path,
-    pub identity: &'a Identity,
-    /// `BUILD_NUMBER` of `/etc/image-id`.
-    pub build_number: &'a str,
+    /// What populating the root needs (its SystemConfig is the one built: upstream builds the
+    /// first). Its `fstab` is filled in here.
+    pub root: Inputs<'a>,
     /// The grub2-pc package file (legacy BIOS boot code), fetched as build tooling.
     pub grub_pc: Option<&'a Path>,
 }
@@ -107,14 +98,14 @@ pub fn build_disk(
         });
     }
     progress("planning the partitions");
-    let layout = kiln_disk::plan(disk_config, req.identity).map_err(step("partitions"))?;
+    let layout = kiln_disk::plan(disk_config, req.root.identity).map_err(step("partitions"))?;
     let disk = work.join("disk.raw");
     write_empty_disk(&disk, &layout).map_err(step("partition table"))?;
     for rb in &disk_config.raw_binaries {
         progress(&format!("writing {}", rb.bin_path));
         write_raw_binary(
             &disk,
-            &req.base_dir.join(&rb.bin_path),
+            &req.root.base_dir.join(&rb.bin_path),
             rb.block_size * rb.seek,
         )
         .map_err(step("RawBinaries"))?;
@@ -128,7 +119,12 @@ pub fn build_disk(
             message: format!("partition {} ({}) has no place in the layout", index, p.id),
         })?;
         let fs = FsKind::from_config(&p.fs_type).map_err(step("filesystems"))?;
-        let setting = req.system.partition_settings.iter().find(|s| s.id == p.id);
+        let setting = req
+            .root
+            .system
+            .partition_settings
+            .iter()
+            .find(|s| s.id == p.id);
         parts.push(BuiltPartition {
             index,
             id: p.id.clone(),
@@ -138,10 +134,10 @@ pub fn build_disk(
             mount_point: setting.map(|s| s.mount_point.clone()).unwrap_or_default(),
             fs,
             fs_uuid: fs
-                .map(|k| kiln_fs::uuid_for(k, req.identity, &p.id))
+                .map(|k| kiln_fs::uuid_for(k, req.root.identity, &p.id))
                 .unwrap_or_default(),
             partuuid: layout.partuuid(planned),
-            partlabel: planned_label(planned),
+            partlabel: planned.name.clone(),
         });
     }
     if !parts.iter().any(|p| p.mount_point == "/") {
@@ -150,8 +146,8 @@ pub fn build_disk(
             message: "failed to find partition setting for root mountpoint".into(),
         });
     }
-    let fstab = fstab_text(req.system, &parts)?;
-    let selinux = req.system.kernel_command_line.selinux != kiln_config::model::SELinux::Off;
+    let fstab = fstab_text(req.root.system, &parts)?;
+    let selinux = req.root.system.kernel_command_line.selinux != kiln_config::model::SELinux::Off;
     if let Some(p) = parts.iter().find(|p| selinux && p.fs == Some(FsKind::Xfs)) {
         return Err(Error {
             step: "SELinux",
@@ -167,13 +163,8 @@ pub fn build_disk(
     let root = work.join("root");
     std::fs::create_dir(&root).map_err(step("staging"))?;
     let inputs = Inputs {
-        system: req.system,
-        packages: req.packages,
-        early: req.early,
-        base_dir: req.base_dir,
-        identity: req.identity,
-        build_number: req.build_number,
         fstab: Some(&fstab),
+        ..req.root
     };
     populate(&root, &inputs, progress)?;
 
@@ -183,6 +174,7 @@ pub fn build_disk(
         .find(|p| p.mount_point == "/")
         .expect("checked above");
     let root_setting = req
+        .root
         .system
         .partition_settings
         .iter()
@@ -193,14 +185,14 @@ pub fn build_disk(
         boot: parts.iter().find(|p| p.mount_point == "/boot"),
         root_identifier: root_setting.mount_identifier,
     };
-    for note in boot::configure(&root, req.system, &boot_disk).map_err(step("bootloader"))? {
+    for note in boot::configure(&root, req.root.system, &boot_disk).map_err(step("bootloader"))? {
         progress(&note);
     }
 
     progress("splitting the root at its mount points");
     let contents = split_at_mount_points(&root, &work.join("parts"), &parts)?;
     for dir in contents.iter().flatten() {
-        kiln_compose::finish::clamp_times(dir, req.identity.unix_time())
+        kiln_compose::finish::clamp_times(dir, req.root.identity.unix_time())
             .map_err(step("timestamps"))?;
     }
     for (p, content) in parts.iter().zip(&contents) {
@@ -222,7 +214,7 @@ pub fn build_disk(
             p.offset,
             p.size,
             content.as_deref(),
-            req.identity,
+            req.root.identity,
             &p.id,
         )
         .map_err(|e| Error {
@@ -239,7 +231,7 @@ pub fn build_disk(
             });
         }
     }
-    if req.system.boot_type == kiln_config::model::BootType::Legacy {
+    if req.root.system.boot_type == kiln_config::model::BootType::Legacy {
         progress("installing GRUB's BIOS boot code");
         let rpm = req.grub_pc.ok_or_else(|| Error {
             step: "bootloader",
@@ -267,10 +259,6 @@ pub fn build_disk(
         disk,
         partitions: parts,
     })
-}
-
-fn planned_label(p: &PlannedPartition) -> String {
-    p.name.clone()
 }
 
 /// The `/etc/fstab` lines: every mounted partition by its MountIdentifier, swap by UUID.

@@ -320,34 +320,34 @@ impl<'a> Engine<'a> {
                 .collect()),
             Dep::And(v) => And(v.iter().map(|d| f(d, self)).collect()),
             Dep::Or(v) => Or(v.iter().map(|d| f(d, self)).collect()),
+            // `(A unless B [else C])` is `(A if not B [else C])`.
             Dep::If {
                 then,
                 cond,
                 otherwise,
-            } => {
-                let (t, c) = (f(then, self), f(cond, self));
-                match otherwise {
-                    Some(e) => {
-                        let (c2, e) = (f(cond, self), f(e, self));
-                        Or(vec![And(vec![c, t]), And(vec![Not(Box::new(c2)), e])])
-                    }
-                    None if conflict_sense => And(vec![t, c]),
-                    None => Or(vec![t, Not(Box::new(c))]),
-                }
             }
-            Dep::Unless {
+            | Dep::Unless {
                 then,
                 cond,
                 otherwise,
             } => {
-                let (t, c) = (f(then, self), f(cond, self));
+                let unless = matches!(dep, Dep::Unless { .. });
+                let guard = |this: &mut Self| {
+                    let c = f(cond, this);
+                    if unless {
+                        Not(Box::new(c))
+                    } else {
+                        c
+                    }
+                };
+                let (t, c) = (f(then, self), guard(self));
                 match otherwise {
                     Some(e) => {
-                        let (c2, e) = (f(cond, self), f(e, self));
-                        Or(vec![And(vec![Not(Box::new(c)), t]), And(vec![c2, e])])
+                        let (c2, e) = (guard(self), f(e, self));
+                        Or(vec![And(vec![c, t]), And(vec![Not(Box::new(c2)), e])])
                     }
-                    None if conflict_sense => And(vec![t, Not(Box::new(c))]),
-                    None => Or(vec![t, c]),
+                    None if conflict_sense => And(vec![t, c]),
+                    None => Or(vec![t, Not(Box::new(c))]),
                 }
             }
         }

@@ -5,28 +5,11 @@
 
 mod common;
 
-use kiln_repo::load_dir;
-use kiln_solve::pool::{Pool, Source};
-
 #[test]
 fn random_sets_on_a_large_repository_match_dnf() {
     let root = common::large_repo();
-    let repo = load_dir(&root, true).unwrap();
-    assert!(
-        repo.packages.len() >= 20_000,
-        "the large repository is too small"
-    );
-    let mut names: Vec<String> = repo.packages.iter().map(|p| p.name.clone()).collect();
-    names.sort();
-    names.dedup();
-    let mut pool = Pool::new();
-    pool.add_source(
-        Source {
-            name: "large".into(),
-            priority: 99,
-        },
-        repo.packages,
-    );
+    let (pool, names) = common::pool_of(&root);
+    assert!(pool.len() >= 20_000, "the large repository is too small");
 
     let mut rng = common::Lcg(20_000);
     let mut lines = Vec::new();

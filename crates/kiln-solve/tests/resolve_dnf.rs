@@ -7,24 +7,10 @@
 
 mod common;
 
-use kiln_repo::load_dir;
-use kiln_solve::pool::{Pool, Source};
-
 #[test]
 fn resolutions_match_dnf() {
     let root = common::sample_repo();
-    let repo = load_dir(&root, true).unwrap();
-    let mut names: Vec<String> = repo.packages.iter().map(|p| p.name.clone()).collect();
-    names.sort();
-    names.dedup();
-    let mut pool = Pool::new();
-    pool.add_source(
-        Source {
-            name: "sample".into(),
-            priority: 99,
-        },
-        repo.packages.clone(),
-    );
+    let (pool, names) = common::pool_of(&root);
 
     let mut sets: Vec<Vec<String>> = [
         &["sample-app"][..],

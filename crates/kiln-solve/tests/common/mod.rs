@@ -1,7 +1,7 @@
 //! What the dnf comparison tests share: the sample repository, a dnf helper script fed one
 //! query per line, and the agreement check.
 
-use kiln_solve::pool::Pool;
+use kiln_solve::pool::{Pool, Source};
 use kiln_solve::solve::{resolve, Options, Request};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -139,4 +139,23 @@ impl Lcg {
             .wrapping_add(1442695040888963407);
         (self.0 >> 33) as usize
     }
+}
+
+/// The packages of the repository at `root` (with filelists) in a pool of one source, and
+/// their distinct names, sorted (what random package sets are drawn from).
+#[allow(dead_code)]
+pub fn pool_of(root: &Path) -> (Pool, Vec<String>) {
+    let repo = kiln_repo::load_dir(root, true).unwrap();
+    let mut names: Vec<String> = repo.packages.iter().map(|p| p.name.clone()).collect();
+    names.sort();
+    names.dedup();
+    let mut pool = Pool::new();
+    pool.add_source(
+        Source {
+            name: root.display().to_string(),
+            priority: 99,
+        },
+        repo.packages,
+    );
+    (pool, names)
 }
