@@ -19,6 +19,7 @@
 //! [`Report::upstream_error`] picks the one upstream would have stopped at.
 
 pub mod diag;
+pub mod input;
 pub mod json;
 pub mod kickstart;
 pub mod model;
@@ -73,7 +74,8 @@ pub struct ReadError {
 
 /// Reads and validates a config file.
 pub fn validate_file(path: &Path, opts: &Options) -> Result<Validation, ReadError> {
-    let bytes = packages::read_json_file(path).map_err(|message| ReadError { message })?;
+    let bytes = packages::read_json_file(path, input::CONFIG_LIMIT, "config file")
+        .map_err(|message| ReadError { message })?;
     Ok(validate_bytes(&bytes, path, opts))
 }
 
