@@ -181,6 +181,21 @@ impl<'r> Decoder<'r> {
         self.push(Severity::Error, span, path, message, Some(upstream));
     }
 
+    /// An error only kiln reports (upstream accepts the value, or fails later at build time):
+    /// it makes the config invalid, but carries no upstream text.
+    pub fn kiln_error_at(&mut self, span: Span, path: String, message: String) {
+        self.push(Severity::Error, span, path, message, None);
+    }
+
+    /// [`Decoder::kiln_error_at`] at a value below `node` (see [`Decoder::locate`]); left out
+    /// when the value had a type error.
+    pub fn kiln_error(&mut self, node: &Node, rel: &[Seg], message: String) {
+        let (span, path) = self.locate(node, rel);
+        if !self.is_tainted(&path) {
+            self.kiln_error_at(span, path, message);
+        }
+    }
+
     pub fn warning_at(&mut self, span: Span, path: String, message: String) {
         self.push(Severity::Warning, span, path, message, None);
     }

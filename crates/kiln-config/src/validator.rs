@@ -5,6 +5,7 @@
 
 use crate::decode::{path_string, Decoder, Seg};
 use crate::diag::Severity;
+use crate::input;
 use crate::json::{Node, Span};
 use crate::model::*;
 use crate::packages::{ListError, PackageList, PackageSpec};
@@ -150,25 +151,36 @@ fn error(d: &mut Decoder, o: &Origin, message: String) {
     );
 }
 
-/// Warns about host files the build will read and that do not exist (upstream's `make` stops
-/// with `missing files`; its validator says nothing).
+/// Checks the host files a build will read. One that does not exist gets a warning (upstream's
+/// `make` stops with `missing files`; its validator says nothing); one that exists but is not a
+/// regular file, or is larger than kiln reads (SSH keys, scripts), is an error only kiln reports
+/// — a build would hang on a FIFO or read `/dev/zero` forever. Only `stat` is used: nothing is
+/// opened.
 pub(crate) fn check_files(d: &mut Decoder, root: &Node, config: &Config) {
     d.phase = 5;
-    let missing = |d: &mut Decoder, rel: Vec<Seg>, what: &str, file: &str| {
-        if !file.is_empty() && !Path::new(file).exists() {
-            let (span, _) = d.locate(root, &rel);
-            let path = path_string(&rel);
-            d.warning_at(
+    let missing = |d: &mut Decoder, rel: Vec<Seg>, what: &str, file: &str, limit: Option<u64>| {
+        if file.is_empty() {
+            return;
+        }
+        let (span, _) = d.locate(root, &rel);
+        let path = path_string(&rel);
+        match std::fs::metadata(file) {
+            Err(_) => d.warning_at(
                 span,
                 path,
                 format!("{what} {file} does not exist; a build of this config will fail"),
-            );
+            ),
+            Ok(meta) => {
+                if let Err(e) = input::check_metadata(Path::new(file), &meta, limit, what) {
+                    d.kiln_error_at(span, path, e.to_string());
+                }
+            }
         }
     };
     for (i, disk) in config.disks.iter().enumerate() {
         for (j, b) in disk.raw_binaries.iter().enumerate() {
             let rel = vec![K("Disks"), I(i), K("RawBinaries"), I(j), K("BinPath")];
-            missing(d, rel, "raw binary", &b.bin_path);
+            missing(d, rel, "raw binary", &b.bin_path, None);
         }
     }
     for (i, sc) in config.system_configs.iter().enumerate() {
@@ -195,6 +207,7 @@ pub(crate) fn check_files(d: &mut Decoder, root: &Node, config: &Config) {
                 rel(&[K("AdditionalFiles"), Seg::MapKey(key)]),
                 "additional file",
                 src,
+                None,
             );
         }
         for (field, scripts) in [
@@ -203,7 +216,8 @@ pub(crate) fn check_files(d: &mut Decoder, root: &Node, config: &Config) {
             ("FinalizeImageScripts", &sc.finalize_image_scripts),
         ] {
             for (j, s) in scripts.iter().enumerate() {
-                missing(d, rel(&[K(field), I(j), K("Path")]), "script", &s.path);
+                let rel = rel(&[K(field), I(j), K("Path")]);
+                missing(d, rel, "script", &s.path, Some(input::SCRIPT_LIMIT));
             }
         }
         for (j, u) in sc.users.iter().enumerate() {
@@ -213,8 +227,99 @@ pub(crate) fn check_files(d: &mut Decoder, root: &Node, config: &Config) {
                     rel(&[K("Users"), I(j), K("SSHPubKeyPaths"), I(k)]),
                     "SSH public key file",
                     key,
+                    Some(input::SSH_KEY_LIMIT),
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::diag::Severity;
+    use crate::input::tests::{mkfifo, within_timeout};
+    use crate::{validate_bytes, Options, Report};
+    use std::path::Path;
+
+    /// A config naming `special` as an SSH key, a script, an AdditionalFiles source and a
+    /// package list, validated with every check on (under a timeout: reading a FIFO blocks).
+    fn validate_naming(special: &Path) -> Report {
+        let s = special.display();
+        let text = format!(
+            r#"{{"SystemConfigs": [{{
+  "Name": "s",
+  "PackageLists": ["{s}"],
+  "Packages": ["shadow-utils"],
+  "AdditionalFiles": {{"{s}": "/etc/x"}},
+  "PostInstallScripts": [{{"Path": "{s}"}}],
+  "Users": [{{"Name": "u", "SSHPubKeyPaths": ["{s}"]}}]
+}}]}}"#
+        );
+        within_timeout(move || {
+            validate_bytes(text.as_bytes(), Path::new("c.json"), &Options::default()).report
+        })
+    }
+
+    fn assert_named(report: &Report, kind: &str) {
+        let errors: Vec<_> = report.errors().collect();
+        for (path, line) in [
+            ("SystemConfigs[0].PackageLists[0]", 3),
+            ("SystemConfigs[0].AdditionalFiles[\"", 5),
+            ("SystemConfigs[0].PostInstallScripts[0].Path", 6),
+            ("SystemConfigs[0].Users[0].SSHPubKeyPaths[0]", 7),
+        ] {
+            let d = errors
+                .iter()
+                .find(|d| d.path.starts_with(path))
+                .unwrap_or_else(|| panic!("no error at {path}:\n{}", report.render(false)));
+            assert!(d.message.contains(kind), "{}", d.message);
+            assert_eq!(report.locate(d).line, line, "{path}");
+            assert_eq!(d.severity, Severity::Error);
+        }
+    }
+
+    #[test]
+    fn a_fifo_named_by_the_config_is_an_error_at_its_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        mkfifo(&fifo);
+        let report = validate_naming(&fifo);
+        assert_named(&report, "is a FIFO (named pipe), not a regular file");
+    }
+
+    #[test]
+    fn dev_zero_named_by_the_config_is_an_error_at_its_entry() {
+        let report = validate_naming(Path::new("/dev/zero"));
+        assert_named(&report, "is a character device, not a regular file");
+    }
+
+    #[test]
+    fn a_directory_is_an_error_and_a_missing_file_still_only_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = validate_naming(dir.path());
+        assert!(report
+            .errors()
+            .any(|d| d.path == "SystemConfigs[0].Users[0].SSHPubKeyPaths[0]"
+                && d.message.contains("is a directory")));
+        let report = validate_naming(&dir.path().join("missing"));
+        let key = report
+            .diagnostics
+            .iter()
+            .find(|d| d.path == "SystemConfigs[0].Users[0].SSHPubKeyPaths[0]")
+            .unwrap();
+        assert_eq!(key.severity, Severity::Warning, "{}", key.message);
+    }
+
+    #[test]
+    fn an_oversized_ssh_key_is_an_error_naming_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("big.pub");
+        std::fs::write(&key, vec![b'a'; (crate::input::SSH_KEY_LIMIT + 1) as usize]).unwrap();
+        let report = validate_naming(&key);
+        let d = report
+            .errors()
+            .find(|d| d.path == "SystemConfigs[0].Users[0].SSHPubKeyPaths[0]")
+            .unwrap();
+        assert!(d.message.contains("larger than 1 MiB"), "{}", d.message);
     }
 }
