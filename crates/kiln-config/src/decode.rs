@@ -720,7 +720,8 @@ pub(crate) fn system_config(d: &mut Decoder, node: &Node, out: &mut SystemConfig
                         "GID" => d.string(v, &mut g.gid),
                         _ => unreachable!("{}", f.name),
                     },
-                )
+                );
+                crate::safety::group(d, v, g);
             }),
             "Users" => d.list(v, f.go_type, &mut s.users, user),
             "Encryption" => d.object(v, &schema::ENCRYPTION, f.go_type, |d, f, v| match f.name {

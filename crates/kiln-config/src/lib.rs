@@ -28,6 +28,7 @@ pub mod schema;
 
 mod decode;
 mod rules;
+mod safety;
 mod validator;
 
 pub use diag::{Diagnostic, Located, Report, Severity, SourceFile};
