@@ -277,7 +277,12 @@ impl<'r> Decoder<'r> {
         };
         let path = path_string(&self.path);
         self.error_at(node.span, path, message);
+        let secret = matches!(self.path.last(), Some(Seg::Key(k)) if crate::diag::is_secret_key(k));
         let found = match &node.value {
+            // A password's value is never echoed.
+            Value::Number(_) | Value::String(_) if secret => {
+                format!("a {} (not shown)", node.value.kind_name())
+            }
             Value::Number(n) => format!("the number {n}"),
             Value::String(s) => format!(
                 "the string {}",
