@@ -24,6 +24,7 @@ pub mod json;
 pub mod kickstart;
 pub mod model;
 pub mod packages;
+pub mod rawbin;
 pub mod schema;
 
 mod decode;
@@ -120,6 +121,7 @@ pub fn validate_bytes(bytes: &[u8], path: &Path, opts: &Options) -> Validation {
             if opts.file_checks {
                 validator::check_files(&mut d, &root, &config);
             }
+            validator::check_raw_binaries(&mut d, &root, &config, opts.file_checks);
         }
     }
     report.sort();
