@@ -181,6 +181,21 @@ impl<'r> Decoder<'r> {
         self.push(Severity::Error, span, path, message, Some(upstream));
     }
 
+    /// An error only kiln reports (upstream accepts the value, or fails later at build time):
+    /// it makes the config invalid, but carries no upstream text.
+    pub fn kiln_error_at(&mut self, span: Span, path: String, message: String) {
+        self.push(Severity::Error, span, path, message, None);
+    }
+
+    /// [`Decoder::kiln_error_at`] at a value below `node` (see [`Decoder::locate`]); left out
+    /// when the value had a type error.
+    pub fn kiln_error(&mut self, node: &Node, rel: &[Seg], message: String) {
+        let (span, path) = self.locate(node, rel);
+        if !self.is_tainted(&path) {
+            self.kiln_error_at(span, path, message);
+        }
+    }
+
     pub fn warning_at(&mut self, span: Span, path: String, message: String) {
         self.push(Severity::Warning, span, path, message, None);
     }
@@ -262,7 +277,12 @@ impl<'r> Decoder<'r> {
         };
         let path = path_string(&self.path);
         self.error_at(node.span, path, message);
+        let secret = matches!(self.path.last(), Some(Seg::Key(k)) if crate::diag::is_secret_key(k));
         let found = match &node.value {
+            // A password's value is never echoed.
+            Value::Number(_) | Value::String(_) if secret => {
+                format!("a {} (not shown)", node.value.kind_name())
+            }
             Value::Number(n) => format!("the number {n}"),
             Value::String(s) => format!(
                 "the string {}",
@@ -705,7 +725,8 @@ pub(crate) fn system_config(d: &mut Decoder, node: &Node, out: &mut SystemConfig
                         "GID" => d.string(v, &mut g.gid),
                         _ => unreachable!("{}", f.name),
                     },
-                )
+                );
+                crate::safety::group(d, v, g);
             }),
             "Users" => d.list(v, f.go_type, &mut s.users, user),
             "Encryption" => d.object(v, &schema::ENCRYPTION, f.go_type, |d, f, v| match f.name {

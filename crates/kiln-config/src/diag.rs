@@ -27,17 +27,110 @@ pub struct SourceFile {
     pub path: PathBuf,
     pub text: String,
     line_starts: Vec<usize>,
+    /// Byte ranges of values whose key names a password: never shown in a snippet.
+    secrets: Vec<(usize, usize)>,
+}
+
+/// Whether a JSON key names a secret (`Password`, `password`, `LuksPassphrase`, …).
+pub fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    key.contains("password") || key.contains("passphrase")
+}
+
+/// What a secret value is shown as.
+pub const MASK: &str = "********";
+
+/// The end of the JSON string starting at `start` (its opening quote): just past the closing
+/// quote, or the end of the text.
+fn string_end(b: &[u8], start: usize) -> usize {
+    let mut i = start + 1;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            b'"' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    b.len()
+}
+
+/// Byte ranges of the values of secret keys (see [`is_secret_key`]), found lexically, so even
+/// text that does not parse is masked. A string value's range excludes its quotes.
+fn secret_ranges(text: &str) -> Vec<(usize, usize)> {
+    let b = text.as_bytes();
+    let skip_ws = |mut i: usize| {
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        i
+    };
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'"' {
+            i += 1;
+            continue;
+        }
+        let end = string_end(b, i);
+        let after = skip_ws(end);
+        let key = &text[i + 1..end.saturating_sub(1).max(i + 1)];
+        i = end;
+        if after >= b.len() || b[after] != b':' || !is_secret_key(key) {
+            continue;
+        }
+        let v = skip_ws(after + 1);
+        if v < b.len() && b[v] == b'"' {
+            let v_end = string_end(b, v);
+            out.push((v + 1, v_end.saturating_sub(1).max(v + 1)));
+            i = v_end;
+        } else {
+            let len = b[v..]
+                .iter()
+                .position(|c| matches!(c, b',' | b'}' | b']') || c.is_ascii_whitespace())
+                .unwrap_or(b.len() - v);
+            if len > 0 {
+                out.push((v, v + len));
+            }
+            i = v + len;
+        }
+    }
+    out
 }
 
 impl SourceFile {
     pub fn new(path: impl Into<PathBuf>, text: String) -> Self {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        let secrets = secret_ranges(&text);
         SourceFile {
             path: path.into(),
             text,
             line_starts,
+            secrets,
         }
+    }
+
+    /// A 1-based line as a snippet shows it: secret values (see [`is_secret_key`]) replaced by
+    /// [`MASK`], and for each character column of the original line (1-based, one past the end
+    /// included) its column in the shown text.
+    pub fn shown_line(&self, line: usize) -> (String, Vec<usize>) {
+        let start = self.line_starts.get(line - 1).copied().unwrap_or(0);
+        let text = self.line_text(line);
+        let mut shown = String::new();
+        let mut columns = vec![1];
+        let mut in_secret = false;
+        for (i, c) in text.char_indices() {
+            let at = start + i;
+            let secret = self.secrets.iter().any(|&(s, e)| s <= at && at < e);
+            if secret && !in_secret {
+                shown.push_str(MASK);
+            } else if !secret {
+                shown.push(c);
+            }
+            in_secret = secret;
+            columns.push(shown.chars().count() + 1);
+        }
+        (shown, columns)
     }
 
     /// 1-based line and column of a byte offset; columns count characters, not bytes.
@@ -262,20 +355,23 @@ fn render_one(out: &mut String, report: &Report, d: &Diagnostic, color: bool) {
         paint("1;34", "-->"),
         src.path.display()
     );
-    let text = src.line_text(line);
+    let (text, shown_col) = src.shown_line(line);
+    let raw_chars = src.line_text(line).chars().count();
+    let shown = |col: usize| shown_col[(col - 1).min(raw_chars)];
     if !text.is_empty() || d.span.end > d.span.start {
-        // Underline the span on its first line; tabs are kept so the caret lines up.
-        let (_, end_col) = src.line_col(d.span.end.max(d.span.start + 1));
-        let (end_line, _) = src.line_col(d.span.end.max(d.span.start + 1));
-        let text_chars = text.chars().count();
-        let width = if end_line == line {
-            end_col.saturating_sub(column).max(1)
+        // Underline the span on its first line; tabs are kept so the caret lines up. Columns
+        // are those of the shown text (secrets masked).
+        let (end_line, end_col) = src.line_col(d.span.end.max(d.span.start + 1));
+        let start = shown(column);
+        let end = if end_line == line {
+            shown(end_col)
         } else {
-            text_chars.saturating_sub(column - 1).max(1)
+            text.chars().count() + 1
         };
+        let width = end.saturating_sub(start).max(1);
         let lead: String = text
             .chars()
-            .take(column - 1)
+            .take(start - 1)
             .map(|c| if c == '\t' { '\t' } else { ' ' })
             .collect();
         let bar = paint("1;34", "|");
@@ -302,5 +398,55 @@ mod tests {
         let off = s.text.find('1').unwrap();
         assert_eq!(s.line_col(off), (2, 8));
         assert_eq!(s.line_text(2), "  \"é\": 1");
+    }
+
+    #[test]
+    fn a_snippet_never_shows_a_password() {
+        let text = r#"{"SystemConfigs": [{"Name": "s", "Packages": ["p"],
+  "Users": [{"Name": "a:b", "password": "hunter2", "UID": "70000"}],
+  "Encryption": {"Enable": false, "Password": "s3cr\"et"},
+  "Users2": [{"PASSWORD": 12345}]
+}]}"#;
+        let v = crate::validate_bytes(text.as_bytes(), Path::new("c.json"), &Default::default());
+        let human = v.report.render(false);
+        let json = v.report.to_json().to_string();
+        for secret in ["hunter2", "s3cr", "12345"] {
+            assert!(!human.contains(secret), "{human}");
+            assert!(!json.contains(secret), "{json}");
+        }
+        assert!(
+            human.contains(r#""password": "********", "UID": "70000""#),
+            "{human}"
+        );
+        // The caret under UID still lines up with the shown (masked) text.
+        let lines: Vec<&str> = human.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| l.ends_with("at SystemConfigs[0].Users[0].UID"))
+            .unwrap();
+        let (shown, caret) = (lines[at + 2], lines[at + 3]);
+        assert_eq!(
+            caret.find('^').unwrap(),
+            shown.find(r#""70000""#).unwrap(),
+            "{human}"
+        );
+        let s = SourceFile::new("x", text.into());
+        assert_eq!(
+            s.shown_line(3).0,
+            r#"  "Encryption": {"Enable": false, "Password": "********"},"#
+        );
+        assert_eq!(s.shown_line(4).0, r#"  "Users2": [{"PASSWORD": ********}]"#);
+    }
+
+    #[test]
+    fn a_mistyped_password_is_not_echoed_in_the_help() {
+        let text = r#"{"SystemConfigs": [{"Name": "s", "Packages": ["p"],
+  "Users": [{"Name": "u", "Password": 987654}]}]}"#;
+        let v = crate::validate_bytes(text.as_bytes(), Path::new("c.json"), &Default::default());
+        assert!(!v.report.is_valid());
+        let json = v.report.to_json().to_string();
+        assert!(!json.contains("987654"), "{json}");
+        assert!(!v.report.render(false).contains("987654"));
+        assert!(json.contains("found a number (not shown)"), "{json}");
     }
 }

@@ -19,14 +19,17 @@
 //! [`Report::upstream_error`] picks the one upstream would have stopped at.
 
 pub mod diag;
+pub mod input;
 pub mod json;
 pub mod kickstart;
 pub mod model;
 pub mod packages;
+pub mod rawbin;
 pub mod schema;
 
 mod decode;
 mod rules;
+mod safety;
 mod validator;
 
 pub use diag::{Diagnostic, Located, Report, Severity, SourceFile};
@@ -73,7 +76,8 @@ pub struct ReadError {
 
 /// Reads and validates a config file.
 pub fn validate_file(path: &Path, opts: &Options) -> Result<Validation, ReadError> {
-    let bytes = packages::read_json_file(path).map_err(|message| ReadError { message })?;
+    let bytes = packages::read_json_file(path, input::CONFIG_LIMIT, "config file")
+        .map_err(|message| ReadError { message })?;
     Ok(validate_bytes(&bytes, path, opts))
 }
 
@@ -117,6 +121,7 @@ pub fn validate_bytes(bytes: &[u8], path: &Path, opts: &Options) -> Validation {
             if opts.file_checks {
                 validator::check_files(&mut d, &root, &config);
             }
+            validator::check_raw_binaries(&mut d, &root, &config, opts.file_checks);
         }
     }
     report.sort();

@@ -1,6 +1,7 @@
 //! Package strings (`name`, `name >= 1.0`, …) and package-list files (SPEC §1.8).
 
 use crate::diag::SourceFile;
+use crate::input::{InputError, PACKAGE_LIST_LIMIT};
 use crate::json::{self, Span, Value};
 use std::fmt;
 use std::path::Path;
@@ -120,27 +121,19 @@ pub struct PackageList {
     pub entries: Vec<(String, Span)>,
 }
 
-/// Package lists and configs are small; anything bigger is not what the user meant to point at.
-pub(crate) const MAX_JSON_FILE: u64 = 64 << 20;
-
-/// Reads a JSON input file: a regular file of at most [`MAX_JSON_FILE`] bytes (so a path such
-/// as `/dev/zero` cannot hang kiln). Errors are Go's texts where upstream has one.
-pub(crate) fn read_json_file(path: &Path) -> Result<Vec<u8>, String> {
-    let meta = std::fs::metadata(path).map_err(|e| go_os_error("open", path, &e))?;
-    if meta.is_dir() {
-        return Err(format!("read {}: is a directory", path.display()));
-    }
-    if !meta.is_file() {
-        return Err(format!("read {}: not a regular file", path.display()));
-    }
-    if meta.len() > MAX_JSON_FILE {
-        return Err(format!(
-            "read {}: file is larger than {} MiB; this is not a config",
-            path.display(),
-            MAX_JSON_FILE >> 20
-        ));
-    }
-    std::fs::read(path).map_err(|e| go_os_error("read", path, &e))
+/// Reads a JSON input file: a regular file of at most `limit` bytes, opened so that a FIFO or
+/// a device such as `/dev/zero` cannot hang kiln ([`crate::input::read_bounded`]). Errors are
+/// Go's texts where upstream has one (`open <path>: no such file or directory`).
+pub(crate) fn read_json_file(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, String> {
+    crate::input::read_bounded(path, limit, what).map_err(|e| match e {
+        InputError::Io { source, .. } => go_os_error("open", path, &source),
+        // Go's os.ReadFile opens a directory and fails reading it.
+        InputError::NotRegular {
+            kind: "a directory",
+            ..
+        } => format!("read {}: is a directory", path.display()),
+        other => other.to_string(),
+    })
 }
 
 /// Go's rendering of an OS error (`no such file or directory`).
@@ -158,7 +151,8 @@ pub(crate) fn go_os_error(op: &str, path: &Path, e: &std::io::Error) -> String {
 impl PackageList {
     /// Reads `{"packages": [...]}` (key matched case-insensitively, other keys ignored).
     pub fn read(path: &Path) -> Result<PackageList, ListError> {
-        let bytes = read_json_file(path).map_err(ListError::Io)?;
+        let bytes =
+            read_json_file(path, PACKAGE_LIST_LIMIT, "package list").map_err(ListError::Io)?;
         let source = SourceFile::new(path, String::from_utf8_lossy(&bytes).into_owned());
         let content =
             |source: &SourceFile, span: Span, path: &str, message: String| ListError::Content {

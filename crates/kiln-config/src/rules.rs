@@ -109,6 +109,7 @@ pub(crate) fn partition(d: &mut Decoder, node: &Node, p: &Partition) {
             );
         }
     }
+    crate::safety::partition_name(d, node, &p.name);
     if !crate::model::FS_TYPES.contains(&p.fs_type.as_str()) {
         d.warning(
             node,
@@ -241,6 +242,7 @@ pub(crate) fn system_config(d: &mut Decoder, node: &Node, s: &SystemConfig) {
             }
         }
     }
+    crate::safety::system_config(d, node, s);
 }
 
 pub(crate) fn kernel_command_line(d: &mut Decoder, node: &Node, k: &KernelCommandLine) {
@@ -411,6 +413,7 @@ pub(crate) fn user(d: &mut Decoder, node: &Node, u: &User) {
             ),
         );
     }
+    crate::safety::user(d, node, u);
 }
 
 /// Go's `strconv.Atoi`: optional sign, decimal digits, fits in 64 bits.
@@ -575,6 +578,16 @@ pub(crate) fn config(d: &mut Decoder, node: &Node, c: &Config) {
                 d.error(node, &rel, format!("invalid [Config]:\n[SystemConfig] ({}) mounts a [Partition] ({}) via PARTLABEL, but that partition is on an MBR disk which does not support PARTLABEL", s.name, p.id));
             } else if part.name.is_empty() {
                 d.error(node, &rel, format!("invalid [Config]:\n[SystemConfig] ({}) mounts a [Partition] ({}) via PARTLABEL, but it has no [Name]", s.name, p.id));
+            } else {
+                let j = c.disks[disk].partitions.iter().position(|q| q.id == p.id);
+                let rel = [
+                    K("Disks"),
+                    I(disk),
+                    K("Partitions"),
+                    I(j.unwrap_or(0)),
+                    K("Name"),
+                ];
+                crate::safety::fstab_field(d, node, &rel, &part.name);
             }
         }
     }

@@ -284,5 +284,8 @@ fn missing_referenced_files_are_warnings_not_errors() {
 #[test]
 fn reading_special_files_fails_cleanly() {
     let e = kiln_config::validate_file(Path::new("/dev/zero"), &Options::default()).unwrap_err();
-    assert_eq!(e.message, "read /dev/zero: not a regular file");
+    assert_eq!(
+        e.message,
+        "config file /dev/zero is a character device, not a regular file; name a regular file"
+    );
 }

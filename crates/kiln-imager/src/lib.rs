@@ -18,6 +18,7 @@
 
 pub mod bios;
 pub mod boot;
+mod raw;
 
 use kiln_compose::rootfs::{populate, Inputs};
 use kiln_compose::system::{fstab_lines, Mount};
@@ -101,15 +102,8 @@ pub fn build_disk(
     let layout = kiln_disk::plan(disk_config, req.root.identity).map_err(step("partitions"))?;
     let disk = work.join("disk.raw");
     write_empty_disk(&disk, &layout).map_err(step("partition table"))?;
-    for rb in &disk_config.raw_binaries {
-        progress(&format!("writing {}", rb.bin_path));
-        write_raw_binary(
-            &disk,
-            &req.root.base_dir.join(&rb.bin_path),
-            rb.block_size * rb.seek,
-        )
+    raw::write_raw_binaries(disk_config, &layout, &disk, req.root.base_dir, progress)
         .map_err(step("RawBinaries"))?;
-    }
 
     // What each partition will be, before any filesystem exists.
     let mut parts = Vec::new();
@@ -303,21 +297,6 @@ fn write_empty_disk(path: &Path, layout: &Layout) -> std::io::Result<()> {
     f.set_len(layout.size)?;
     kiln_disk::write_table(layout, &f)?;
     f.sync_all()
-}
-
-/// Writes `bin` into the disk at `offset` (upstream: `dd bs=BlockSize seek=Seek conv=notrunc`).
-fn write_raw_binary(disk: &Path, bin: &Path, offset: u64) -> std::io::Result<()> {
-    let data = std::fs::read(bin)
-        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", bin.display())))?;
-    let f = std::fs::OpenOptions::new().write(true).open(disk)?;
-    if offset + data.len() as u64 > f.metadata()?.len() {
-        return Err(std::io::Error::other(format!(
-            "{} ({} bytes at offset {offset}) does not fit on the disk",
-            bin.display(),
-            data.len()
-        )));
-    }
-    f.write_all_at(&data, offset)
 }
 
 /// Moves each nested mount point's subtree out of the staged root (deepest first), leaving an
