@@ -242,3 +242,31 @@ echo "exit: $?"
         "mine"
     );
 }
+
+#[test]
+fn with_wait_lock_a_second_build_waits_for_the_first() {
+    use std::io::BufRead;
+    let work = tempfile::tempdir().unwrap();
+    let build_dir = work.path().join("build");
+    let lock = hold_lock(&build_dir);
+    let mut child = build_command("demo-container.json", work.path())
+        .arg("--wait-lock")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert_eq!(
+        first,
+        format!(
+            "waiting for another kiln (PID {}) to release {}",
+            std::process::id(),
+            build_dir.display()
+        )
+    );
+    drop(lock);
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(child.wait().unwrap().success(), "{}", rest.join("\n"));
+    assert!(work.path().join("images/demo-container.tar.gz").exists());
+}
