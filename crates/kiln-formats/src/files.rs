@@ -172,10 +172,6 @@ impl Drop for TempDir {
 /// pattern ([`is_temp_name`]) that are regular files or directories no one holds locked.
 /// Returns what it removed; a missing `dir` has none.
 pub fn sweep_stale(dir: &Path) -> Result<Vec<PathBuf>, RemoveError> {
-    let io_err = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| RemoveError::Io { path, source }
-    };
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -228,6 +224,12 @@ pub enum RemoveError {
         mount.display(), tree.display(), mount.display(), tree.display()
     )]
     MountPoint { mount: PathBuf, tree: PathBuf },
+}
+
+/// The [`RemoveError::Io`] of an operation on `path`.
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> RemoveError {
+    let path = path.to_path_buf();
+    move |source| RemoveError::Io { path, source }
 }
 
 /// Which mount a file is on: its device, its mount id (0 when the kernel does not tell), and
@@ -333,10 +335,6 @@ fn unlink_at(dir: libc::c_int, name: &CStr, flags: libc::c_int) -> io::Result<()
 /// the folders above it, and the first one is reported as [`RemoveError::MountPoint`] once the
 /// rest is removed. A missing `path` is not an error.
 pub fn remove_tree(path: &Path) -> Result<(), RemoveError> {
-    let io_err = |p: &Path| {
-        let p = p.to_path_buf();
-        move |source| RemoveError::Io { path: p, source }
-    };
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -371,10 +369,6 @@ fn empty_dir(
     top: MountOf,
     mounts: &mut Vec<PathBuf>,
 ) -> Result<(), RemoveError> {
-    let io_err = |p: &Path| {
-        let p = p.to_path_buf();
-        move |source| RemoveError::Io { path: p, source }
-    };
     let other_mount = |m: MountOf| {
         m.mount_root
             || m.dev != top.dev
