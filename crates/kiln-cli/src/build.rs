@@ -19,13 +19,18 @@ pub struct BuildArgs {
     config: PathBuf,
     #[command(flatten)]
     sources: SourceArgs,
-    /// Where the artifacts go (default: out/images/<config name>).
+    /// Where the artifacts go (default: out/images/<config name>). Locked while building
+    /// (.kiln-lock); artifacts are made in a temporary folder inside it and renamed into it.
     #[arg(long, value_name = "DIR")]
     output_dir: Option<PathBuf>,
     /// Work directory: the fetched packages (package_repo/, image_deps.json) and imager's
-    /// output (default: out/build/<config name>, upstream's build/imagegen/<config>).
+    /// output (default: out/build/<config name>, upstream's build/imagegen/<config>). It must
+    /// be new, empty or one kiln made (it carries .kiln-build-dir); locked while building.
     #[arg(long, value_name = "DIR")]
     build_dir: Option<PathBuf>,
+    /// When another kiln builds into the same folders, wait for it instead of failing.
+    #[arg(long)]
+    wait_lock: bool,
     /// Where the build log goes (<config name>.log).
     #[arg(long, value_name = "DIR", default_value = "out/logs")]
     log_dir: PathBuf,
@@ -104,6 +109,18 @@ pub fn run(args: BuildArgs, color: ColorChoice) -> ExitCode {
         .build_dir
         .clone()
         .unwrap_or_else(|| Path::new("out/build").join(&name));
+    // Claimed and locked before the log is opened: a second build must not truncate the log
+    // of the build that holds the folders.
+    let mut say = |l: &str| eprintln!("{l}");
+    let locks = crate::workdirs::claim_build_dir(&build_dir, args.build_dir.is_none())
+        .and_then(|_| crate::workdirs::lock(&[&build_dir, &output_dir], args.wait_lock, &mut say));
+    let _locks = match locks {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let log_path = args.log_dir.join(format!("{name}.log"));
     let file = match std::fs::create_dir_all(&args.log_dir)
         .and_then(|_| std::fs::File::create(&log_path))
@@ -177,6 +194,8 @@ fn steps(
     };
 
     let (step, t) = timed("validate", log);
+    let mut say = |l: &str| log.line(l);
+    crate::workdirs::sweep(output_dir, &mut say).map_err(|e| (step, e))?;
     let loaded = crate::plan::load_config(&args.config, color).map_err(|e| (step, e))?;
     timings.push((step, t.elapsed()));
 
@@ -207,7 +226,7 @@ fn steps(
 
     let (step, t) = timed("compose", log);
     let imager_output = build_dir.join("imager_output");
-    let _ = std::fs::remove_dir_all(&imager_output);
+    crate::workdirs::remove_tree(&imager_output).map_err(|e| (step, e))?;
     let compose = ComposeArgs {
         config: args.config.clone(),
         repos: vec![package_repo],
@@ -227,11 +246,16 @@ fn steps(
     timings.push((step, t.elapsed()));
 
     let (step, t) = timed("roast", log);
-    // Artifacts are made beside the final directory and moved in when all succeeded, so a
-    // failed build leaves no partial artifact under a final name.
-    let staging = build_dir.join("artifacts");
-    let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(&staging).map_err(|e| (step, format!("{}: {e}", staging.display())))?;
+    // Artifacts are made in a temporary folder inside the output folder (one filesystem, so
+    // moving them in is a rename) and moved in when all succeeded, so a failed build leaves no
+    // partial artifact under a final name; the folder and the intermediates go when it drops.
+    let staging =
+        kiln_formats::files::TempDir::create(&output_dir.join("artifacts")).map_err(|e| {
+            (
+                step,
+                format!("cannot create a folder in {}: {e}", output_dir.display()),
+            )
+        })?;
     let lines = std::sync::Mutex::new(Vec::new());
     let mut collect = |l: &str| {
         lines
@@ -242,7 +266,7 @@ fn steps(
     let made = crate::roast::roast_config(
         &loaded.config,
         &imager_output,
-        &staging,
+        staging.path(),
         &args.release_version,
         &args.image_tag,
         args.workers,
@@ -253,8 +277,6 @@ fn steps(
         log.line(&l);
     }
     let made = made.map_err(|e| (step, e))?;
-    std::fs::create_dir_all(output_dir)
-        .map_err(|e| (step, format!("{}: {e}", output_dir.display())))?;
     let mut names = Vec::new();
     for path in made {
         let file = path.file_name().expect("artifacts are files").to_owned();

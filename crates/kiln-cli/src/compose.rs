@@ -161,6 +161,9 @@ pub fn compose(
     // Seeded by the SystemConfig too: two images built with one SOURCE_DATE_EPOCH do not share
     // filesystem UUIDs (a machine with both disks attached must tell them apart).
     let identity = Identity::from_env(&format!("kiln compose {}", sc.name));
+    std::fs::create_dir_all(&args.output_dir)
+        .map_err(|e| format!("cannot create {}: {e}", args.output_dir.display()))?;
+    crate::workdirs::sweep(&args.output_dir, report)?;
     if disk_image {
         // GRUB's BIOS boot code comes from the grub2-pc package, fetched as build tooling.
         let grub_pc = pool
@@ -189,10 +192,13 @@ pub fn compose(
             .map_err(|e| format!("composing {}: {e}", sc.name));
     }
 
-    // Populate a staging directory, then give it its final name.
-    let staging = args.output_dir.join(".rootfs.kiln-tmp");
-    let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(&staging).map_err(|e| format!("{}: {e}", staging.display()))?;
+    // Populate a temporary folder beside it, then give it its final name (dropped: removed).
+    let staging = kiln_formats::files::TempDir::create(&rootfs).map_err(|e| {
+        format!(
+            "cannot create a folder in {}: {e}",
+            args.output_dir.display()
+        )
+    })?;
     let inputs = Inputs {
         system: sc,
         packages: &files,
@@ -202,18 +208,17 @@ pub fn compose(
         build_number: &args.build_number,
         fstab: None,
     };
-    if let Err(e) = populate(&staging, &inputs, report) {
-        let _ = std::fs::remove_dir_all(&staging);
-        return Err(format!("composing {}: {e}", sc.name));
-    }
-    std::fs::rename(&staging, &rootfs).map_err(|e| format!("{}: {e}", rootfs.display()))?;
+    populate(staging.path(), &inputs, report).map_err(|e| format!("composing {}: {e}", sc.name))?;
+    staging
+        .persist(&rootfs)
+        .map_err(|e| format!("{}: {e}", rootfs.display()))?;
     Ok(Composed {
         outputs: vec!["rootfs".to_string()],
         packages: installed,
     })
 }
 
-/// Builds a disk config's image in a work directory beside the outputs and moves out what
+/// Builds a disk config's image in a temporary work folder beside the outputs and moves out what
 /// upstream's imager leaves: `disk0.raw` (when the disk has Artifacts) and
 /// `disk0.partition<i>.raw` for `ext4` partition artifacts. Returns the output names.
 fn build_disk_outputs(
@@ -232,12 +237,11 @@ fn build_disk_outputs(
             }
         }
     }
-    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
-    let work = out.join(".build.kiln-tmp");
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+    // A temporary work folder beside the outputs (removed when dropped).
+    let work = kiln_formats::files::TempDir::create(&out.join("build"))
+        .map_err(|e| format!("cannot create a folder in {}: {e}", out.display()))?;
     let result = (|| {
-        let built = kiln_imager::build_disk(req, &work, report).map_err(|e| e.to_string())?;
+        let built = kiln_imager::build_disk(req, work.path(), report).map_err(|e| e.to_string())?;
         let mut outputs = Vec::new();
         for p in &built.partitions {
             let wants_dump = disk.partitions[p.index]
@@ -258,6 +262,6 @@ fn build_disk_outputs(
         }
         Ok(outputs)
     })();
-    let _ = std::fs::remove_dir_all(&work);
+    drop(work);
     result
 }

@@ -17,6 +17,7 @@ mod upstream;
 mod validate;
 mod verify;
 mod why;
+mod workdirs;
 
 use std::process::ExitCode;
 

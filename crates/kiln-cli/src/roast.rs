@@ -189,6 +189,10 @@ fn jobs(args: &RoastArgs, color: ColorChoice) -> ExitCode {
         }
     }
     let mut say = |line: &str| eprintln!("{line}");
+    if let Err(e) = crate::workdirs::sweep(output_dir, &mut say) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     match roast_config(
         &loaded.config,
         dir,
@@ -310,6 +314,15 @@ fn convert_one(args: &RoastArgs, input: &Path, output: &Path, color: ColorChoice
             b.set_length(total);
             b.set_position(done);
         }));
+    }
+    // Temporaries of a killed kiln beside the output (only those nobody holds) go first.
+    let beside = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if let Err(e) = crate::workdirs::sweep(beside, &mut |line| eprintln!("{line}")) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
     }
     let started = Instant::now();
     let result = convert(input, output, &opts);

@@ -208,22 +208,16 @@ fn write_output<T>(
     Ok(value)
 }
 
-/// `mksquashfs <in> <out> -noappend`, as upstream (squashfs-tools does the work).
+/// `mksquashfs <in> <out> -noappend`, as upstream (squashfs-tools does the work). It writes
+/// into kiln's locked temporary (it truncates the file, keeping it), renamed when complete.
 fn squashfs(input: &Path, output: &Path) -> Result<(), Error> {
-    let tmp = output.with_file_name(format!(
-        ".{}.kiln-tmp-{}",
-        output.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
+    let out = OutFile::create(output).map_err(Error::io("cannot create", output))?;
     let result = Command::new("mksquashfs")
         .arg(input)
-        .arg(&tmp)
+        .arg(out.temp_path())
         .args(["-noappend", "-quiet", "-no-progress"])
         .output();
-    let fail = |msg: String| {
-        let _ = std::fs::remove_file(&tmp);
-        Err(Error::Unsupported(msg))
-    };
+    let fail = |msg: String| Err(Error::Unsupported(msg));
     match result {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             fail("mksquashfs is not installed: install the squashfs-tools package".into())
@@ -233,11 +227,7 @@ fn squashfs(input: &Path, output: &Path) -> Result<(), Error> {
             "mksquashfs failed: {}",
             String::from_utf8_lossy(&o.stderr).trim()
         )),
-        Ok(_) => std::fs::rename(&tmp, output).map_err(|source| Error::Io {
-            what: "cannot write",
-            path: output.to_path_buf(),
-            source,
-        }),
+        Ok(_) => out.commit().map_err(Error::io("cannot write", output)),
     }
 }
 

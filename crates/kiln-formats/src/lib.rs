@@ -16,6 +16,7 @@
 pub mod artifact;
 pub mod compress;
 pub mod cpio;
+pub mod files;
 pub mod ident;
 pub mod ova;
 pub mod qcow2;
@@ -215,8 +216,9 @@ pub fn convert(input: &Path, output: &Path, opts: &ConvertOptions) -> Result<Con
     Ok(converted)
 }
 
-/// An output file written under a temporary name in the same directory, renamed into place by
-/// [`OutFile::commit`], removed if dropped before.
+/// An output file written under a temporary name in the same directory (kiln's pattern, locked
+/// while written: see [`files`]), renamed into place by [`OutFile::commit`], removed if dropped
+/// before.
 pub struct OutFile {
     file: Option<File>,
     tmp: PathBuf,
@@ -225,20 +227,7 @@ pub struct OutFile {
 
 impl OutFile {
     pub fn create(dest: &Path) -> io::Result<OutFile> {
-        let name = dest.file_name().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "output path has no file name")
-        })?;
-        let tmp = dest.with_file_name(format!(
-            ".{}.kiln-tmp-{}",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
+        let (file, tmp) = files::create_temp_file(dest)?;
         Ok(OutFile {
             file: Some(file),
             tmp,
@@ -250,11 +239,17 @@ impl OutFile {
         self.file.as_mut().expect("not committed")
     }
 
+    /// The temporary's path, for a program that writes the file itself (it must not replace it:
+    /// the lock is on this file).
+    pub fn temp_path(&self) -> &Path {
+        &self.tmp
+    }
+
     /// Flushes the file to disk and gives it its final name.
     pub fn commit(mut self) -> io::Result<()> {
         let file = self.file.take().expect("committed once");
         file.sync_all()?;
-        drop(file);
+        // Renamed while still locked, so no sweeper takes it for a killed writer's.
         std::fs::rename(&self.tmp, &self.dest)
     }
 }

@@ -321,9 +321,11 @@ fn format_in_scratch(
         let path = path.to_path_buf();
         move |source| Error::Io { path, source }
     };
-    let scratch = disk.with_file_name(format!(".{tool}.kiln-tmp-{}", std::process::id()));
-    let made = File::create(&scratch)
-        .and_then(|f| f.set_len(size))
+    // kiln's locked temporary beside the disk (see kiln_formats::files), held until removed.
+    let (held, scratch) =
+        kiln_formats::files::create_temp_file(&disk.with_file_name(tool)).map_err(io_err(disk))?;
+    let made = held
+        .set_len(size)
         .map_err(io_err(&scratch))
         .and_then(|_| run(mkfs.arg(&scratch), tool, package))
         .and_then(|_| after(&scratch))
@@ -338,6 +340,7 @@ fn format_in_scratch(
                 .map_err(io_err(disk))
         });
     let _ = std::fs::remove_file(&scratch);
+    drop(held);
     made
 }
 

@@ -353,12 +353,12 @@ fn split_at_mount_points(
 }
 
 /// Copies partition `p` of `disk` into `out` (upstream's `disk0.partition<i>.raw`), keeping
-/// runs of zeros as holes.
+/// runs of zeros as holes; written under kiln's locked temporary name, renamed when complete.
 pub fn dump_partition(disk: &Path, p: &BuiltPartition, out: &Path) -> std::io::Result<()> {
     let mut input = File::open(disk)?;
     input.seek(SeekFrom::Start(p.offset))?;
-    let tmp = out.with_extension("kiln-part");
-    let output = File::create(&tmp)?;
+    let mut tmp = kiln_formats::OutFile::create(out)?;
+    let output = tmp.file();
     output.set_len(p.size)?;
     let mut buf = vec![0u8; 1 << 20];
     let mut at = 0u64;
@@ -370,6 +370,5 @@ pub fn dump_partition(disk: &Path, p: &BuiltPartition, out: &Path) -> std::io::R
         }
         at += n as u64;
     }
-    output.sync_all()?;
-    std::fs::rename(&tmp, out)
+    tmp.commit()
 }

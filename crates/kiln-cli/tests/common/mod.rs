@@ -69,26 +69,30 @@ pub fn compose(config: &Path, out: &Path) -> Output {
         .unwrap()
 }
 
-/// `kiln build` of a demo config from the sample repository into `work` (images/, build/,
-/// logs/); returns the command's output and the images directory.
-pub fn build(config: &str, work: &Path) -> (Output, PathBuf) {
-    let out = work.join("images");
-    let o = kiln()
-        .arg("build")
+/// The `kiln build` command of a demo config from the sample repository into `work` (images/,
+/// build/, logs/).
+pub fn build_command(config: &str, work: &Path) -> Command {
+    let mut c = kiln();
+    c.arg("build")
         .arg("--config")
         .arg(demo_config(config))
         .arg("--repo")
         .arg(sample_repo())
         .arg("--disable-upstream-repos")
         .arg("--output-dir")
-        .arg(&out)
+        .arg(work.join("images"))
         .arg("--build-dir")
         .arg(work.join("build"))
         .arg("--log-dir")
         .arg(work.join("logs"))
-        .env("SOURCE_DATE_EPOCH", "1700000000")
-        .output()
-        .unwrap();
+        .env("SOURCE_DATE_EPOCH", "1700000000");
+    c
+}
+
+/// `kiln build` of a demo config from the sample repository into `work` (images/, build/,
+/// logs/); returns the command's output and the images directory.
+pub fn build(config: &str, work: &Path) -> (Output, PathBuf) {
+    let o = build_command(config, work).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    (o, out)
+    (o, work.join("images"))
 }
