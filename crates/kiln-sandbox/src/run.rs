@@ -194,7 +194,7 @@ impl Sandbox {
         log: &mut dyn FnMut(&str),
     ) -> Result<Outcome, Error> {
         let mut pending: Vec<u8> = Vec::new();
-        let mut emit = |line: &[u8], log: &mut dyn FnMut(&str)| {
+        let emit = |line: &[u8], log: &mut dyn FnMut(&str)| {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             log(&String::from_utf8_lossy(line));
         };
@@ -978,6 +978,9 @@ fn build_root(plan: &Plan) -> Result<(), Step> {
         }
     };
     let image_fd = image_dir.as_ref().unwrap_or(&new_root).as_raw_fd();
+    // rpm sets the metadata of the directories a package ships (the filesystem package's /sys
+    // among them), which a mounted sysfs refuses: a host tool gets no /sys in the image.
+    let sys_fallback = (plan.view == View::Image).then_some(sys_fallback);
     image_mounts(image_fd, sys_fallback, plan.network)?;
     // Enter the new root; the old one is detached and gone from this namespace.
     // SAFETY: fchdir/umount2/chdir on our own process.
@@ -1088,7 +1091,7 @@ fn mount_proc(dir: RawFd) -> Result<(), Step> {
 
 /// `/dev`, `/proc`, `/sys` and `/run` inside the image root, resolved beneath it without
 /// following symlinks.
-fn image_mounts(root: RawFd, sys_fallback: OwnedFd, network: bool) -> Result<(), Step> {
+fn image_mounts(root: RawFd, sys_fallback: Option<OwnedFd>, network: bool) -> Result<(), Step> {
     let refuse = |what: &'static str| {
         move |e: io::Error| {
             if e.raw_os_error() == Some(libc::ELOOP) || e.raw_os_error() == Some(libc::ENOTDIR) {
@@ -1105,6 +1108,9 @@ fn image_mounts(root: RawFd, sys_fallback: OwnedFd, network: bool) -> Result<(),
     populate_dev(dev.as_raw_fd())?;
     let proc_dir = ensure_dir(root, c"proc", 0o555).map_err(refuse("the image's /proc"))?;
     mount_proc(proc_dir.as_raw_fd())?;
+    let Some(sys_fallback) = sys_fallback else {
+        return mount_run(root, refuse("the image's /run"));
+    };
     let sys_dir = ensure_dir(root, c"sys", 0o555).map_err(refuse("the image's /sys"))?;
     // sysfs can be mounted only by the owner of the network namespace.
     let sysfs = if network {
@@ -1117,7 +1123,11 @@ fn image_mounts(root: RawFd, sys_fallback: OwnedFd, network: bool) -> Result<(),
         "mounting /sys",
         sys::move_mount(sysfs.as_raw_fd(), sys_dir.as_raw_fd()),
     )?;
-    let run = ensure_dir(root, c"run", 0o755).map_err(refuse("the image's /run"))?;
+    mount_run(root, refuse("the image's /run"))
+}
+
+fn mount_run(root: RawFd, refuse: impl FnOnce(io::Error) -> Step) -> Result<(), Step> {
+    let run = ensure_dir(root, c"run", 0o755).map_err(refuse)?;
     let runfs = at("mounting /run", tmpfs(c"0755", SAFE))?;
     at(
         "mounting /run",
