@@ -1,7 +1,7 @@
 //! # kiln-imager
 //!
 //! A disk config's image assembled the way upstream's imager assembles it (SPEC §3.1–§3.5), but
-//! without a loop device, a mount or a chroot on the build host:
+//! without a loop device or a mount on the build host (programs for the image run in kiln-sandbox):
 //!
 //! 1. the layout is planned and the partition table written into a sparse `disk.raw`
 //!    (kiln-disk); RawBinaries are written at their offsets;
