@@ -41,11 +41,17 @@ impl Default for RunOptions {
 }
 
 impl RunOptions {
-    /// A sandbox over the image `root` with these options.
+    /// A sandbox over the image `root` with these options. Programs get a clean environment;
+    /// `SOURCE_DATE_EPOCH` is passed on, since reproducible tools in the image (dracut, the
+    /// sample initramfs, rpm) date their outputs by it.
     pub fn sandbox(&self, root: &Path, view: kiln_sandbox::View) -> kiln_sandbox::Sandbox {
-        kiln_sandbox::Sandbox::new(root, view)
+        let sandbox = kiln_sandbox::Sandbox::new(root, view)
             .timeout(self.timeout)
-            .network(self.network)
+            .network(self.network);
+        match std::env::var("SOURCE_DATE_EPOCH") {
+            Ok(epoch) if !epoch.is_empty() => sandbox.env("SOURCE_DATE_EPOCH", &epoch),
+            _ => sandbox,
+        }
     }
 }
 
