@@ -78,7 +78,7 @@ test: host-deps lint kiln sample-repo
 	$(PYTHON) tests/check_schema.py $(KILN)
 	tests/sample-repo-check.sh $(OUT_DIR)/sample-repo
 
-# Fuzz a parser: FUZZ_TARGET=config|kickstart|verify|rpmdep|repodata|rpmheader (needs `cargo install cargo-fuzz`; the
+# Fuzz a parser: FUZZ_TARGET=config|kickstart|verify|rpmdep|repodata|rpmheader|cpio (needs `cargo install cargo-fuzz`; the
 # stable toolchain is used in bootstrap mode).
 FUZZ_TARGET ?= config
 FUZZ_SECONDS ?= 600

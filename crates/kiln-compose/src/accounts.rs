@@ -41,6 +41,8 @@ pub enum Error {
     },
     #[error("invalid shadow entry for user ({user}): 9 fields expected, but {found} found")]
     ShadowFields { user: String, found: usize },
+    #[error("{path}: the entry of '{name}' would hold a ':', a newline or a NUL in one of its fields, which would split it into other entries; refused")]
+    UnsafeField { path: String, name: String },
     #[error("user '{user}': home directory: {source}")]
     Home { user: String, source: root::Error },
 }
@@ -104,6 +106,20 @@ impl Table {
         if let Some(rows) = &mut self.rows {
             rows.push(row.iter().map(|s| s.to_string()).collect());
         }
+    }
+
+    /// Refuses a field that would add a field or an entry to the file (every value reaches the
+    /// file through here).
+    fn check(&self) -> Result<(), Error> {
+        for r in self.rows.iter().flatten() {
+            if r.iter().any(|f| f.contains([':', '\n', '\0'])) {
+                return Err(Error::UnsafeField {
+                    path: self.path.clone(),
+                    name: r[0].escape_debug().to_string(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Writes the file under a temporary name and renames it over the old one, keeping its mode.
@@ -208,7 +224,11 @@ impl<'r> Accounts<'r> {
 
     /// Writes the changed files back (each replaced atomically, keeping its mode).
     pub fn save(&self) -> Result<(), Error> {
-        for t in [&self.passwd, &self.group, &self.shadow, &self.gshadow] {
+        let tables = [&self.passwd, &self.group, &self.shadow, &self.gshadow];
+        for t in tables {
+            t.check()?;
+        }
+        for t in tables {
             t.write(self.root)?;
         }
         Ok(())

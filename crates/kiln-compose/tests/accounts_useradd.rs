@@ -217,6 +217,26 @@ fn mistakes_are_named() {
         )
         .unwrap_err();
     assert!(e.to_string().contains("outside the image root"), "{e}");
+    // A name that would split a line into a second, UID-0 entry never reaches the file.
+    let d2 = tempfile::tempdir().unwrap();
+    make_root(d2.path(), "");
+    let image2 = ImageRoot::open(d2.path()).unwrap();
+    let before = std::fs::read_to_string(d2.path().join("etc/passwd")).unwrap();
+    let mut b = Accounts::open(&image2).unwrap();
+    b.add_user(
+        &NewUser {
+            name: "x:x:0:0::/root:/bin/sh\nmallory",
+            ..NewUser::default()
+        },
+        1,
+    )
+    .unwrap();
+    let e = b.save().unwrap_err().to_string();
+    assert!(e.contains("would hold a ':', a newline"), "{e}");
+    assert_eq!(
+        std::fs::read_to_string(d2.path().join("etc/passwd")).unwrap(),
+        before
+    );
     assert_eq!(
         a.add_user(
             &NewUser {
