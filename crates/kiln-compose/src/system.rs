@@ -13,6 +13,12 @@ pub enum Error {
     NoIdentifier(String),
     #[error("partition '{0}' is mounted by PARTLABEL but has no Name")]
     NoLabel(String),
+    #[error("partition '{partition}': its fstab {field} '{value}' holds whitespace or a control character, which would split the fstab line")]
+    FstabField {
+        partition: String,
+        field: &'static str,
+        value: String,
+    },
 }
 
 /// `/etc/hostname` = the name, without a newline (as upstream writes it).
@@ -88,11 +94,24 @@ pub fn fstab_lines(mounts: &[Mount], hidepid: bool, swaps: &[String]) -> Result<
             m.options
         };
         let pass = if m.mount_point == "/" { 1 } else { 2 };
+        let device = m.device()?;
+        for (field, value) in [
+            ("device", device.as_str()),
+            ("mount point", m.mount_point),
+            ("type", m.fs_type),
+            ("options", options),
+        ] {
+            if value.contains(|c: char| c.is_whitespace() || c.is_control()) {
+                return Err(Error::FstabField {
+                    partition: m.partition.into(),
+                    field,
+                    value: value.escape_debug().to_string(),
+                });
+            }
+        }
         out.push_str(&format!(
-            "{} {} {} {options} 0 {pass}\n",
-            m.device()?,
-            m.mount_point,
-            m.fs_type
+            "{device} {} {} {options} 0 {pass}\n",
+            m.mount_point, m.fs_type
         ));
     }
     if hidepid {
@@ -192,6 +211,15 @@ mod tests {
              proc /proc proc rw,nosuid,nodev,noexec,relatime,hidepid=2 0 0\n\
              PARTUUID=swap-uuid none swap sw 0 0\n"
         );
+        let e = fstab_lines(
+            &[mount("/srv\n/ /x", "ext4", "", MountIdentifier::Uuid)],
+            false,
+            &[],
+        );
+        assert!(e
+            .unwrap_err()
+            .to_string()
+            .contains("would split the fstab line"));
         let e = fstab_lines(&[mount("/", "ext4", "", MountIdentifier::None)], false, &[]);
         assert_eq!(
             e.unwrap_err().to_string(),
