@@ -110,17 +110,13 @@ pub fn populate(root: &Path, inputs: &Inputs, progress: &mut dyn FnMut(&str)) ->
             progress(&format!("warning: {warning}"));
         }
     }
-    for script in &sc.post_install_scripts {
-        progress(&format!("running {}", script.path));
-        finish::run_script(
-            image,
-            Path::new(&script.path),
-            &script.args,
-            run,
-            &mut output(progress),
-        )
-        .map_err(step("PostInstallScripts"))?;
-    }
+    run_scripts(
+        image,
+        &sc.post_install_scripts,
+        "PostInstallScripts",
+        run,
+        progress,
+    )?;
     if !sc.preserve_tdnf_cache {
         finish::clean_tdnf_cache(image).map_err(step("tdnf cache"))?;
     }
@@ -133,17 +129,13 @@ pub fn populate(root: &Path, inputs: &Inputs, progress: &mut dyn FnMut(&str)) ->
     settings
         .write_into_image(image)
         .map_err(step("rpm macros"))?;
-    for script in &sc.finalize_image_scripts {
-        progress(&format!("running {}", script.path));
-        finish::run_script(
-            image,
-            Path::new(&script.path),
-            &script.args,
-            run,
-            &mut output(progress),
-        )
-        .map_err(step("FinalizeImageScripts"))?;
-    }
+    run_scripts(
+        image,
+        &sc.finalize_image_scripts,
+        "FinalizeImageScripts",
+        run,
+        progress,
+    )?;
     if !sc.remove_rpm_db {
         finish::settle_rpm_db(image).map_err(step("rpm database"))?;
     }
@@ -164,6 +156,28 @@ fn selinux_mode(sc: &SystemConfig) -> Option<&'static str> {
         SELinux::Enforcing | SELinux::ForceEnforcing => Some("enforcing"),
         SELinux::Permissive => Some("permissive"),
     }
+}
+
+/// Runs a config's scripts in order, each in the sandbox; `what` names the config entry.
+fn run_scripts(
+    image: &ImageRoot,
+    scripts: &[kiln_config::model::InstallScript],
+    what: &'static str,
+    run: &RunOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), Error> {
+    for script in scripts {
+        progress(&format!("running {}", script.path));
+        finish::run_script(
+            image,
+            Path::new(&script.path),
+            &script.args,
+            run,
+            &mut output(progress),
+        )
+        .map_err(step(what))?;
+    }
+    Ok(())
 }
 
 /// A log for a program's output: each line handed to `progress`, indented.

@@ -719,10 +719,18 @@ fn child(plan: &Plan, pipes: &Pipes, parent: libc::pid_t) -> ! {
         libc::close(err);
         let mut st = 0;
         while libc::waitpid(pid1, &mut st, 0) < 0 {}
+        exit_as(st)
+    }
+}
+
+/// Exits as the process whose wait status is `st` did (a signal as 128 + its number).
+fn exit_as(st: libc::c_int) -> ! {
+    // SAFETY: leaving the forked child without running destructors.
+    unsafe {
         if libc::WIFEXITED(st) {
             libc::_exit(libc::WEXITSTATUS(st));
         }
-        libc::_exit(128 + libc::WTERMSIG(st));
+        libc::_exit(128 + libc::WTERMSIG(st))
     }
 }
 
@@ -754,10 +762,7 @@ fn init(plan: &Plan, pipes: &Pipes) -> ! {
             let mut st = 0;
             let r = libc::waitpid(-1, &mut st, 0);
             if r == pid {
-                if libc::WIFEXITED(st) {
-                    libc::_exit(libc::WEXITSTATUS(st));
-                }
-                libc::_exit(128 + libc::WTERMSIG(st));
+                exit_as(st);
             }
             if r < 0 && *libc::__errno_location() == libc::ECHILD {
                 libc::_exit(126);
