@@ -154,15 +154,13 @@ pub fn init_db(
     run: &RunOptions,
     log: &mut dyn FnMut(&str),
 ) -> Result<(), Error> {
-    rpm(
-        root,
-        settings,
-        &["--initdb"],
-        &[],
-        "the rpm database",
-        run,
-        log,
-    )
+    let tx = Transaction {
+        args: &["--initdb"],
+        files: &[],
+        what: "the rpm database",
+        image_mounts: false,
+    };
+    rpm(root, settings, &tx, run, log)
 }
 
 /// Installs one stage's packages in one rpm transaction (rpm orders them by their
@@ -177,15 +175,25 @@ pub fn install_stage(
 ) -> Result<(), Error> {
     let paths: Vec<&Path> = stage.packages.iter().map(|p| p.path.as_path()).collect();
     let names: Vec<&str> = stage.packages.iter().map(|p| p.name.as_str()).collect();
-    rpm(
-        root,
-        settings,
-        &["-i", "--nosignature"],
-        &paths,
-        &names.join(", "),
-        run,
-        log,
-    )
+    // The filesystem package owns /dev, /proc and /run: it is installed before they are
+    // mounted, so rpm can give them their owners and modes.
+    let tx = Transaction {
+        args: &["-i", "--nosignature"],
+        files: &paths,
+        what: &names.join(", "),
+        image_mounts: !names.contains(&"filesystem"),
+    };
+    rpm(root, settings, &tx, run, log)
+}
+
+/// One rpm run: its arguments and package files, what it installs (for messages), and whether
+/// the image gets its `/dev`, `/proc` and `/run` for the scriptlets.
+#[derive(Clone, Copy)]
+struct Transaction<'a> {
+    args: &'a [&'a str],
+    files: &'a [&'a Path],
+    what: &'a str,
+    image_mounts: bool,
 }
 
 /// Debian's rpm warns on every run that it is not the system package manager.
@@ -198,19 +206,23 @@ fn is_debian_notice(line: &str) -> bool {
 fn rpm(
     root: &Path,
     settings: &RpmSettings,
-    args: &[&str],
-    files: &[&Path],
-    what: &str,
+    tx: &Transaction,
     run: &RunOptions,
     log: &mut dyn FnMut(&str),
 ) -> Result<(), Error> {
+    let Transaction {
+        args,
+        files,
+        what,
+        image_mounts,
+    } = *tx;
     let absolute = |p: &Path| std::fs::canonicalize(p).map_err(|e| Error::Path(p.into(), e));
     let root = absolute(root)?;
     let files: Vec<PathBuf> = files
         .iter()
         .map(|f| absolute(f))
         .collect::<Result<_, _>>()?;
-    let mut sandbox = run.sandbox(&root, View::Host);
+    let mut sandbox = run.sandbox(&root, View::Host).image_mounts(image_mounts);
     let mut dirs: Vec<&Path> = files.iter().filter_map(|f| f.parent()).collect();
     dirs.sort();
     dirs.dedup();

@@ -108,6 +108,7 @@ pub struct Sandbox {
     view: View,
     read_only: Vec<PathBuf>,
     network: bool,
+    image_mounts: bool,
     timeout: Duration,
     env: Vec<(String, String)>,
     workdir: String,
@@ -121,6 +122,7 @@ impl Sandbox {
             view,
             read_only: Vec::new(),
             network: false,
+            image_mounts: true,
             timeout: DEFAULT_TIMEOUT,
             env: vec![
                 (
@@ -143,6 +145,15 @@ impl Sandbox {
     /// Gives the program the host's network (off by default).
     pub fn network(mut self, on: bool) -> Sandbox {
         self.network = on;
+        self
+    }
+
+    /// [`View::Host`] only: whether the image gets its `/dev`, `/proc` and `/run` (on by
+    /// default). Off for a transaction that installs the packages owning those directories:
+    /// rpm sets their owners and modes, which a mounted proc refuses when its root is not the
+    /// namespace's (a rootless build).
+    pub fn image_mounts(mut self, on: bool) -> Sandbox {
+        self.image_mounts = on;
         self
     }
 
@@ -504,6 +515,7 @@ struct Plan {
     /// [`View::Host`]: top-level symlinks (`bin` → `usr/bin`) as on the host.
     links: Vec<(CString, CString)>,
     network: bool,
+    image_mounts: bool,
     argv: Vec<CString>,
     env: Vec<CString>,
     workdir: CString,
@@ -582,6 +594,7 @@ impl Plan {
             shown,
             links,
             network: s.network,
+            image_mounts: s.image_mounts,
             argv: argv
                 .iter()
                 .map(|a| cstring(a.as_ref()))
@@ -986,7 +999,9 @@ fn build_root(plan: &Plan) -> Result<(), Step> {
     // rpm sets the metadata of the directories a package ships (the filesystem package's /sys
     // among them), which a mounted sysfs refuses: a host tool gets no /sys in the image.
     let sys_fallback = (plan.view == View::Image).then_some(sys_fallback);
-    image_mounts(image_fd, sys_fallback, plan.network)?;
+    if plan.image_mounts || plan.view == View::Image {
+        image_mounts(image_fd, sys_fallback, plan.network)?;
+    }
     // Enter the new root; the old one is detached and gone from this namespace.
     // SAFETY: fchdir/umount2/chdir on our own process.
     unsafe {
