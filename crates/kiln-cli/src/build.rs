@@ -46,6 +46,8 @@ pub struct BuildArgs {
     /// Artifacts converted in parallel.
     #[arg(long, value_name = "N", default_value_t = 10)]
     workers: usize,
+    #[command(flatten)]
+    sandbox: crate::compose::SandboxArgs,
 }
 
 /// Writes each line to stderr and to the log; on a terminal, the current stage also gets a
@@ -238,6 +240,7 @@ fn steps(
         output_dir: imager_output.clone(),
         no_weak_deps: args.sources.no_weak_deps,
         build_number: args.build_number.clone(),
+        sandbox: args.sandbox.clone(),
     };
     let mut say = |l: &str| log.line(l);
     let outputs = crate::compose::compose(&loaded, &compose, &mut say)

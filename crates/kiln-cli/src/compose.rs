@@ -32,6 +32,39 @@ pub struct ComposeArgs {
     /// BUILD_NUMBER written to /etc/image-id.
     #[arg(long, default_value = "", value_name = "N")]
     pub build_number: String,
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
+}
+
+/// How programs run for the image (rpm scriptlets, scripts, setfiles, grub2-mkconfig): always in
+/// kiln's build sandbox (docs/security.md).
+#[derive(Debug, Clone, Args)]
+pub struct SandboxArgs {
+    /// Stop a step (an rpm transaction, a script, setfiles, grub2-mkconfig) that runs longer
+    /// than this, with every process it started, and fail the build naming it.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    pub script_timeout: u64,
+    /// Give scripts and scriptlets the build host's network (they have none by default).
+    #[arg(long)]
+    pub sandbox_network: bool,
+}
+
+impl Default for SandboxArgs {
+    fn default() -> Self {
+        SandboxArgs {
+            script_timeout: 3600,
+            sandbox_network: false,
+        }
+    }
+}
+
+impl SandboxArgs {
+    pub fn run_options(&self) -> kiln_compose::RunOptions {
+        kiln_compose::RunOptions {
+            timeout: std::time::Duration::from_secs(self.script_timeout.max(1)),
+            network: self.sandbox_network,
+        }
+    }
 }
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {
@@ -181,6 +214,7 @@ pub fn compose(
                 identity: &identity,
                 build_number: &args.build_number,
                 fstab: None,
+                run: args.sandbox.run_options(),
             },
             grub_pc: grub_pc.as_deref(),
         };
@@ -207,6 +241,7 @@ pub fn compose(
         identity: &identity,
         build_number: &args.build_number,
         fstab: None,
+        run: args.sandbox.run_options(),
     };
     populate(staging.path(), &inputs, report).map_err(|e| format!("composing {}: {e}", sc.name))?;
     staging

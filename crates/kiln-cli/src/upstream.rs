@@ -483,6 +483,7 @@ fn imager(args: Vec<OsString>) -> ExitCode {
         output_dir: a.output_dir.clone(),
         no_weak_deps: false,
         build_number: a.build_number.clone(),
+        sandbox: Default::default(),
     };
     let emit = a.emit_progress;
     let mut steps = 0usize;

@@ -6,20 +6,17 @@
 //! and `/etc/default/useradd` (`GROUP`, `HOME`, `SHELL`, `SKEL`) decide the defaults, as they
 //! do for useradd.
 
-use crate::at;
-use crate::paths::{confined, Escape};
+use kiln_sandbox::root::{self, ImageRoot};
 use std::collections::HashMap;
-use std::fs;
-use std::os::unix::fs::{chown, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::PermissionsExt;
 
 /// Why an account could not be written; each names the user or group.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
-    Io(#[from] crate::IoError),
-    #[error("{}: line {line} is not a valid entry", path.display())]
-    Malformed { path: PathBuf, line: usize },
+    Image(#[from] root::Error),
+    #[error("{path}: line {line} is not a valid entry")]
+    Malformed { path: String, line: usize },
     #[error("group '{0}' already exists")]
     GroupExists(String),
     #[error("{what} {id} of {kind} '{name}' is already used by {kind} '{owner}'")]
@@ -44,8 +41,8 @@ pub enum Error {
     },
     #[error("invalid shadow entry for user ({user}): 9 fields expected, but {found} found")]
     ShadowFields { user: String, found: usize },
-    #[error("user '{user}': {escape}")]
-    Home { user: String, escape: Escape },
+    #[error("user '{user}': home directory: {source}")]
+    Home { user: String, source: root::Error },
 }
 
 /// A user to add, as the config gives it.
@@ -70,19 +67,20 @@ pub struct Added {
 
 /// A colon-separated account file (`None` when the image has none, e.g. no gshadow).
 struct Table {
-    path: PathBuf,
+    /// The path in the image (`/etc/passwd`).
+    path: String,
     rows: Option<Vec<Vec<String>>>,
 }
 
 impl Table {
-    fn read(root: &Path, name: &str, fields: usize) -> Result<Table, Error> {
-        let path = root.join("etc").join(name);
-        let text = match fs::read_to_string(&path) {
+    fn read(root: &ImageRoot, name: &str, fields: usize) -> Result<Table, Error> {
+        let path = format!("/etc/{name}");
+        let text = match root.read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(Table { path, rows: None })
             }
-            Err(source) => return Err(crate::IoError { path, source }.into()),
+            Err(e) => return Err(e.into()),
         };
         let mut rows = Vec::new();
         for (i, line) in text.lines().enumerate() {
@@ -109,22 +107,13 @@ impl Table {
     }
 
     /// Writes the file under a temporary name and renames it over the old one, keeping its mode.
-    fn write(&self) -> Result<(), Error> {
+    fn write(&self, root: &ImageRoot) -> Result<(), Error> {
         let Some(rows) = &self.rows else {
             return Ok(());
         };
-        let mode = fs::metadata(&self.path)
-            .map_err(at(&self.path))?
-            .permissions();
+        let mode = root.metadata(&self.path)?.permissions().mode() & 0o7777;
         let text: String = rows.iter().map(|r| r.join(":") + "\n").collect();
-        let tmp = self.path.with_extension("kiln-tmp");
-        fs::write(&tmp, text)
-            .and_then(|_| fs::set_permissions(&tmp, mode))
-            .and_then(|_| fs::rename(&tmp, &self.path))
-            .map_err(|source| {
-                let _ = fs::remove_file(&tmp);
-                at(&self.path)(source)
-            })?;
+        root.replace(&self.path, text, mode)?;
         Ok(())
     }
 }
@@ -143,10 +132,10 @@ struct Defaults {
 }
 
 impl Defaults {
-    fn read(root: &Path) -> Defaults {
-        let text = |p: &str| fs::read_to_string(root.join(p)).unwrap_or_default();
+    fn read(root: &ImageRoot) -> Defaults {
+        let text = |p: &str| root.read_to_string(p).unwrap_or_default();
         let mut defs = HashMap::new();
-        for line in text("etc/login.defs").lines() {
+        for line in text("/etc/login.defs").lines() {
             let mut words = line.split_whitespace();
             if let (Some(k), Some(v)) = (words.next(), words.next()) {
                 if !k.starts_with('#') {
@@ -155,7 +144,7 @@ impl Defaults {
             }
         }
         let mut useradd = HashMap::new();
-        for line in text("etc/default/useradd").lines() {
+        for line in text("/etc/default/useradd").lines() {
             if let Some((k, v)) = line.split_once('=') {
                 useradd.insert(k.trim().to_string(), v.trim().to_string());
             }
@@ -195,8 +184,8 @@ fn parse_number(v: &str) -> Option<u32> {
 }
 
 /// The account files of an image root, changed in memory and written back by [`Accounts::save`].
-pub struct Accounts {
-    root: PathBuf,
+pub struct Accounts<'r> {
+    root: &'r ImageRoot,
     defaults: Defaults,
     passwd: Table,
     group: Table,
@@ -204,11 +193,11 @@ pub struct Accounts {
     gshadow: Table,
 }
 
-impl Accounts {
-    /// Reads the account files and settings under `root` (the image root).
-    pub fn open(root: &Path) -> Result<Accounts, Error> {
+impl<'r> Accounts<'r> {
+    /// Reads the account files and settings of the image `root`.
+    pub fn open(root: &'r ImageRoot) -> Result<Accounts<'r>, Error> {
         Ok(Accounts {
-            root: root.to_path_buf(),
+            root,
             defaults: Defaults::read(root),
             passwd: Table::read(root, "passwd", 7)?,
             group: Table::read(root, "group", 4)?,
@@ -220,7 +209,7 @@ impl Accounts {
     /// Writes the changed files back (each replaced atomically, keeping its mode).
     pub fn save(&self) -> Result<(), Error> {
         for t in [&self.passwd, &self.group, &self.shadow, &self.gshadow] {
-            t.write()?;
+            t.write(self.root)?;
         }
         Ok(())
     }
@@ -315,10 +304,22 @@ impl Accounts {
             Some(h) => h.to_string(),
             None => format!("{}/{name}", self.defaults.home_base.trim_end_matches('/')),
         };
-        let home_dir = confined(&self.root, &home).map_err(|escape| Error::Home {
-            user: name.into(),
-            escape,
-        })?;
+        let climbs = std::path::Path::new(&home)
+            .components()
+            .any(|c| c == std::path::Component::ParentDir);
+        if climbs {
+            return Err(Error::Home {
+                user: name.into(),
+                source: root::Error {
+                    op: "creating",
+                    path: home.clone(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        "the path leads outside the image root through '..'",
+                    ),
+                },
+            });
+        }
         let gid = match user.primary_group {
             Some(g) => self.gid_of(g).ok_or_else(|| Error::NoSuchGroup {
                 user: name.into(),
@@ -353,25 +354,29 @@ impl Accounts {
             "",
             "",
         ]);
-        self.make_home(&home_dir, uid, gid)?;
+        self.make_home(&home, uid, gid)
+            .map_err(|source| Error::Home {
+                user: name.into(),
+                source,
+            })?;
         Ok(Added { uid, gid, home })
     }
 
     /// Creates the home directory (parents as root, 0755) and copies the skeleton into it.
-    fn make_home(&self, home: &Path, uid: u32, gid: u32) -> Result<(), Error> {
+    fn make_home(&self, home: &str, uid: u32, gid: u32) -> Result<(), root::Error> {
+        let home = std::path::Path::new(home);
         if let Some(parent) = home.parent() {
-            fs::create_dir_all(parent).map_err(at(parent))?;
+            self.root.create_dir_all(parent, 0o755)?;
         }
-        if home.exists() {
+        if self.root.exists(home) {
             return Ok(()); // useradd -m leaves an existing home as it is
         }
-        fs::create_dir(home).map_err(at(home))?;
-        fs::set_permissions(home, fs::Permissions::from_mode(self.defaults.home_mode))
-            .map_err(at(home))?;
-        chown(home, Some(uid), Some(gid)).map_err(at(home))?;
-        let skel = self.root.join(self.defaults.skel.trim_start_matches('/'));
-        if skel.is_dir() {
-            copy_owned(&skel, home, uid, gid)?;
+        self.root.create_dir_all(home, self.defaults.home_mode)?;
+        self.root.set_mode(home, self.defaults.home_mode)?;
+        self.root.lchown(home, uid, gid)?;
+        let skel = std::path::Path::new(&self.defaults.skel);
+        if self.root.is_dir(skel) {
+            copy_owned(self.root, skel, home, uid, gid)?;
         }
         Ok(())
     }
@@ -505,23 +510,31 @@ fn add_member(members: &mut String, name: &str) {
     members.push_str(name);
 }
 
-/// Copies a skeleton tree, every entry owned by `uid:gid` (modes kept, symlinks as links).
-fn copy_owned(from: &Path, to: &Path, uid: u32, gid: u32) -> Result<(), Error> {
-    for entry in fs::read_dir(from).map_err(at(from))? {
-        let entry = entry.map_err(at(from))?;
-        let (src, dst) = (entry.path(), to.join(entry.file_name()));
-        let meta = fs::symlink_metadata(&src).map_err(at(&src))?;
+/// Copies a skeleton tree inside the image, every entry owned by `uid:gid` (modes kept,
+/// symlinks as links, special files left out).
+fn copy_owned(
+    root: &ImageRoot,
+    from: &std::path::Path,
+    to: &std::path::Path,
+    uid: u32,
+    gid: u32,
+) -> Result<(), root::Error> {
+    for entry in root.read_dir(from)? {
+        let (src, dst) = (from.join(&entry.name), to.join(&entry.name));
+        let meta = root.symlink_metadata(&src)?;
+        let mode = meta.permissions().mode() & 0o7777;
         if meta.is_symlink() {
-            std::os::unix::fs::symlink(fs::read_link(&src).map_err(at(&src))?, &dst)
-                .map_err(at(&dst))?;
+            root.symlink(root.read_link(&src)?, &dst)?;
         } else if meta.is_dir() {
-            fs::create_dir(&dst).map_err(at(&dst))?;
-            fs::set_permissions(&dst, meta.permissions()).map_err(at(&dst))?;
-            copy_owned(&src, &dst, uid, gid)?;
+            root.create_dir_all(&dst, mode)?;
+            root.set_mode(&dst, mode)?;
+            copy_owned(root, &src, &dst, uid, gid)?;
+        } else if meta.is_file() {
+            root.copy_in(&mut root.open_file(&src)?, &dst, mode)?;
         } else {
-            fs::copy(&src, &dst).map_err(at(&dst))?;
+            continue;
         }
-        std::os::unix::fs::lchown(&dst, Some(uid), Some(gid)).map_err(at(&dst))?;
+        root.lchown(&dst, uid, gid)?;
     }
     Ok(())
 }

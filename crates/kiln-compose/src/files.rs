@@ -2,92 +2,95 @@
 //! parent directories created, then `chmod <Permissions>` when given. Destinations resolve
 //! inside the image root only.
 
-use crate::paths::{confined, Escape};
 use indexmap::IndexMap;
+use kiln_config::input::{open_regular, InputError};
 use kiln_config::model::FileConfig;
-use std::fs;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use kiln_sandbox::root::{self, ImageRoot};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 
 /// Why an additional file could not be copied; each names the source and destination.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("AdditionalFiles '{source_path}': source ({source_path}) is not a file")]
-    NotAFile { source_path: String },
+    #[error("AdditionalFiles '{source_path}': source ({source_path}) is not a file: {error}")]
+    NotAFile {
+        source_path: String,
+        error: InputError,
+    },
     #[error("AdditionalFiles '{source_path}' → '{destination}': destination ({destination}) already exists and is a directory")]
     DestinationIsDirectory {
         source_path: String,
         destination: String,
     },
-    #[error("AdditionalFiles '{source_path}' → {escape}")]
-    Escape { source_path: String, escape: Escape },
-    #[error("AdditionalFiles '{source_path}' → '{destination}': {}: {error}", path.display())]
-    Io {
+    #[error("AdditionalFiles '{source_path}' → '{destination}': {error}")]
+    Image {
         source_path: String,
         destination: String,
-        path: PathBuf,
-        error: std::io::Error,
+        error: root::Error,
     },
 }
 
 /// Copies every `source → destinations` entry (sources already resolved against the config's
-/// directory) into the image at `root`, in the config's order.
+/// directory) into the image `root`, in the config's order.
 pub fn copy_additional_files(
-    root: &Path,
+    root: &ImageRoot,
     files: &IndexMap<String, Vec<FileConfig>>,
 ) -> Result<(), Error> {
     for (src, destinations) in files {
-        let meta = fs::metadata(src).map_err(|_| Error::NotAFile {
+        let not_a_file = |error| Error::NotAFile {
             source_path: src.clone(),
-        })?;
-        if !meta.is_file() {
-            return Err(Error::NotAFile {
-                source_path: src.clone(),
-            });
-        }
+            error,
+        };
+        let mode = open_regular(Path::new(src), "AdditionalFiles source")
+            .and_then(|f| {
+                f.metadata().map_err(|source| InputError::Io {
+                    what: "AdditionalFiles source".into(),
+                    path: src.into(),
+                    source,
+                })
+            })
+            .map_err(not_a_file)?
+            .permissions()
+            .mode()
+            & 0o7777;
         for dst in destinations {
-            copy_one(root, src, meta.permissions().mode() & 0o7777, dst)?;
+            copy_one(root, src, mode, dst)?;
         }
     }
     Ok(())
 }
 
-fn copy_one(root: &Path, src: &str, mode: u32, dst: &FileConfig) -> Result<(), Error> {
-    let target = confined(root, &dst.path).map_err(|escape| Error::Escape {
+fn copy_one(root: &ImageRoot, src: &str, mode: u32, dst: &FileConfig) -> Result<(), Error> {
+    let image = |error| Error::Image {
         source_path: src.into(),
-        escape,
-    })?;
-    let io = |path: &Path| {
-        let (source_path, destination, path) =
-            (src.to_string(), dst.path.clone(), path.to_path_buf());
-        move |error| Error::Io {
-            source_path,
-            destination,
-            path,
-            error,
-        }
+        destination: dst.path.clone(),
+        error,
     };
-    if target.is_dir() {
+    if root.is_dir(&dst.path) {
         return Err(Error::DestinationIsDirectory {
             source_path: src.into(),
             destination: dst.path.clone(),
         });
     }
-    if let Some(parent) = target.parent() {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(parent)
-            .map_err(io(parent))?;
+    if let Some(parent) = Path::new(&dst.path).parent() {
+        root.create_dir_all(parent, 0o755).map_err(image)?;
     }
-    fs::copy(src, &target).map_err(io(&target))?;
+    // Opened again for each destination: the source is read whole each time.
+    let mut file = open_regular(Path::new(src), "AdditionalFiles source").map_err(|error| {
+        Error::NotAFile {
+            source_path: src.into(),
+            error,
+        }
+    })?;
     let mode = dst.permissions.unwrap_or(mode);
-    fs::set_permissions(&target, fs::Permissions::from_mode(mode)).map_err(io(&target))
+    root.copy_in(&mut file, &dst.path, mode).map_err(image)?;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::os::unix::fs::symlink;
 
     fn entry(path: &str, permissions: Option<u32>) -> FileConfig {
@@ -117,7 +120,8 @@ mod tests {
                 entry("/etclink/via-link", None),
             ],
         );
-        copy_additional_files(&root, &files).unwrap();
+        let image = ImageRoot::open(&root).unwrap();
+        copy_additional_files(&image, &files).unwrap();
         let mode = |p: &str| fs::metadata(root.join(p)).unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode("usr/local/bin/tool"), 0o750);
         assert_eq!(mode("usr/local/bin"), 0o755);
@@ -133,7 +137,7 @@ mod tests {
         ] {
             let mut files = IndexMap::new();
             files.insert(src.clone(), vec![entry(dst, None)]);
-            let e = copy_additional_files(&root, &files)
+            let e = copy_additional_files(&image, &files)
                 .unwrap_err()
                 .to_string();
             assert!(e.contains(want) && e.contains("tool.sh"), "{e}");
@@ -141,9 +145,9 @@ mod tests {
         assert!(!d.path().parent().unwrap().join("escaped").exists());
         let mut files = IndexMap::new();
         files.insert(d.path().display().to_string(), vec![entry("/x", None)]);
-        let e = copy_additional_files(&root, &files)
+        let e = copy_additional_files(&image, &files)
             .unwrap_err()
             .to_string();
-        assert!(e.ends_with("is not a file"), "{e}");
+        assert!(e.contains("is not a file"), "{e}");
     }
 }

@@ -1,37 +1,64 @@
 //! The last touches of an image root (SPEC §3.3 step 7, §3.5 steps 13–19): `/etc/image-id`,
 //! machine-id and systemd first-boot state, the rpm manifests and RemoveRpmDb, the tdnf cache,
-//! and PostInstallScripts/FinalizeImageScripts run inside the root.
+//! and PostInstallScripts/FinalizeImageScripts run inside the root, in the build sandbox.
 
-use crate::at;
-use crate::paths::confined;
+use crate::RunOptions;
 use kiln_formats::ident::Identity;
-use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use kiln_sandbox::root::{self, ImageRoot};
+use kiln_sandbox::View;
 use std::path::Path;
-use std::process::Command;
 
 /// Why a finishing step failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
+    Image(#[from] root::Error),
+    #[error(transparent)]
     Io(#[from] crate::IoError),
     #[error("directory /etc does not exist in the install root")]
     NoEtc,
-    #[error("{0}")]
-    Escape(#[from] crate::paths::Escape),
     #[error("{what} failed:\n{output}")]
     Tool { what: String, output: String },
+    #[error("{what}: {source}")]
+    Sandbox {
+        what: String,
+        source: kiln_sandbox::run::Error,
+    },
+    #[error("{what}: {source}")]
+    Input {
+        what: String,
+        source: kiln_config::input::InputError,
+    },
 }
 
-fn write_mode(path: &Path, text: &str, mode: u32) -> Result<(), Error> {
-    if let Ok(m) = fs::symlink_metadata(path) {
-        if !m.is_dir() {
-            // A read-only file (machine-id is 0444) is replaced, not opened for writing.
-            fs::remove_file(path).map_err(at(path))?;
-        }
+/// Removes `path` in the image; a missing one is nothing to do.
+fn remove_if_there(root: &ImageRoot, path: &str) -> Result<(), Error> {
+    match root.remove_all(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
     }
-    fs::write(path, text).map_err(at(path))?;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(at(path))?;
+}
+
+/// Runs `argv` in the sandbox; a failure or a non-zero status is an error naming `what` with
+/// the end of the output.
+fn run_in(
+    sandbox: &kiln_sandbox::Sandbox,
+    argv: &[&str],
+    what: &str,
+    log: &mut dyn FnMut(&str),
+) -> Result<(), Error> {
+    let outcome = sandbox
+        .run_lines(argv, log)
+        .map_err(|source| Error::Sandbox {
+            what: what.into(),
+            source,
+        })?;
+    if !outcome.status.success() {
+        return Err(Error::Tool {
+            what: format!("{what} ({})", outcome.status),
+            output: outcome.tail,
+        });
+    }
     Ok(())
 }
 
@@ -58,9 +85,12 @@ pub fn utc_stamp(unix: u64) -> String {
 
 /// `/etc/image-id` (0444): the build number (`local` when none), the build date and the image
 /// UUID, both from the build identity.
-pub fn write_image_id(root: &Path, build_number: &str, identity: &Identity) -> Result<(), Error> {
-    let etc = confined(root, "/etc")?;
-    if !etc.is_dir() {
+pub fn write_image_id(
+    root: &ImageRoot,
+    build_number: &str,
+    identity: &Identity,
+) -> Result<(), Error> {
+    if !root.is_dir("/etc") {
         return Err(Error::NoEtc);
     }
     let u = identity.uuid("image-id");
@@ -82,29 +112,26 @@ pub fn write_image_id(root: &Path, build_number: &str, identity: &Identity) -> R
         "BUILD_NUMBER={number}\nIMAGE_BUILD_DATE={}\nIMAGE_UUID={uuid}\n",
         utc_stamp(identity.unix_time())
     );
-    write_mode(&etc.join("image-id"), &text, 0o444)
+    root.replace("/etc/image-id", text, 0o444)?;
+    Ok(())
 }
 
 /// An empty `/etc/machine-id` (0444) — or `uninitialized` for systemd's first-boot logic — and
 /// no random seed or credential secret baked into the image.
-pub fn reset_machine_state(root: &Path, systemd_firstboot: bool) -> Result<(), Error> {
-    let id = confined(root, "/etc/machine-id")?;
+pub fn reset_machine_state(root: &ImageRoot, systemd_firstboot: bool) -> Result<(), Error> {
     let text = if systemd_firstboot {
         "uninitialized\n"
     } else {
         ""
     };
-    write_mode(&id, text, 0o444)?;
+    // Replaced, not opened for writing: machine-id is read-only (0444).
+    root.replace("/etc/machine-id", text, 0o444)?;
     for p in [
         "/var/lib/systemd/random-seed",
         "/boot/efi/loader/random-seed",
         "/var/lib/systemd/credential.secret",
     ] {
-        let p = confined(root, p)?;
-        match fs::remove_file(&p) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(at(&p)(e).into()),
-            _ => {}
-        }
+        remove_if_there(root, p)?;
     }
     Ok(())
 }
@@ -113,120 +140,113 @@ pub fn reset_machine_state(root: &Path, systemd_firstboot: bool) -> Result<(), E
 pub const MANIFEST_2_FORMAT: &str = "%{NAME}\\t%{VERSION}-%{RELEASE}\\t%{INSTALLTIME}\\t%{BUILDTIME}\\t%{VENDOR}\\t(none)\\t%{SIZE}\\t%{ARCH}\\t%{EPOCHNUM}\\t%{SOURCERPM}\\n";
 
 /// `/var/lib/rpmmanifest/container-manifest-1` (`rpm -qa`) and `-2` (upstream's query format),
-/// written before RemoveRpmDb deletes the database.
-pub fn write_rpm_manifests(root: &Path) -> Result<(), Error> {
-    let dir = confined(root, "/var/lib/rpmmanifest")?;
-    fs::create_dir_all(&dir).map_err(at(&dir))?;
+/// written before RemoveRpmDb deletes the database. rpm runs in the sandbox and writes straight
+/// into the manifest file kiln opened inside the image.
+pub fn write_rpm_manifests(
+    root: &ImageRoot,
+    run: &RunOptions,
+    log: &mut dyn FnMut(&str),
+) -> Result<(), Error> {
+    let dir = Path::new("/var/lib/rpmmanifest");
+    root.create_dir_all(dir, 0o755)?;
+    let host_root = std::fs::canonicalize(root.path()).map_err(|e| Error::Tool {
+        what: "rpm -qa".into(),
+        output: e.to_string(),
+    })?;
+    let sandbox = run.sandbox(&host_root, View::Host);
     for (name, extra) in [
         ("container-manifest-1", vec![]),
         ("container-manifest-2", vec!["--qf", MANIFEST_2_FORMAT]),
     ] {
-        let out = Command::new("rpm")
-            .arg("--root")
-            .arg(root)
-            .args(["--dbpath", "/var/lib/rpm", "-qa"])
-            .args(extra)
-            .output()
-            .map_err(at(Path::new("rpm")))?;
-        if !out.status.success() {
+        let file = root.create(dir.join(name), 0o644)?;
+        let mut argv = vec!["rpm", "--root", host_root.to_str().unwrap_or("/")];
+        argv.extend(["--dbpath", "/var/lib/rpm", "-qa"]);
+        argv.extend(extra);
+        let what = format!("rpm -qa for {name}");
+        let outcome = sandbox
+            .run_with_stdout(&argv, &file, &mut |b| {
+                log(String::from_utf8_lossy(b).trim_end())
+            })
+            .map_err(|source| Error::Sandbox {
+                what: what.clone(),
+                source,
+            })?;
+        if !outcome.status.success() {
             return Err(Error::Tool {
-                what: format!("rpm -qa for {name}"),
-                output: String::from_utf8_lossy(&out.stderr).into_owned(),
+                what,
+                output: outcome.tail,
             });
         }
-        let p = dir.join(name);
-        fs::write(&p, out.stdout).map_err(at(&p))?;
     }
     Ok(())
 }
 
 /// RemoveRpmDb: the image's `/var/lib/rpm` removed.
-pub fn remove_rpm_db(root: &Path) -> Result<(), Error> {
-    let db = confined(root, "/var/lib/rpm")?;
-    match fs::remove_dir_all(&db) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(at(&db)(e).into()),
-        _ => Ok(()),
-    }
+pub fn remove_rpm_db(root: &ImageRoot) -> Result<(), Error> {
+    remove_if_there(root, "/var/lib/rpm")
 }
 
 /// Unless PreserveTdnfCache: the contents of `/var/cache/tdnf` removed (the directory stays).
-pub fn clean_tdnf_cache(root: &Path) -> Result<(), Error> {
-    let cache = confined(root, "/var/cache/tdnf")?;
-    let Ok(entries) = fs::read_dir(&cache) else {
+pub fn clean_tdnf_cache(root: &ImageRoot) -> Result<(), Error> {
+    let cache = Path::new("/var/cache/tdnf");
+    let Ok(entries) = root.read_dir(cache) else {
         return Ok(());
     };
     for e in entries {
-        let p = e.map_err(at(&cache))?.path();
-        let r = if fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
-            fs::remove_dir_all(&p)
-        } else {
-            fs::remove_file(&p)
-        };
-        r.map_err(at(&p))?;
+        root.remove_all(cache.join(&e.name))?;
     }
     Ok(())
 }
 
 /// A PostInstallScript or FinalizeImageScript: copied into the image's `/tmp/kiln-scripts/`,
-/// run there as `/bin/sh -c "<path> <args>"` chrooted into the image root, then removed with
-/// its directory (upstream copies it to its build-host path inside the image, leaving those
-/// directories behind). Its output is returned for the build log; a failure carries it.
-pub fn run_script(root: &Path, script: &Path, args: &str) -> Result<String, Error> {
+/// run there as `/bin/sh -c "<path> <args>"` in the build sandbox with the image as `/`, then
+/// removed with its directory (upstream copies it to its build-host path inside the image,
+/// leaving those directories behind). Its output goes to `log` as it comes; a failure carries
+/// its end. A script still running after the timeout is stopped with all it started.
+pub fn run_script(
+    root: &ImageRoot,
+    script: &Path,
+    args: &str,
+    run: &RunOptions,
+    log: &mut dyn FnMut(&str),
+) -> Result<(), Error> {
     let name = script
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "script".into());
     let inside = format!("/tmp/kiln-scripts/{name}");
-    let dir = confined(root, "/tmp/kiln-scripts")?;
-    let copy = dir.join(&name);
-    fs::create_dir_all(&dir).map_err(at(&dir))?;
-    fs::copy(script, &copy).map_err(at(script))?;
-    fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).map_err(at(&copy))?;
+    let input = |source| Error::Input {
+        what: format!("the script {}", script.display()),
+        source,
+    };
+    let mut file = kiln_config::input::open_regular(script, "script").map_err(input)?;
+    root.create_dir_all("/tmp/kiln-scripts", 0o755)?;
+    root.copy_in(&mut file, &inside, 0o755)?;
     let command = if args.is_empty() {
         inside.clone()
     } else {
         format!("{inside} {args}")
     };
-    let out = Command::new("chroot")
-        .arg(root)
-        .args(["/bin/sh", "-c", &command])
-        .env_clear()
-        .env(
-            "PATH",
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        )
-        .env("HOME", "/root")
-        .env("LANG", "C.UTF-8")
-        .output();
-    let _ = fs::remove_dir_all(&dir);
-    let out = out.map_err(at(Path::new("chroot")))?;
-    let output = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let result = run_in(
+        &run.sandbox(root.path(), View::Image),
+        &["/bin/sh", "-c", &command],
+        &format!("the script {} ({inside})", script.display()),
+        log,
     );
-    if !out.status.success() {
-        return Err(Error::Tool {
-            what: format!("the script {inside} ({})", out.status),
-            output,
-        });
-    }
-    Ok(output)
+    remove_if_there(root, "/tmp/kiln-scripts")?;
+    result
 }
 
 /// Leaves the rpm database as one file when rpm left its write-ahead log empty: the sqlite
 /// shared-memory index beside it is scratch state that differs from build to build.
-pub fn settle_rpm_db(root: &Path) -> Result<(), Error> {
-    let dir = root.join("var/lib/rpm");
-    let wal = dir.join("rpmdb.sqlite-wal");
-    if std::fs::metadata(&wal).is_ok_and(|m| m.len() == 0) {
-        for scratch in [wal, dir.join("rpmdb.sqlite-shm")] {
-            match std::fs::remove_file(&scratch) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(crate::at(&scratch)(e).into())
-                }
-                _ => {}
-            }
+pub fn settle_rpm_db(root: &ImageRoot) -> Result<(), Error> {
+    let wal = "/var/lib/rpm/rpmdb.sqlite-wal";
+    if root
+        .symlink_metadata(wal)
+        .is_ok_and(|m| m.is_file() && m.len() == 0)
+    {
+        for scratch in [wal, "/var/lib/rpm/rpmdb.sqlite-shm"] {
+            remove_if_there(root, scratch)?;
         }
     }
     Ok(())
@@ -274,7 +294,12 @@ pub fn clamp_times(dir: &Path, unix_time: u64) -> Result<(), Error> {
 /// after the install (SPEC §3.7): `setfiles` from the image, run inside it over the whole root
 /// (kiln's staged tree holds every partition's files at once, so one pass covers every mount).
 /// The labels are `security.selinux` attributes that mke2fs -d carries into ext filesystems.
-pub fn label_selinux(root: &Path, policy: &str) -> Result<(), Error> {
+pub fn label_selinux(
+    root: &ImageRoot,
+    policy: &str,
+    run: &RunOptions,
+    log: &mut dyn FnMut(&str),
+) -> Result<(), Error> {
     if policy.is_empty() {
         return Err(Error::Tool {
             what: "SELinux labelling".into(),
@@ -282,7 +307,7 @@ pub fn label_selinux(root: &Path, policy: &str) -> Result<(), Error> {
         });
     }
     let contexts = format!("/etc/selinux/{policy}/contexts/files/file_contexts");
-    if !root.join(&contexts[1..]).is_file() {
+    if !root.metadata(&contexts).is_ok_and(|m| m.is_file()) {
         return Err(Error::Tool {
             what: "SELinux labelling".into(),
             output: format!(
@@ -291,32 +316,22 @@ pub fn label_selinux(root: &Path, policy: &str) -> Result<(), Error> {
             ),
         });
     }
-    if !["usr/sbin/setfiles", "sbin/setfiles"]
+    if !["/usr/sbin/setfiles", "/sbin/setfiles"]
         .iter()
-        .any(|p| root.join(p).exists())
+        .any(|p| root.exists(p))
     {
         return Err(Error::Tool {
             what: "SELinux labelling".into(),
             output: "setfiles is not in the image (policycoreutils)".into(),
         });
     }
-    let out = Command::new("chroot")
-        .arg(root)
-        .args(["setfiles", "-m", "-F", "-r", "/", &contexts, "/"])
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .output()
-        .map_err(|e| Error::Tool {
-            what: "setfiles".into(),
-            output: e.to_string(),
-        })?;
-    if !out.status.success() {
-        return Err(Error::Tool {
-            what: "setfiles".into(),
-            output: String::from_utf8_lossy(&out.stderr).into_owned(),
-        });
-    }
-    Ok(())
+    // -x: the sandbox's /dev, /proc, /sys and /run are other filesystems, not the image's.
+    run_in(
+        &run.sandbox(root.path(), View::Image),
+        &["setfiles", "-m", "-F", "-x", "-r", "/", &contexts, "/"],
+        "setfiles",
+        log,
+    )
 }
 
 #[cfg(test)]
@@ -333,14 +348,17 @@ mod tests {
 
     #[test]
     fn image_id_and_machine_state() {
+        use std::fs;
+        use std::os::unix::fs::PermissionsExt;
         let d = tempfile::tempdir().unwrap();
         let root = d.path();
+        let image = ImageRoot::open(root).unwrap();
         let id = Identity::seeded(b"finish", 1_700_000_000);
-        assert!(matches!(write_image_id(root, "", &id), Err(Error::NoEtc)));
+        assert!(matches!(write_image_id(&image, "", &id), Err(Error::NoEtc)));
         fs::create_dir_all(root.join("etc")).unwrap();
         fs::create_dir_all(root.join("var/lib/systemd")).unwrap();
         fs::write(root.join("var/lib/systemd/random-seed"), "seed").unwrap();
-        write_image_id(root, "", &id).unwrap();
+        write_image_id(&image, "", &id).unwrap();
         let text = fs::read_to_string(root.join("etc/image-id")).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
@@ -351,8 +369,8 @@ mod tests {
         let mode = |p: &str| fs::metadata(root.join(p)).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode("etc/image-id"), 0o444);
 
-        reset_machine_state(root, true).unwrap();
-        reset_machine_state(root, true).unwrap(); // again, over the read-only file
+        reset_machine_state(&image, true).unwrap();
+        reset_machine_state(&image, true).unwrap(); // again, over the read-only file
         assert_eq!(
             fs::read_to_string(root.join("etc/machine-id")).unwrap(),
             "uninitialized\n"

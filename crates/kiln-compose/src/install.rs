@@ -3,13 +3,17 @@
 //! reads it), then the packages in upstream's order as rpm transactions ([`stages`]) —
 //! `filesystem` first, then what the caller puts first (`shadow-utils` and its dependencies when
 //! the config has users or groups), then the rest, and `initramfs*` last — with scriptlets run
-//! by rpm inside the image root only.
+//! by rpm inside the image root only. rpm runs in the build sandbox ([`kiln_sandbox::View::Host`]):
+//! the host's rpm with the image as its `--root`, the package files read-only, and nothing else
+//! of the host visible, so the scriptlets it chroots into the image find `/dev`, `/proc` and
+//! `/sys` there and no way out.
 //! The DisableRpmDocs and OverrideRpmLocales macros apply to the install and are written into
 //! the image, with upstream's exact file contents.
 
-use crate::at;
+use crate::RunOptions;
+use kiln_sandbox::root::{self, ImageRoot};
+use kiln_sandbox::View;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// Why packages could not be installed.
 #[derive(Debug, thiserror::Error)]
@@ -19,7 +23,11 @@ pub enum Error {
     #[error("installing {what} into the image failed:\n{output}")]
     Rpm { what: String, output: String },
     #[error(transparent)]
-    Io(#[from] crate::IoError),
+    Image(#[from] root::Error),
+    #[error(transparent)]
+    Sandbox(#[from] kiln_sandbox::run::Error),
+    #[error("{0}: {1}")]
+    Path(PathBuf, std::io::Error),
 }
 
 /// The rpm settings a config asks for.
@@ -84,18 +92,15 @@ impl RpmSettings {
 
     /// Writes the macro files into the image (`/usr/lib/rpm/macros.d`), so that later package
     /// installs on the running system behave the same.
-    pub fn write_into_image(&self, root: &Path) -> Result<(), Error> {
+    pub fn write_into_image(&self, root: &ImageRoot) -> Result<(), Error> {
         let files = self.macro_files();
         if files.is_empty() {
             return Ok(());
         }
-        let dir = crate::paths::confined(root, "/usr/lib/rpm/macros.d").map_err(|e| {
-            at(&root.join("usr/lib/rpm/macros.d"))(std::io::Error::other(e.to_string()))
-        })?;
-        std::fs::create_dir_all(&dir).map_err(at(&dir))?;
+        let dir = Path::new("/usr/lib/rpm/macros.d");
+        root.create_dir_all(dir, 0o755)?;
         for (name, text) in files {
-            let p = dir.join(name);
-            std::fs::write(&p, text).map_err(at(&p))?;
+            root.write(dir.join(name), text, 0o644)?;
         }
         Ok(())
     }
@@ -143,14 +148,33 @@ pub fn stages(packages: &[PackageFile], early: &[&str]) -> Vec<Stage> {
 }
 
 /// Creates the image's rpm database (`rpm --initdb`).
-pub fn init_db(root: &Path, settings: &RpmSettings) -> Result<(), Error> {
-    rpm(root, settings, &["--initdb"], &[], "the rpm database")
+pub fn init_db(
+    root: &Path,
+    settings: &RpmSettings,
+    run: &RunOptions,
+    log: &mut dyn FnMut(&str),
+) -> Result<(), Error> {
+    rpm(
+        root,
+        settings,
+        &["--initdb"],
+        &[],
+        "the rpm database",
+        run,
+        log,
+    )
 }
 
 /// Installs one stage's packages in one rpm transaction (rpm orders them by their
 /// dependencies and runs their scriptlets chrooted into `root`). Signatures are not checked
 /// (as upstream's `--nogpgcheck`); digests are.
-pub fn install_stage(root: &Path, stage: &Stage, settings: &RpmSettings) -> Result<(), Error> {
+pub fn install_stage(
+    root: &Path,
+    stage: &Stage,
+    settings: &RpmSettings,
+    run: &RunOptions,
+    log: &mut dyn FnMut(&str),
+) -> Result<(), Error> {
     let paths: Vec<&Path> = stage.packages.iter().map(|p| p.path.as_path()).collect();
     let names: Vec<&str> = stage.packages.iter().map(|p| p.name.as_str()).collect();
     rpm(
@@ -159,33 +183,63 @@ pub fn install_stage(root: &Path, stage: &Stage, settings: &RpmSettings) -> Resu
         &["-i", "--nosignature"],
         &paths,
         &names.join(", "),
+        run,
+        log,
     )
 }
 
+/// Debian's rpm warns on every run that it is not the system package manager.
+fn is_debian_notice(line: &str) -> bool {
+    line.starts_with("rpm: RPM should not be used") || line.starts_with("rpm: However assuming")
+}
+
+/// Runs the host's `rpm --root <root>` in the sandbox with the package files shown read-only;
+/// its output goes to `log` as it comes.
 fn rpm(
     root: &Path,
     settings: &RpmSettings,
     args: &[&str],
     files: &[&Path],
     what: &str,
+    run: &RunOptions,
+    log: &mut dyn FnMut(&str),
 ) -> Result<(), Error> {
-    let mut cmd = Command::new("rpm");
-    cmd.arg("--root").arg(root);
-    for d in settings.defines() {
-        cmd.arg("--define").arg(d);
+    let absolute = |p: &Path| std::fs::canonicalize(p).map_err(|e| Error::Path(p.into(), e));
+    let root = absolute(root)?;
+    let files: Vec<PathBuf> = files
+        .iter()
+        .map(|f| absolute(f))
+        .collect::<Result<_, _>>()?;
+    let mut sandbox = run.sandbox(&root, View::Host);
+    let mut dirs: Vec<&Path> = files.iter().filter_map(|f| f.parent()).collect();
+    dirs.sort();
+    dirs.dedup();
+    for d in dirs {
+        sandbox = sandbox.read_only(d);
     }
-    cmd.args(args).args(files);
-    let out = cmd.output().map_err(Error::NoRpm)?;
-    // Debian's rpm warns on every install that it is not the system package manager.
-    let output: String = String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .chain(String::from_utf8_lossy(&out.stdout).lines())
-        .filter(|l| {
-            !l.starts_with("rpm: RPM should not be used") && !l.starts_with("rpm: However assuming")
-        })
-        .map(|l| format!("  {l}\n"))
-        .collect();
-    if !out.status.success() {
+    let mut argv: Vec<std::ffi::OsString> = vec!["rpm".into(), "--root".into(), root.into()];
+    for d in settings.defines() {
+        argv.push("--define".into());
+        argv.push(d.into());
+    }
+    argv.extend(args.iter().map(Into::into));
+    argv.extend(files.into_iter().map(Into::into));
+    let outcome = sandbox.run_lines(&argv, &mut |line| {
+        if !is_debian_notice(line) {
+            log(line);
+        }
+    });
+    let outcome = match outcome {
+        Err(kiln_sandbox::run::Error::Exec { source, .. }) => return Err(Error::NoRpm(source)),
+        other => other?,
+    };
+    if !outcome.status.success() {
+        let output: String = outcome
+            .tail
+            .lines()
+            .filter(|l| !is_debian_notice(l))
+            .map(|l| format!("  {l}\n"))
+            .collect();
         return Err(Error::Rpm {
             what: what.into(),
             output,

@@ -5,9 +5,10 @@
 //! `/etc/image-id`; the rpm macros; FinalizeImageScripts.
 
 use crate::install::{self, PackageFile, RpmSettings};
-use crate::{files, finish, system, users};
+use crate::{files, finish, system, users, RunOptions};
 use kiln_config::model::SystemConfig;
 use kiln_formats::ident::Identity;
+use kiln_sandbox::ImageRoot;
 use std::path::Path;
 
 /// Why populating the root failed: the step, and what went wrong in it.
@@ -42,12 +43,18 @@ pub struct Inputs<'a> {
     /// For a disk image: the lines for `/etc/fstab`. Disk images (only) also get
     /// `/etc/hostname` and the `/etc/hosts` entry, as upstream writes them.
     pub fstab: Option<&'a str>,
+    /// How rpm, scripts and setfiles run (timeout, network).
+    pub run: RunOptions,
 }
 
 /// Populates `root` (an existing, empty directory). `progress` hears each step's name as it
 /// starts.
+/// The output of programs run for the image reaches `progress` too, each line indented.
 pub fn populate(root: &Path, inputs: &Inputs, progress: &mut dyn FnMut(&str)) -> Result<(), Error> {
     let sc = inputs.system;
+    let run = &inputs.run;
+    let image = ImageRoot::open(root).map_err(step("staging"))?;
+    let image = &image;
     let settings = RpmSettings {
         exclude_docs: sc.disable_rpm_docs,
         install_langs: sc.override_rpm_locales.clone(),
@@ -62,11 +69,11 @@ pub fn populate(root: &Path, inputs: &Inputs, progress: &mut dyn FnMut(&str)) ->
     }
     let stages = install::stages(inputs.packages, inputs.early);
     progress("creating the rpm database");
-    install::init_db(root, &settings).map_err(step("rpm database"))?;
+    install::init_db(root, &settings, run, &mut output(progress)).map_err(step("rpm database"))?;
     let mut users_done = false;
     for stage in &stages {
         if !users_done && stage.what != "filesystem" && stage.what != "the first packages" {
-            apply_users(root, inputs, progress)?;
+            apply_users(image, inputs, progress)?;
             users_done = true;
         }
         progress(&format!(
@@ -74,61 +81,77 @@ pub fn populate(root: &Path, inputs: &Inputs, progress: &mut dyn FnMut(&str)) ->
             stage.what,
             stage.packages.len()
         ));
-        install::install_stage(root, stage, &settings).map_err(step("installing packages"))?;
+        install::install_stage(root, stage, &settings, run, &mut output(progress))
+            .map_err(step("installing packages"))?;
     }
     if !users_done {
-        apply_users(root, inputs, progress)?;
+        apply_users(image, inputs, progress)?;
     }
     if !sc.additional_files.is_empty() {
         progress("copying additional files");
-        files::copy_additional_files(root, &sc.additional_files)
+        files::copy_additional_files(image, &sc.additional_files)
             .map_err(step("AdditionalFiles"))?;
     }
     if let Some(lines) = inputs.fstab {
         progress("writing /etc/hosts and /etc/fstab");
-        system::add_hosts_entry(root, &sc.hostname).map_err(step("/etc/hosts"))?;
-        system::append_fstab(root, lines).map_err(step("/etc/fstab"))?;
+        system::add_hosts_entry(image, &sc.hostname).map_err(step("/etc/hosts"))?;
+        system::append_fstab(image, lines).map_err(step("/etc/fstab"))?;
     }
     progress("resetting machine-id");
-    finish::reset_machine_state(root, sc.enable_systemd_firstboot).map_err(step("machine-id"))?;
+    finish::reset_machine_state(image, sc.enable_systemd_firstboot).map_err(step("machine-id"))?;
     if sc.remove_rpm_db {
         progress("writing the rpm manifests");
-        finish::write_rpm_manifests(root).map_err(step("RemoveRpmDb"))?;
+        finish::write_rpm_manifests(image, run, &mut output(progress))
+            .map_err(step("RemoveRpmDb"))?;
     }
     if !sc.networks.is_empty() {
         progress("writing network files");
-        for warning in system::write_networks(root, &sc.networks).map_err(step("Networks"))? {
+        for warning in system::write_networks(image, &sc.networks).map_err(step("Networks"))? {
             progress(&format!("warning: {warning}"));
         }
     }
     for script in &sc.post_install_scripts {
         progress(&format!("running {}", script.path));
-        finish::run_script(root, Path::new(&script.path), &script.args)
-            .map_err(step("PostInstallScripts"))?;
+        finish::run_script(
+            image,
+            Path::new(&script.path),
+            &script.args,
+            run,
+            &mut output(progress),
+        )
+        .map_err(step("PostInstallScripts"))?;
     }
     if !sc.preserve_tdnf_cache {
-        finish::clean_tdnf_cache(root).map_err(step("tdnf cache"))?;
+        finish::clean_tdnf_cache(image).map_err(step("tdnf cache"))?;
     }
     if sc.remove_rpm_db {
-        finish::remove_rpm_db(root).map_err(step("RemoveRpmDb"))?;
+        finish::remove_rpm_db(image).map_err(step("RemoveRpmDb"))?;
     }
     progress("writing /etc/image-id");
-    finish::write_image_id(root, inputs.build_number, inputs.identity).map_err(step("image-id"))?;
+    finish::write_image_id(image, inputs.build_number, inputs.identity)
+        .map_err(step("image-id"))?;
     settings
-        .write_into_image(root)
+        .write_into_image(image)
         .map_err(step("rpm macros"))?;
     for script in &sc.finalize_image_scripts {
         progress(&format!("running {}", script.path));
-        finish::run_script(root, Path::new(&script.path), &script.args)
-            .map_err(step("FinalizeImageScripts"))?;
+        finish::run_script(
+            image,
+            Path::new(&script.path),
+            &script.args,
+            run,
+            &mut output(progress),
+        )
+        .map_err(step("FinalizeImageScripts"))?;
     }
     if !sc.remove_rpm_db {
-        finish::settle_rpm_db(root).map_err(step("rpm database"))?;
+        finish::settle_rpm_db(image).map_err(step("rpm database"))?;
     }
     if let Some(mode) = selinux_mode(sc) {
         progress(&format!("labelling the files for SELinux ({mode})"));
-        let policy = system::set_selinux_mode(root, mode).map_err(step("SELinux"))?;
-        finish::label_selinux(root, &policy).map_err(step("SELinux"))?;
+        let policy = system::set_selinux_mode(image, mode).map_err(step("SELinux"))?;
+        finish::label_selinux(image, &policy, run, &mut output(progress))
+            .map_err(step("SELinux"))?;
     }
     Ok(())
 }
@@ -143,7 +166,16 @@ fn selinux_mode(sc: &SystemConfig) -> Option<&'static str> {
     }
 }
 
-fn apply_users(root: &Path, inputs: &Inputs, progress: &mut dyn FnMut(&str)) -> Result<(), Error> {
+/// A log for a program's output: each line handed to `progress`, indented.
+fn output<'p>(progress: &'p mut dyn FnMut(&str)) -> impl FnMut(&str) + 'p {
+    move |line: &str| progress(&format!("  | {line}"))
+}
+
+fn apply_users(
+    root: &ImageRoot,
+    inputs: &Inputs,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), Error> {
     let sc = inputs.system;
     if inputs.fstab.is_some() {
         progress("writing /etc/hostname");

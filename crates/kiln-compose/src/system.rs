@@ -1,18 +1,14 @@
 //! The image's identity and mount files: `/etc/hostname`, the `/etc/hosts` entry and the
 //! `/etc/fstab` lines (SPEC §3.5 steps 7 and 12, §3.6.1).
 
-use crate::at;
-use crate::paths::{confined, Escape};
 use kiln_config::model::MountIdentifier;
-use std::path::Path;
+use kiln_sandbox::root::{self, ImageRoot};
 
 /// Why a system file could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
-    Io(#[from] crate::IoError),
-    #[error(transparent)]
-    Escape(#[from] Escape),
+    Image(#[from] root::Error),
     #[error("must select a mount identifier for device ({0})")]
     NoIdentifier(String),
     #[error("partition '{0}' is mounted by PARTLABEL but has no Name")]
@@ -20,20 +16,19 @@ pub enum Error {
 }
 
 /// `/etc/hostname` = the name, without a newline (as upstream writes it).
-pub fn write_hostname(root: &Path, hostname: &str) -> Result<(), Error> {
-    let path = confined(root, "/etc/hostname")?;
-    std::fs::write(&path, hostname).map_err(at(&path))?;
+pub fn write_hostname(root: &ImageRoot, hostname: &str) -> Result<(), Error> {
+    root.write("/etc/hostname", hostname, 0o644)?;
     Ok(())
 }
 
 /// Adds `127.0.0.1   <hostname>` to `/etc/hosts` as upstream's `sed "6i…"` does: before the
 /// sixth line. A file shorter than that gets it at the end (sed would silently add nothing).
-pub fn add_hosts_entry(root: &Path, hostname: &str) -> Result<(), Error> {
-    let path = confined(root, "/etc/hosts")?;
-    let text = match std::fs::read_to_string(&path) {
+pub fn add_hosts_entry(root: &ImageRoot, hostname: &str) -> Result<(), Error> {
+    let path = "/etc/hosts";
+    let text = match root.read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(at(&path)(e).into()),
+        Err(e) => return Err(e.into()),
     };
     let mut text = text;
     if !text.is_empty() && !text.ends_with('\n') {
@@ -42,7 +37,7 @@ pub fn add_hosts_entry(root: &Path, hostname: &str) -> Result<(), Error> {
     let entry = format!("127.0.0.1   {hostname}\n");
     let mut lines: Vec<&str> = text.split_inclusive('\n').collect();
     lines.insert(lines.len().min(5), &entry);
-    std::fs::write(&path, lines.concat()).map_err(at(&path))?;
+    root.write(path, lines.concat(), 0o644)?;
     Ok(())
 }
 
@@ -114,7 +109,7 @@ pub fn fstab_lines(mounts: &[Mount], hidepid: bool, swaps: &[String]) -> Result<
 /// `bootif` (the interface the machine booted from) cannot be known when an image is built:
 /// such networks are returned for the caller to warn about.
 pub fn write_networks(
-    root: &Path,
+    root: &ImageRoot,
     networks: &[kiln_config::model::Network],
 ) -> Result<Vec<String>, Error> {
     let mut skipped = Vec::new();
@@ -128,20 +123,17 @@ pub fn write_networks(
             continue;
         }
         let (name, content) = n.networkd_file(device);
-        let path = confined(root, &format!("/etc/systemd/network/{name}"))?;
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(at(parent))?;
-        }
-        std::fs::write(&path, content).map_err(at(&path))?;
+        root.create_dir_all("/etc/systemd/network", 0o755)?;
+        root.write(format!("/etc/systemd/network/{name}"), content, 0o644)?;
     }
     Ok(skipped)
 }
 
 /// Sets `SELINUX=<mode>` in the image's `/etc/selinux/config` (upstream's `sed`) and returns
 /// the policy type (`SELINUXTYPE=`).
-pub fn set_selinux_mode(root: &Path, mode: &str) -> Result<String, Error> {
-    let path = confined(root, "/etc/selinux/config")?;
-    let text = std::fs::read_to_string(&path).map_err(at(&path))?;
+pub fn set_selinux_mode(root: &ImageRoot, mode: &str) -> Result<String, Error> {
+    let path = "/etc/selinux/config";
+    let text = root.read_to_string(path)?;
     let mut policy = String::new();
     let edited: Vec<String> = text
         .lines()
@@ -156,20 +148,13 @@ pub fn set_selinux_mode(root: &Path, mode: &str) -> Result<String, Error> {
             }
         })
         .collect();
-    std::fs::write(&path, edited.join("\n") + "\n").map_err(at(&path))?;
+    root.write(path, edited.join("\n") + "\n", 0o644)?;
     Ok(policy)
 }
 
 /// Appends `lines` to the image's `/etc/fstab` (created if the packages shipped none).
-pub fn append_fstab(root: &Path, lines: &str) -> Result<(), Error> {
-    use std::io::Write;
-    let path = confined(root, "/etc/fstab")?;
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .and_then(|mut f| f.write_all(lines.as_bytes()))
-        .map_err(at(&path))?;
+pub fn append_fstab(root: &ImageRoot, lines: &str) -> Result<(), Error> {
+    root.append("/etc/fstab", lines, 0o644)?;
     Ok(())
 }
 
@@ -218,20 +203,21 @@ mod tests {
     fn hostname_and_hosts() {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir(d.path().join("etc")).unwrap();
-        write_hostname(d.path(), "demo").unwrap();
+        let root = ImageRoot::open(d.path()).unwrap();
+        write_hostname(&root, "demo").unwrap();
         assert_eq!(
             std::fs::read_to_string(d.path().join("etc/hostname")).unwrap(),
             "demo"
         );
         let hosts = d.path().join("etc/hosts");
         std::fs::write(&hosts, "1\n2\n3\n4\n5\n6\n7\n").unwrap();
-        add_hosts_entry(d.path(), "demo").unwrap();
+        add_hosts_entry(&root, "demo").unwrap();
         assert_eq!(
             std::fs::read_to_string(&hosts).unwrap(),
             "1\n2\n3\n4\n5\n127.0.0.1   demo\n6\n7\n"
         );
         std::fs::write(&hosts, "1\n2").unwrap();
-        add_hosts_entry(d.path(), "demo").unwrap();
+        add_hosts_entry(&root, "demo").unwrap();
         assert_eq!(
             std::fs::read_to_string(&hosts).unwrap(),
             "1\n2\n127.0.0.1   demo\n"
@@ -251,8 +237,9 @@ mod tests {
             name_servers: vec!["1.1.1.1".into()],
             device: device.into(),
         };
+        let root = ImageRoot::open(d.path()).unwrap();
         let skipped = write_networks(
-            d.path(),
+            &root,
             &[net("eth0", true), net("eth1", false), net("bootif", true)],
         )
         .unwrap();
@@ -272,13 +259,14 @@ mod tests {
             "# comment\nSELINUX=disabled\nSELINUXTYPE=targeted\n",
         )
         .unwrap();
-        assert_eq!(set_selinux_mode(d.path(), "enforcing").unwrap(), "targeted");
+        assert_eq!(set_selinux_mode(&root, "enforcing").unwrap(), "targeted");
         assert_eq!(
             std::fs::read_to_string(d.path().join("etc/selinux/config")).unwrap(),
             "# comment\nSELINUX=enforcing\nSELINUXTYPE=targeted\n"
         );
         // Without the policy's file contexts in the image, labelling says what is missing.
-        let e = crate::finish::label_selinux(d.path(), "targeted").unwrap_err();
+        let e = crate::finish::label_selinux(&root, "targeted", &Default::default(), &mut |_| {})
+            .unwrap_err();
         assert!(e.to_string().contains("install the policy package"), "{e}");
     }
 }

@@ -4,12 +4,11 @@
 
 use crate::accounts::{self, Accounts, NewUser};
 use crate::crypt;
-use crate::paths::confined;
+use kiln_config::input::{read_bounded, SSH_KEY_LIMIT};
 use kiln_config::model::{Group, User};
 use kiln_formats::ident::Identity;
-use std::fs;
-use std::os::unix::fs::{chown, PermissionsExt};
-use std::path::{Path, PathBuf};
+use kiln_sandbox::root::{self, ImageRoot};
+use std::path::Path;
 
 /// Why the users or groups could not be applied.
 #[derive(Debug, thiserror::Error)]
@@ -20,11 +19,12 @@ pub enum Error {
     Gid { group: String, gid: String },
     #[error("user '{user}': UID '{uid}' is not a number")]
     Uid { user: String, uid: String },
-    #[error("user '{user}': {}: {source}", path.display())]
-    Io {
+    #[error("user '{user}': {source}")]
+    Image { user: String, source: root::Error },
+    #[error("user '{user}': {source}")]
+    Key {
         user: String,
-        path: PathBuf,
-        source: std::io::Error,
+        source: kiln_config::input::InputError,
     },
 }
 
@@ -32,7 +32,7 @@ pub enum Error {
 /// `base_dir` (the config file's directory). Password salts and the password's last-change day
 /// come from `identity`.
 pub fn apply(
-    root: &Path,
+    root: &ImageRoot,
     groups: &[Group],
     users: &[User],
     base_dir: &Path,
@@ -47,7 +47,7 @@ pub fn apply(
         accounts.add_group(&g.name, gid)?;
     }
     let today = identity.unix_time() / 86400;
-    let has_shadow = root.join("etc/shadow").exists();
+    let has_shadow = root.exists("/etc/shadow");
     for u in users {
         let hash = if u.password_hashed || u.password.is_empty() {
             u.password.clone()
@@ -117,30 +117,31 @@ fn non_empty(s: &str) -> Option<&str> {
 /// literal keys, one per line; everything under `.ssh` owned by the user and mode 0700, as
 /// upstream's `chown -R` and `chmod -R 0700` leave it.
 fn install_ssh_keys(
-    root: &Path,
+    root: &ImageRoot,
     u: &User,
     account: &accounts::Added,
     base_dir: &Path,
 ) -> Result<(), Error> {
-    let io = |path: &Path| {
-        let (user, path) = (u.name.clone(), path.to_path_buf());
-        move |source| Error::Io { user, path, source }
+    let image = |source| Error::Image {
+        user: u.name.clone(),
+        source,
     };
-    let ssh = confined(root, &format!("{}/.ssh", account.home)).map_err(|escape| {
-        accounts::Error::Home {
-            user: u.name.clone(),
-            escape,
-        }
-    })?;
-    fs::create_dir_all(&ssh).map_err(io(&ssh))?;
+    let ssh = Path::new(&account.home).join(".ssh");
+    root.create_dir_all(&ssh, 0o700).map_err(image)?;
     let mut authorized = String::new();
     let mut written = vec![ssh.join("authorized_keys")];
     for key in &u.ssh_pub_key_paths {
         let src = base_dir.join(key);
-        let text = fs::read_to_string(&src).map_err(io(&src))?;
+        let data = read_bounded(&src, SSH_KEY_LIMIT, "SSH public key file").map_err(|source| {
+            Error::Key {
+                user: u.name.clone(),
+                source,
+            }
+        })?;
+        let text = String::from_utf8_lossy(&data);
         let name = src.file_name().unwrap_or_default();
         let dst = ssh.join(name);
-        fs::write(&dst, &text).map_err(io(&dst))?;
+        root.write(&dst, text.as_bytes(), 0o700).map_err(image)?;
         written.push(dst);
         for line in text.lines() {
             authorized.push_str(line);
@@ -151,11 +152,11 @@ fn install_ssh_keys(
         authorized.push_str(key);
         authorized.push('\n');
     }
-    fs::write(&written[0], authorized).map_err(io(&written[0]))?;
+    root.write(&written[0], authorized, 0o700).map_err(image)?;
     written.push(ssh.clone());
     for p in &written {
-        fs::set_permissions(p, fs::Permissions::from_mode(0o700)).map_err(io(p))?;
-        chown(p, Some(account.uid), Some(account.gid)).map_err(io(p))?;
+        root.set_mode(p, 0o700).map_err(image)?;
+        root.lchown(p, account.uid, account.gid).map_err(image)?;
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! gshadow and the home directories (modes, owners, skeleton) must come out the same.
 
 use kiln_compose::accounts::{Accounts, NewUser};
+use kiln_sandbox::ImageRoot;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
@@ -97,7 +98,8 @@ fn compare(login_defs: &str) {
     run("usermod", &theirs, &["-a", "-G", "devs", "alice"]);
 
     let days = EPOCH / 86400;
-    let mut a = Accounts::open(&ours).unwrap();
+    let image = ImageRoot::open(&ours).unwrap();
+    let mut a = Accounts::open(&image).unwrap();
     a.add_group("devs", None).unwrap();
     a.add_group("ops", Some(2000)).unwrap();
     let user = |name| NewUser {
@@ -156,7 +158,8 @@ fn nested_skeletons_are_copied_whole_and_owned_by_the_user() {
     std::fs::create_dir_all(skel.join(".config/app")).unwrap();
     std::fs::write(skel.join(".config/app/rc"), "x\n").unwrap();
     std::os::unix::fs::symlink(".profile", skel.join(".bash_profile")).unwrap();
-    let mut a = Accounts::open(d.path()).unwrap();
+    let image = ImageRoot::open(d.path()).unwrap();
+    let mut a = Accounts::open(&image).unwrap();
     let added = a
         .add_user(
             &NewUser {
@@ -187,7 +190,8 @@ fn nested_skeletons_are_copied_whole_and_owned_by_the_user() {
 fn mistakes_are_named() {
     let d = tempfile::tempdir().unwrap();
     make_root(d.path(), "");
-    let mut a = Accounts::open(d.path()).unwrap();
+    let image = ImageRoot::open(d.path()).unwrap();
+    let mut a = Accounts::open(&image).unwrap();
     let e = a
         .add_user(
             &NewUser {

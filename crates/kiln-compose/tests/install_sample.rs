@@ -4,6 +4,8 @@
 
 use kiln_compose::finish::{remove_rpm_db, run_script, write_rpm_manifests};
 use kiln_compose::install::{init_db, install_stage, stages, PackageFile, RpmSettings};
+use kiln_compose::RunOptions;
+use kiln_sandbox::ImageRoot;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -46,9 +48,9 @@ fn packages_land_in_the_rpmdb_and_scriptlets_run_inside_the_root() {
         plan,
         ["filesystem:1", "the first packages:2", "the packages:3"]
     );
-    init_db(&root, &settings).unwrap();
+    init_db(&root, &settings, &RunOptions::default(), &mut |_| {}).unwrap();
     for s in &stages {
-        install_stage(&root, s, &settings).unwrap();
+        install_stage(&root, s, &settings, &RunOptions::default(), &mut |_| {}).unwrap();
     }
 
     let qa = Command::new("rpm")
@@ -93,8 +95,14 @@ fn packages_land_in_the_rpmdb_and_scriptlets_run_inside_the_root() {
         "#!/bin/sh\necho \"$1\" > /etc/from-script\necho done\n",
     )
     .unwrap();
-    let out = run_script(&root, &script, "demo-arg").unwrap();
-    assert_eq!(out, "done\n");
+    let image = ImageRoot::open(&root).unwrap();
+    let run = RunOptions::default();
+    let mut out = Vec::new();
+    run_script(&image, &script, "demo-arg", &run, &mut |l| {
+        out.push(l.to_string())
+    })
+    .unwrap();
+    assert_eq!(out, ["done"]);
     assert_eq!(
         std::fs::read_to_string(root.join("etc/from-script")).unwrap(),
         "demo-arg\n"
@@ -104,11 +112,13 @@ fn packages_land_in_the_rpmdb_and_scriptlets_run_inside_the_root() {
         .join(script.parent().unwrap().strip_prefix("/").unwrap())
         .exists());
     std::fs::write(&script, "#!/bin/sh\necho broken >&2\nexit 3\n").unwrap();
-    let e = run_script(&root, &script, "").unwrap_err().to_string();
-    assert!(e.contains("exit status: 3") && e.contains("broken"), "{e}");
+    let e = run_script(&image, &script, "", &run, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("exit status 3") && e.contains("broken"), "{e}");
 
     // Manifests in upstream's formats, then RemoveRpmDb.
-    write_rpm_manifests(&root).unwrap();
+    write_rpm_manifests(&image, &run, &mut |_| {}).unwrap();
     let m1 =
         std::fs::read_to_string(root.join("var/lib/rpmmanifest/container-manifest-1")).unwrap();
     let mut m1: Vec<String> = m1.lines().map(|l| format!("{l}.rpm")).collect();
@@ -129,7 +139,7 @@ fn packages_land_in_the_rpmdb_and_scriptlets_run_inside_the_root() {
             "sample-app-1.2-3.azl3.src.rpm"
         ]
     );
-    remove_rpm_db(&root).unwrap();
+    remove_rpm_db(&image).unwrap();
     assert!(!root.join("var/lib/rpm").exists());
 }
 
@@ -139,9 +149,9 @@ fn rpm_failures_name_the_packages_and_say_why() {
     let root = d.path().join("root");
     std::fs::create_dir(&root).unwrap();
     let settings = RpmSettings::default();
-    init_db(&root, &settings).unwrap();
+    init_db(&root, &settings, &RunOptions::default(), &mut |_| {}).unwrap();
     let stage = &stages(&[package("sample-app-1.2-3.azl3.noarch.rpm")], &[])[0];
-    let e = install_stage(&root, stage, &settings)
+    let e = install_stage(&root, stage, &settings, &RunOptions::default(), &mut |_| {})
         .unwrap_err()
         .to_string();
     assert!(

@@ -5,6 +5,7 @@
 use kiln_compose::users::apply;
 use kiln_config::{validate_bytes, Options};
 use kiln_formats::ident::Identity;
+use kiln_sandbox::ImageRoot;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
@@ -63,7 +64,7 @@ fn users_and_groups_land_as_configured() {
               {"Name": "root", "Password": ""}]}]}"#,
     );
     apply(
-        &root,
+        &ImageRoot::open(&root).unwrap(),
         &sc.groups,
         &sc.users,
         d.path(),
@@ -133,7 +134,14 @@ fn without_a_root_user_root_never_expires_and_mistakes_are_named() {
         r#"{"SystemConfigs": [{"Name": "x", "Packages": ["shadow-utils"],
             "Users": [{"Name": "a", "Password": "p"}]}]}"#,
     );
-    apply(&root, &sc.groups, &sc.users, d.path(), &id).unwrap();
+    apply(
+        &ImageRoot::open(&root).unwrap(),
+        &sc.groups,
+        &sc.users,
+        d.path(),
+        &id,
+    )
+    .unwrap();
     assert!(read(&root, "etc/shadow").starts_with("root:*:19000:0:::::\n"));
 
     let sc = config(
@@ -141,7 +149,14 @@ fn without_a_root_user_root_never_expires_and_mistakes_are_named() {
         r#"{"SystemConfigs": [{"Name": "x", "Packages": ["shadow-utils"],
             "Users": [{"Name": "b", "SSHPubKeyPaths": ["missing.pub"]}]}]}"#,
     );
-    let e = apply(&root, &sc.groups, &sc.users, d.path(), &id).unwrap_err();
+    let e = apply(
+        &ImageRoot::open(&root).unwrap(),
+        &sc.groups,
+        &sc.users,
+        d.path(),
+        &id,
+    )
+    .unwrap_err();
     assert!(
         e.to_string().starts_with("user 'b': ") && e.to_string().contains("missing.pub"),
         "{e}"
@@ -151,7 +166,14 @@ fn without_a_root_user_root_never_expires_and_mistakes_are_named() {
         r#"{"SystemConfigs": [{"Name": "x", "Packages": ["shadow-utils"],
             "Users": [{"Name": "c", "HomeDirectory": "/../../outside"}]}]}"#,
     );
-    let e = apply(&root, &sc.groups, &sc.users, d.path(), &id).unwrap_err();
+    let e = apply(
+        &ImageRoot::open(&root).unwrap(),
+        &sc.groups,
+        &sc.users,
+        d.path(),
+        &id,
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("outside the image root"), "{e}");
     assert!(!d.path().join("outside").exists());
 }

@@ -16,6 +16,7 @@
 pub mod artifact;
 pub mod compress;
 pub mod cpio;
+pub mod cpio_read;
 pub mod files;
 pub mod ident;
 pub mod ova;

@@ -148,23 +148,59 @@ pub fn install(
 }
 
 /// Unpacks the i386-pc directory of the grub2-pc package `rpm` into `into`; returns it.
+/// `rpm2cpio` only decodes the payload; kiln reads the archive itself and writes nothing but
+/// the regular files under `usr/lib/grub/i386-pc/`, each resolved inside `into` (absolute and
+/// `..` names are refused, links and devices skipped), at most 256 MiB in all.
 pub fn unpack_grub_pc(rpm: &Path, into: &Path) -> Result<std::path::PathBuf, String> {
+    use kiln_formats::cpio_read::{CpioReader, EntryKind};
+    const PREFIX: &str = "usr/lib/grub/i386-pc/";
+    const LIMIT: u64 = 256 << 20;
     std::fs::create_dir_all(into).map_err(|e| format!("{}: {e}", into.display()))?;
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg("rpm2cpio \"$1\" | cpio -idm --quiet")
-        .arg("sh")
+    let dest =
+        kiln_sandbox::ImageRoot::open(into).map_err(|e| format!("{}: {e}", into.display()))?;
+    let mut child = Command::new("rpm2cpio")
         .arg(rpm)
-        .current_dir(into)
-        .output()
-        .map_err(|e| format!("cannot unpack {}: {e}", rpm.display()))?;
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            format!(
+                "cannot unpack {}: rpm2cpio: {e} (install rpm)",
+                rpm.display()
+            )
+        })?;
+    let stdout = child.stdout.take().expect("piped");
+    let mut archive = CpioReader::new(std::io::BufReader::new(stdout));
+    let mut total = 0u64;
+    let result = (|| -> Result<(), String> {
+        while let Some(entry) = archive.next_entry().map_err(|e| e.to_string())? {
+            if entry.kind != EntryKind::File || !entry.name.starts_with(PREFIX) {
+                continue;
+            }
+            total = total.saturating_add(entry.size);
+            if total > LIMIT {
+                return Err(format!("the i386-pc files are larger than {LIMIT} bytes"));
+            }
+            let path = Path::new(&entry.name);
+            if let Some(parent) = path.parent() {
+                dest.create_dir_all(parent, 0o755)
+                    .map_err(|e| e.to_string())?;
+            }
+            dest.copy_in(&mut archive.data(entry.size), path, entry.mode & 0o755)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })();
+    drop(archive);
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
     let dir = into.join("usr/lib/grub/i386-pc");
-    if !out.status.success() || !dir.join("boot.img").is_file() {
-        return Err(format!(
+    match result {
+        Err(e) => Err(format!("cannot unpack {}: {e}", rpm.display())),
+        Ok(()) if !out.status.success() || !dir.join("boot.img").is_file() => Err(format!(
             "{} has no usr/lib/grub/i386-pc/boot.img ({})",
             rpm.display(),
             String::from_utf8_lossy(&out.stderr).trim()
-        ));
+        )),
+        Ok(()) => Ok(dir),
     }
-    Ok(dir)
 }

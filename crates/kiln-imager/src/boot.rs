@@ -5,9 +5,9 @@
 //! none, and the image does not boot).
 
 use crate::BuiltPartition;
-use kiln_compose::paths::confined;
+use kiln_compose::RunOptions;
 use kiln_config::model::{BootType, CGroup, MountIdentifier, SELinux, SystemConfig};
-use std::os::unix::fs::PermissionsExt;
+use kiln_sandbox::{ImageRoot, View};
 use std::path::Path;
 
 /// The ESP's grub.cfg (upstream's `assets/efi/grub/grub.cfg`).
@@ -76,18 +76,16 @@ impl BootDisk<'_> {
     }
 }
 
-fn write(root: &Path, path: &str, text: &str, mode: u32, dir_mode: u32) -> Result<(), String> {
-    let target = confined(root, path).map_err(|e| e.to_string())?;
-    let parent = target.parent().expect("an image path has a parent");
-    if !parent.exists() {
-        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
-        std::fs::set_permissions(parent, std::fs::Permissions::from_mode(dir_mode))
-            .map_err(|e| format!("{}: {e}", parent.display()))?;
+fn write(root: &ImageRoot, path: &str, text: &str, mode: u32, dir_mode: u32) -> Result<(), String> {
+    let parent = Path::new(path)
+        .parent()
+        .expect("an image path has a parent");
+    if !root.exists(parent) {
+        root.create_dir_all(parent, dir_mode)
+            .and_then(|_| root.set_mode(parent, dir_mode))
+            .map_err(|e| e.to_string())?;
     }
-    let _ = std::fs::remove_file(&target);
-    std::fs::write(&target, text).map_err(|e| format!("{}: {e}", target.display()))?;
-    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| format!("{}: {e}", target.display()))
+    root.replace(path, text, mode).map_err(|e| e.to_string())
 }
 
 /// The kernel command line upstream's template puts in GRUB_CMDLINE_LINUX (placeholders
@@ -119,7 +117,14 @@ pub fn cmdline_linux(sc: &SystemConfig, disk: &BootDisk) -> String {
 }
 
 /// Writes the boot configuration into the staged root `root`.
-pub fn configure(root: &Path, sc: &SystemConfig, disk: &BootDisk) -> Result<Vec<String>, String> {
+/// grub2-mkconfig runs in the build sandbox with the image as `/`; its output goes to `log`.
+pub fn configure(
+    root: &ImageRoot,
+    sc: &SystemConfig,
+    disk: &BootDisk,
+    run: &RunOptions,
+    log: &mut dyn FnMut(&str),
+) -> Result<Vec<String>, String> {
     let mut notes = Vec::new();
     if sc.boot_type == BootType::None || sc.boot_type == BootType::Unset {
         return Ok(notes);
@@ -143,21 +148,21 @@ pub fn configure(root: &Path, sc: &SystemConfig, disk: &BootDisk) -> Result<Vec<
             .replace("{{.PrefixPath}}", &format!("{prefix}/grub2"));
         write(root, "/boot/efi/boot/grub2/grub.cfg", &esp, 0o400, 0o700)?;
     }
-    let mkconfig = ["usr/sbin/grub2-mkconfig", "sbin/grub2-mkconfig"]
+    let mkconfig = ["/usr/sbin/grub2-mkconfig", "/sbin/grub2-mkconfig"]
         .iter()
-        .any(|p| root.join(p).exists());
+        .any(|p| root.exists(p));
     if sc.enable_grub_mkconfig && mkconfig {
-        let out = std::process::Command::new("chroot")
-            .arg(root)
-            .args(["grub2-mkconfig", "-o", "/boot/grub2/grub.cfg"])
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .output()
+        let out = run
+            .sandbox(root.path(), View::Image)
+            .run_lines(
+                &["grub2-mkconfig", "-o", "/boot/grub2/grub.cfg"],
+                &mut |l| log(&format!("  | {l}")),
+            )
             .map_err(|e| format!("grub2-mkconfig: {e}"))?;
         if !out.status.success() {
             return Err(format!(
-                "grub2-mkconfig failed: {}",
-                String::from_utf8_lossy(&out.stderr)
+                "grub2-mkconfig failed ({}):\n{}",
+                out.status, out.tail
             ));
         }
         return Ok(notes);
@@ -175,7 +180,7 @@ pub fn configure(root: &Path, sc: &SystemConfig, disk: &BootDisk) -> Result<Vec<
         boot_fs.fs_uuid
     );
     for kver in &kernels {
-        let initrd = if root.join(format!("boot/initramfs-{kver}.img")).exists() {
+        let initrd = if root.exists(format!("/boot/initramfs-{kver}.img")) {
             format!("    initrd {prefix}/initramfs-{kver}.img\n")
         } else {
             String::new()
@@ -191,13 +196,13 @@ pub fn configure(root: &Path, sc: &SystemConfig, disk: &BootDisk) -> Result<Vec<
 }
 
 /// The kernel versions of `/boot/vmlinuz-*`, newest name first.
-fn kernels(root: &Path) -> Result<Vec<String>, String> {
-    let boot = root.join("boot");
-    let mut out: Vec<String> = std::fs::read_dir(&boot)
-        .map_err(|e| format!("{}: {e}", boot.display()))?
-        .filter_map(|e| e.ok())
+fn kernels(root: &ImageRoot) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = root
+        .read_dir("/boot")
+        .map_err(|e| e.to_string())?
+        .into_iter()
         .filter_map(|e| {
-            e.file_name()
+            e.name
                 .to_str()
                 .and_then(|n| n.strip_prefix("vmlinuz-"))
                 .map(String::from)

@@ -1,7 +1,7 @@
 //! # kiln-imager
 //!
 //! A disk config's image assembled the way upstream's imager assembles it (SPEC §3.1–§3.5), but
-//! without a loop device, a mount or a chroot on the build host:
+//! without a loop device or a mount on the build host (programs for the image run in kiln-sandbox):
 //!
 //! 1. the layout is planned and the partition table written into a sparse `disk.raw`
 //!    (kiln-disk); RawBinaries are written at their offsets;
@@ -179,12 +179,15 @@ pub fn build_disk(
         boot: parts.iter().find(|p| p.mount_point == "/boot"),
         root_identifier: root_setting.mount_identifier,
     };
-    for note in boot::configure(&root, req.root.system, &boot_disk).map_err(step("bootloader"))? {
+    let image = kiln_sandbox::ImageRoot::open(&root).map_err(step("staging"))?;
+    let notes = boot::configure(&image, req.root.system, &boot_disk, &req.root.run, progress)
+        .map_err(step("bootloader"))?;
+    for note in notes {
         progress(&note);
     }
 
     progress("splitting the root at its mount points");
-    let contents = split_at_mount_points(&root, &work.join("parts"), &parts)?;
+    let contents = split_at_mount_points(&image, &work.join("parts"), &parts)?;
     for dir in contents.iter().flatten() {
         kiln_compose::finish::clamp_times(dir, req.root.identity.unix_time())
             .map_err(step("timestamps"))?;
@@ -303,7 +306,7 @@ fn write_empty_disk(path: &Path, layout: &Layout) -> std::io::Result<()> {
 /// empty directory with the same owner and mode to mount on. Returns, per partition, the
 /// directory its filesystem is built from (`None`: an empty filesystem).
 fn split_at_mount_points(
-    root: &Path,
+    root: &kiln_sandbox::ImageRoot,
     parts_dir: &Path,
     parts: &[BuiltPartition],
 ) -> Result<Vec<Option<PathBuf>>, Error> {
@@ -315,39 +318,38 @@ fn split_at_mount_points(
     order.sort_by_key(|p| std::cmp::Reverse(p.mount_point.matches('/').count()));
     let mut dirs = vec![None; parts.len()];
     for p in order {
-        let src =
-            kiln_compose::paths::confined(root, &p.mount_point).map_err(step("mount points"))?;
+        let mp = p.mount_point.as_str();
         let dst = parts_dir.join(&p.id);
-        match std::fs::symlink_metadata(&src) {
+        match root.symlink_metadata(mp) {
             Ok(meta) if meta.is_dir() => {
-                std::fs::rename(&src, &dst).map_err(step("mount points"))?;
-                std::fs::create_dir(&src).map_err(step("mount points"))?;
-                std::fs::set_permissions(
-                    &src,
-                    std::fs::Permissions::from_mode(meta.mode() & 0o7777),
-                )
-                .map_err(step("mount points"))?;
-                std::os::unix::fs::lchown(&src, Some(meta.uid()), Some(meta.gid()))
+                let mode = meta.mode() & 0o7777;
+                root.rename_out(mp, &dst).map_err(step("mount points"))?;
+                root.create_dir_all(mp, mode)
+                    .map_err(step("mount points"))?;
+                root.set_mode(mp, mode).map_err(step("mount points"))?;
+                root.lchown(mp, meta.uid(), meta.gid())
                     .map_err(step("mount points"))?;
             }
             Ok(_) => {
                 return Err(Error {
                     step: "mount points",
                     message: format!(
-                        "{} is not a directory in the image, so nothing can be mounted on it",
-                        p.mount_point
+                        "{mp} is not a directory in the image (a file or a symlink), so nothing \
+                         can be mounted on it"
                     ),
                 })
             }
-            Err(_) => {
-                std::fs::create_dir_all(&src).map_err(step("mount points"))?;
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                root.create_dir_all(mp, 0o755)
+                    .map_err(step("mount points"))?;
                 std::fs::create_dir(&dst).map_err(step("mount points"))?;
             }
+            Err(e) => return Err(step("mount points")(e)),
         }
         dirs[p.index] = Some(dst);
     }
     for p in parts.iter().filter(|p| p.mount_point == "/") {
-        dirs[p.index] = Some(root.to_path_buf());
+        dirs[p.index] = Some(root.path().to_path_buf());
     }
     Ok(dirs)
 }

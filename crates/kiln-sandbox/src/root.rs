@@ -422,6 +422,21 @@ impl ImageRoot {
         Ok(out)
     }
 
+    /// Moves `path` (itself, not what a final symlink leads to) out of the image to the host
+    /// path `to`, on the same filesystem (kiln's work folder).
+    pub fn rename_out(&self, path: impl AsRef<Path>, to: &Path) -> Result<()> {
+        let path = path.as_ref();
+        let (dir, name) = self.parent("moving", path)?;
+        let dir = reopen_dir(&dir).map_err(Self::err("moving", path))?;
+        let to = CString::new(to.as_os_str().as_bytes()).map_err(|_| {
+            Self::err("moving", path)(io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))
+        })?;
+        // SAFETY: valid descriptor and C strings.
+        let rc =
+            unsafe { libc::renameat(dir.as_raw_fd(), name.as_ptr(), libc::AT_FDCWD, to.as_ptr()) };
+        sys::cvt(rc).map(|_| ()).map_err(Self::err("moving", path))
+    }
+
     /// Removes the file or symlink `path` (not what a symlink leads to).
     pub fn remove_file(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();

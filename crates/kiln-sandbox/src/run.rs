@@ -172,12 +172,66 @@ impl Sandbox {
         argv: &[S],
         log: &mut dyn FnMut(&[u8]),
     ) -> Result<Outcome, Error> {
+        self.run_inner(argv, None, log)
+    }
+
+    /// Runs `argv` with its standard output written to `stdout` (a file kiln opened, e.g. one
+    /// inside the image) and only its standard error handed to `log`.
+    pub fn run_with_stdout<S: AsRef<OsStr>>(
+        &self,
+        argv: &[S],
+        stdout: &std::fs::File,
+        log: &mut dyn FnMut(&[u8]),
+    ) -> Result<Outcome, Error> {
+        self.run_inner(argv, Some(stdout), log)
+    }
+
+    /// Runs `argv` and hands its output to `log` a line at a time (lossy UTF-8, lines longer
+    /// than 4 KiB cut into pieces), as build logs want it.
+    pub fn run_lines<S: AsRef<OsStr>>(
+        &self,
+        argv: &[S],
+        log: &mut dyn FnMut(&str),
+    ) -> Result<Outcome, Error> {
+        let mut pending: Vec<u8> = Vec::new();
+        let emit = |line: &[u8], log: &mut dyn FnMut(&str)| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            log(&String::from_utf8_lossy(line));
+        };
+        let result = self.run(argv, &mut |chunk| {
+            for piece in chunk.split_inclusive(|b| *b == b'\n') {
+                pending.extend_from_slice(piece);
+                if pending.last() == Some(&b'\n') {
+                    pending.pop();
+                    emit(&pending, log);
+                    pending.clear();
+                } else if pending.len() >= 4096 {
+                    emit(&pending, log);
+                    pending.clear();
+                }
+            }
+        });
+        if !pending.is_empty() {
+            emit(&pending, log);
+        }
+        result
+    }
+
+    fn run_inner<S: AsRef<OsStr>>(
+        &self,
+        argv: &[S],
+        stdout: Option<&std::fs::File>,
+        log: &mut dyn FnMut(&[u8]),
+    ) -> Result<Outcome, Error> {
         let program = argv
             .first()
             .map(|a| a.as_ref().to_string_lossy().into_owned())
             .unwrap_or_default();
         let plan = Plan::new(self, argv)?;
-        let pipes = Pipes::new()?;
+        let mut pipes = Pipes::new()?;
+        if let Some(f) = stdout {
+            pipes.stdout = Some(f.try_clone()?.into());
+        }
         let parent = std::process::id() as libc::pid_t;
         // SAFETY: the child only makes system calls and small allocations (glibc's fork leaves
         // malloc usable in the child) before it execs or exits.
@@ -202,9 +256,10 @@ impl Sandbox {
             out_w,
             err_r,
             err_w,
+            stdout,
         } = pipes;
         // The child's ends: only the child may hold them, or the reads below never end.
-        drop((ready_w, go_r, out_w, err_w));
+        drop((ready_w, go_r, out_w, err_w, stdout));
         // Wait for the child to be in its user namespace, then map it.
         let mut b = [0u8; 1];
         let mut ready = std::fs::File::from(ready_r);
@@ -392,6 +447,8 @@ struct Pipes {
     out_w: OwnedFd,
     err_r: OwnedFd,
     err_w: OwnedFd,
+    /// Where the program's standard output goes instead of `out_w`.
+    stdout: Option<OwnedFd>,
 }
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
@@ -417,6 +474,7 @@ impl Pipes {
             out_w,
             err_r,
             err_w,
+            stdout: None,
         })
     }
 }
@@ -561,9 +619,9 @@ fn decode_report(report: &[u8]) -> Option<(String, io::Error)> {
     ))
 }
 
-/// The pipes moved to descriptors 1000..1008 and every other descriptor above 2 closed.
+/// The pipes moved to descriptors 1000..1009 and every other descriptor above 2 closed.
 fn keep_only(pipes: &Pipes) -> Pipes {
-    let fds = [
+    let mut fds = vec![
         &pipes.ready_r,
         &pipes.ready_w,
         &pipes.go_r,
@@ -573,7 +631,8 @@ fn keep_only(pipes: &Pipes) -> Pipes {
         &pipes.err_r,
         &pipes.err_w,
     ];
-    let mut moved = [0; 8];
+    fds.extend(pipes.stdout.as_ref());
+    let mut moved = [0; 9];
     for (i, fd) in fds.iter().enumerate() {
         // SAFETY: duplicating our own descriptors onto free high numbers.
         moved[i] = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 1000 + i as i32) };
@@ -585,7 +644,12 @@ fn keep_only(pipes: &Pipes) -> Pipes {
     // SAFETY: closing every other descriptor; the moved ones are owned below.
     unsafe {
         libc::syscall(libc::SYS_close_range, 3u32, 999u32, 0u32);
-        libc::syscall(libc::SYS_close_range, 1008u32, u32::MAX, 0u32);
+        libc::syscall(
+            libc::SYS_close_range,
+            1000 + fds.len() as u32,
+            u32::MAX,
+            0u32,
+        );
         let own = |i: usize| OwnedFd::from_raw_fd(moved[i]);
         Pipes {
             ready_r: own(0),
@@ -596,6 +660,7 @@ fn keep_only(pipes: &Pipes) -> Pipes {
             out_w: own(5),
             err_r: own(6),
             err_w: own(7),
+            stdout: pipes.stdout.as_ref().map(|_| own(8)),
         }
     }
 }
@@ -718,7 +783,7 @@ fn exec(plan: &Plan, pipes: &Pipes) -> ! {
             fail(err, "opening /dev/null", io::Error::last_os_error());
         }
         libc::dup2(null, 0);
-        libc::dup2(out, 1);
+        libc::dup2(pipes.stdout.as_ref().map_or(out, |f| f.as_raw_fd()), 1);
         libc::dup2(out, 2);
         if libc::chdir(plan.workdir.as_ptr()) != 0 {
             fail(
@@ -913,6 +978,9 @@ fn build_root(plan: &Plan) -> Result<(), Step> {
         }
     };
     let image_fd = image_dir.as_ref().unwrap_or(&new_root).as_raw_fd();
+    // rpm sets the metadata of the directories a package ships (the filesystem package's /sys
+    // among them), which a mounted sysfs refuses: a host tool gets no /sys in the image.
+    let sys_fallback = (plan.view == View::Image).then_some(sys_fallback);
     image_mounts(image_fd, sys_fallback, plan.network)?;
     // Enter the new root; the old one is detached and gone from this namespace.
     // SAFETY: fchdir/umount2/chdir on our own process.
@@ -1023,7 +1091,7 @@ fn mount_proc(dir: RawFd) -> Result<(), Step> {
 
 /// `/dev`, `/proc`, `/sys` and `/run` inside the image root, resolved beneath it without
 /// following symlinks.
-fn image_mounts(root: RawFd, sys_fallback: OwnedFd, network: bool) -> Result<(), Step> {
+fn image_mounts(root: RawFd, sys_fallback: Option<OwnedFd>, network: bool) -> Result<(), Step> {
     let refuse = |what: &'static str| {
         move |e: io::Error| {
             if e.raw_os_error() == Some(libc::ELOOP) || e.raw_os_error() == Some(libc::ENOTDIR) {
@@ -1040,6 +1108,9 @@ fn image_mounts(root: RawFd, sys_fallback: OwnedFd, network: bool) -> Result<(),
     populate_dev(dev.as_raw_fd())?;
     let proc_dir = ensure_dir(root, c"proc", 0o555).map_err(refuse("the image's /proc"))?;
     mount_proc(proc_dir.as_raw_fd())?;
+    let Some(sys_fallback) = sys_fallback else {
+        return mount_run(root, refuse("the image's /run"));
+    };
     let sys_dir = ensure_dir(root, c"sys", 0o555).map_err(refuse("the image's /sys"))?;
     // sysfs can be mounted only by the owner of the network namespace.
     let sysfs = if network {
@@ -1052,7 +1123,11 @@ fn image_mounts(root: RawFd, sys_fallback: OwnedFd, network: bool) -> Result<(),
         "mounting /sys",
         sys::move_mount(sysfs.as_raw_fd(), sys_dir.as_raw_fd()),
     )?;
-    let run = ensure_dir(root, c"run", 0o755).map_err(refuse("the image's /run"))?;
+    mount_run(root, refuse("the image's /run"))
+}
+
+fn mount_run(root: RawFd, refuse: impl FnOnce(io::Error) -> Step) -> Result<(), Step> {
+    let run = ensure_dir(root, c"run", 0o755).map_err(refuse)?;
     let runfs = at("mounting /run", tmpfs(c"0755", SAFE))?;
     at(
         "mounting /run",

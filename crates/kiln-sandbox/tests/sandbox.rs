@@ -73,7 +73,10 @@ fn the_image_sees_dev_proc_sys_run_and_nothing_of_the_host() {
     }
     // Nothing was mounted in the host's namespace, and nothing the sandbox mounted or wrote
     // in /dev stays in the image.
-    assert_eq!(std::fs::read_to_string("/proc/self/mountinfo").unwrap(), mounts_before);
+    assert_eq!(
+        std::fs::read_to_string("/proc/self/mountinfo").unwrap(),
+        mounts_before
+    );
     assert!(std::fs::read_dir(root.join("dev"))
         .unwrap()
         .next()
@@ -198,4 +201,31 @@ fn a_host_tool_sees_usr_read_only_and_the_image_writable() {
         "data\n"
     );
     assert!(!Path::new("/usr/x").exists());
+}
+
+#[test]
+fn standard_output_can_go_to_a_file_and_output_comes_in_lines() {
+    let (d, root) = busybox_root();
+    let sb = Sandbox::new(&root, View::Image);
+    let file = std::fs::File::create(d.path().join("out")).unwrap();
+    let mut errors = Vec::new();
+    let out = sb
+        .run_with_stdout(
+            &["/bin/sh", "-c", "echo to-file; echo to-log >&2"],
+            &file,
+            &mut |b| errors.extend_from_slice(b),
+        )
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("out")).unwrap(),
+        "to-file\n"
+    );
+    assert_eq!(errors, b"to-log\n");
+    let mut lines = Vec::new();
+    sb.run_lines(&["/bin/sh", "-c", "echo a; printf 'b\\nc'"], &mut |l| {
+        lines.push(l.to_string())
+    })
+    .unwrap();
+    assert_eq!(lines, ["a", "b", "c"]);
 }
