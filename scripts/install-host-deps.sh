@@ -19,8 +19,9 @@ declare -A GROUP_PACKAGES=(
     # sgdisk (gdisk) checks kiln's. kiln-fs makes filesystems with dosfstools, mtools and
     # xfsprogs (e2fsprogs is always there). Password hashes are checked with openssl and
     # python3's crypt (libxcrypt); account files with shadow-utils (passwd). The sandbox tests
-    # run a static busybox as the image (busybox-static).
-    [test]="python3 python3-jsonschema qemu-utils cpio squashfs-tools attr rpm zstd createrepo-c fdisk dnf parted gdisk dosfstools mtools xfsprogs openssl passwd gpg libsolv-tools strace busybox-static"
+    # run a static busybox as the image (busybox-static). The rootless tests run kiln as an
+    # ordinary user, which maps its user namespace with newuidmap/newgidmap (uidmap).
+    [test]="python3 python3-jsonschema qemu-utils cpio squashfs-tools attr rpm zstd createrepo-c fdisk dnf parted gdisk dosfstools mtools xfsprogs openssl passwd gpg libsolv-tools strace busybox-static uidmap"
     # Boot tests (`kiln boot-test`): QEMU and OVMF (UEFI; SeaBIOS comes with QEMU).
     [boot]="qemu-system-x86 ovmf"
     # `make sample-repo`: rpmbuild, createrepo_c, dpkg-deb (payloads from Debian packages),

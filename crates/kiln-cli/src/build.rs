@@ -142,6 +142,11 @@ pub fn run(args: BuildArgs, color: ColorChoice) -> ExitCode {
         bar: None,
     };
     log.line(&format!("kiln build {}", args.config.display()));
+    if let Some(mode @ kiln_sandbox::userns::Mode::UserNamespace { .. }) =
+        kiln_sandbox::userns::mode()
+    {
+        log.line(&mode.to_string());
+    }
     let mut timings: Vec<(&str, Duration)> = Vec::new();
     let result = steps(
         &args,

@@ -63,7 +63,8 @@ pub enum Command {
     /// packages (tiered sources, as `kiln fetch`), compose the disk or root filesystem (as
     /// `kiln compose`), and make the artifacts (as `kiln roast`) into out/images/<config name>/.
     /// Prints the output directory; the step timings and a log go to stderr and out/logs/.
-    /// Runs as root (rpm runs package scriptlets in a chroot).
+    /// Runs as root, or as an ordinary user with a range in /etc/subuid and /etc/subgid (kiln
+    /// is then root in a user namespace of its own; docs/security.md).
     Build(Box<crate::build::BuildArgs>),
     /// Boot a built image in QEMU (TCG: no KVM needed) from a throwaway snapshot, optionally log
     /// in on the serial console and run commands, and check what the console shows.
@@ -80,8 +81,8 @@ pub enum Command {
     /// Build a config's image from local repositories, as upstream's imager does: packages
     /// resolved and installed with rpm, users, files, scripts, then for a disk config the
     /// partition table, filesystems and bootloader written into `<output-dir>/disk0.raw` (no
-    /// loop device, no mount), for a root-filesystem config `<output-dir>/rootfs`. Runs as root
-    /// (rpm runs scriptlets in a chroot).
+    /// loop device, no mount), for a root-filesystem config `<output-dir>/rootfs`. Runs as root,
+    /// or as an ordinary user in kiln's user namespace (as `kiln build`).
     Compose(crate::compose::ComposeArgs),
     /// Explain why a package is in a config's image: the chain of requirements from the
     /// config's package lists to it.
@@ -97,6 +98,27 @@ pub enum Command {
         /// The shell to complete for.
         shell: Shell,
     },
+    /// Become root as a build does (as an ordinary user: in kiln's user namespace), print the
+    /// ids kiln then has, and give FILE (created when missing) the owner 1000:1000, so tests
+    /// can check from the host where image ids land.
+    #[command(hide = true)]
+    UsernsProbe {
+        /// The file to give the owner 1000:1000.
+        #[arg(long, value_name = "FILE")]
+        chown: Option<PathBuf>,
+    },
+}
+
+impl Command {
+    /// Whether the command needs kiln to be root: it installs packages, runs the sandbox or
+    /// writes files with an image's owners (or reads them, for a root filesystem's archive).
+    fn needs_root(&self) -> bool {
+        match self {
+            Command::Build(_) | Command::Compose(_) | Command::UsernsProbe { .. } => true,
+            Command::Roast(args) => args.reads_imager_output(),
+            _ => false,
+        }
+    }
 }
 
 pub fn run(args: Vec<OsString>) -> ExitCode {
@@ -108,6 +130,11 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
             return ExitCode::from(e.exit_code() as u8);
         }
     };
+    if cli.command.needs_root() {
+        if let Err(code) = crate::become_root() {
+            return code;
+        }
+    }
     match cli.command {
         Command::Validate {
             configs,
@@ -139,7 +166,33 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "kiln", &mut std::io::stdout());
             ExitCode::SUCCESS
         }
+        Command::UsernsProbe { chown } => userns_probe(chown.as_deref()),
     }
+}
+
+fn userns_probe(chown: Option<&std::path::Path>) -> ExitCode {
+    if let Some(mode) = kiln_sandbox::userns::mode() {
+        println!("{mode}");
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    for line in status
+        .lines()
+        .filter(|l| l.starts_with("Uid:") || l.starts_with("Gid:"))
+    {
+        println!("{line}");
+    }
+    if let Some(file) = chown {
+        let made = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(file)
+            .and_then(|_| std::os::unix::fs::chown(file, Some(1000), Some(1000)));
+        if let Err(e) = made {
+            eprintln!("error: giving {} the owner 1000:1000: {e}", file.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 #[cfg(test)]

@@ -2,6 +2,10 @@
 //!
 //! Invoked under an upstream tool's name (a symlink called `imageconfigvalidator`), it behaves
 //! like that tool, with that tool's flags.
+//!
+//! The commands that build (build, compose, roast of imager's output, the `imager` personality)
+//! first make kiln root: started by an ordinary user, kiln enters a user namespace of its own
+//! ([`kiln_sandbox::userns`]) before anything else runs.
 
 mod boot_test;
 mod build;
@@ -44,4 +48,14 @@ fn main() -> ExitCode {
         return upstream::run(tool, args);
     }
     cli::run(args)
+}
+
+/// Makes kiln root for a command that builds (as an ordinary user, in its user namespace: see
+/// [`kiln_sandbox::userns`]). Called right after the arguments are parsed, while kiln is still
+/// single-threaded; on failure, prints what to change and returns exit status 2.
+pub(crate) fn become_root() -> Result<kiln_sandbox::userns::Mode, ExitCode> {
+    kiln_sandbox::userns::become_root().map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
 }

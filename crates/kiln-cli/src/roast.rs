@@ -124,6 +124,14 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
+impl RoastArgs {
+    /// Whether artifacts are made from imager's output (a rootfs keeps the image's owners, so
+    /// reading it needs kiln's root), not by converting one disk.
+    pub fn reads_imager_output(&self) -> bool {
+        self.dir.is_some()
+    }
+}
+
 pub fn run(args: RoastArgs, color: ColorChoice) -> ExitCode {
     let ignored: Vec<&str> = [
         (args.timestamp_file.is_some(), "--timestamp-file"),

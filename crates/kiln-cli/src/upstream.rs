@@ -448,6 +448,9 @@ fn imager(args: Vec<OsString>) -> ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
+    if let Err(code) = crate::become_root() {
+        return code;
+    }
     let mut log = match a.go.open_log() {
         Ok(log) => log,
         Err(code) => return code,
@@ -525,6 +528,10 @@ struct RoastCommand {
 
 fn roast(args: Vec<OsString>) -> ExitCode {
     match RoastCommand::try_parse_from(args) {
+        Ok(c) if c.args.reads_imager_output() => match crate::become_root() {
+            Ok(_) => crate::roast::run(c.args, ColorChoice::Auto),
+            Err(code) => code,
+        },
         Ok(c) => crate::roast::run(c.args, ColorChoice::Auto),
         Err(e) => {
             let _ = e.print();

@@ -5,7 +5,6 @@
 
 mod common;
 
-use common::{kiln, stderr, stdout};
 use std::path::{Path, PathBuf};
 
 /// Builds `config` into `work/images`; returns the artifact's path.
@@ -18,40 +17,15 @@ fn boot_test(artifact: &Path, firmware: &str, expect: &[&str]) {
 }
 
 fn boot_test_on(artifact: &Path, firmware: &str, disk: &str, expect: &[&str]) {
-    let mut cmd = kiln();
-    cmd.arg("boot-test")
-        .arg(artifact)
-        .args([
-            "--firmware",
-            firmware,
-            "--disk",
-            disk,
-            "--login",
-            "kiln:kiln",
-        ])
-        .args([
-            "--run",
-            "id",
-            "--run",
-            "hostname",
-            "--run",
-            "cat /proc/cmdline",
-        ])
-        .args([
-            "--run",
-            "cat /etc/kiln-postinstall",
-            "--run",
-            "mount",
-            "--run",
-            "cat /proc/swaps",
-        ])
-        .args(["--timeout", "600"]);
-    for e in expect {
-        cmd.args(["--expect", e]);
-    }
-    let o = cmd.output().unwrap();
-    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
-    println!("{}", stdout(&o).trim());
+    let runs = [
+        "id",
+        "hostname",
+        "cat /proc/cmdline",
+        "cat /etc/kiln-postinstall",
+        "mount",
+        "cat /proc/swaps",
+    ];
+    common::boot_test(artifact, firmware, disk, &runs, expect);
 }
 
 #[test]

@@ -295,11 +295,13 @@ fn set_ctimes(disk: &Path, offset: u64, dir: &Path, unix_time: u64) -> Result<()
         path: script_path.clone(),
         source,
     })?;
+    // debugfs stamps the superblock's last write time on close: the build's time, not now.
     let mut cmd = Command::new("debugfs");
     cmd.arg("-w")
         .arg("-f")
         .arg(&script_path)
-        .arg(format!("{}?offset={offset}", disk.display()));
+        .arg(format!("{}?offset={offset}", disk.display()))
+        .env("E2FSPROGS_FAKE_TIME", unix_time.to_string());
     let result = run(&mut cmd, "debugfs", "e2fsprogs");
     let _ = std::fs::remove_file(&script_path);
     result

@@ -9,6 +9,9 @@
 //!   ended with the step.
 //! * [`ImageRoot`] opens, writes, removes and copies files inside an image root with every path
 //!   resolved by the kernel within the root (openat2 `RESOLVE_IN_ROOT`).
+//! * [`userns::become_root`] lets an ordinary user build: kiln enters a user namespace mapped
+//!   from the user's `/etc/subuid` and `/etc/subgid` ranges and is root there, so files keep
+//!   the image's owners.
 //!
 //! Why kiln does this itself rather than call bubblewrap: bubblewrap maps a single id into its
 //! user namespace, so rpm could not give an image's files their owners (a package owning files
@@ -21,6 +24,7 @@ mod sys;
 
 pub mod root;
 pub mod run;
+pub mod userns;
 
 pub use root::ImageRoot;
 pub use run::{Outcome, Sandbox, Status, View};

@@ -73,20 +73,28 @@ pub fn compose(config: &Path, out: &Path) -> Output {
 /// build/, logs/).
 pub fn build_command(config: &str, work: &Path) -> Command {
     let mut c = kiln();
-    c.arg("build")
-        .arg("--config")
-        .arg(demo_config(config))
-        .arg("--repo")
-        .arg(sample_repo())
-        .arg("--disable-upstream-repos")
-        .arg("--output-dir")
-        .arg(work.join("images"))
-        .arg("--build-dir")
-        .arg(work.join("build"))
-        .arg("--log-dir")
-        .arg(work.join("logs"))
+    c.args(build_args(&demo_config(config), &sample_repo(), work))
         .env("SOURCE_DATE_EPOCH", "1700000000");
     c
+}
+
+/// The arguments of `kiln build` of `config` from the repository `repo` into `work` (images/,
+/// build/, logs/), offline.
+pub fn build_args(config: &Path, repo: &Path, work: &Path) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = vec!["build".into(), "--config".into()];
+    args.push(config.into());
+    args.push("--repo".into());
+    args.push(repo.into());
+    args.push("--disable-upstream-repos".into());
+    for (flag, dir) in [
+        ("--output-dir", "images"),
+        ("--build-dir", "build"),
+        ("--log-dir", "logs"),
+    ] {
+        args.push(flag.into());
+        args.push(work.join(dir).into());
+    }
+    args
 }
 
 /// `kiln build` of a demo config from the sample repository into `work` (images/, build/,
@@ -95,4 +103,23 @@ pub fn build(config: &str, work: &Path) -> (Output, PathBuf) {
     let o = build_command(config, work).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     (o, work.join("images"))
+}
+
+/// `kiln boot-test` of `artifact` (firmware uefi or bios, disk virtio or nvme): logs in as
+/// kiln:kiln, runs each of `runs`, and checks the console shows each of `expect`.
+pub fn boot_test(artifact: &Path, firmware: &str, disk: &str, runs: &[&str], expect: &[&str]) {
+    let mut cmd = kiln();
+    cmd.arg("boot-test")
+        .arg(artifact)
+        .args(["--firmware", firmware, "--disk", disk])
+        .args(["--login", "kiln:kiln", "--timeout", "600"]);
+    for r in runs {
+        cmd.args(["--run", r]);
+    }
+    for e in expect {
+        cmd.args(["--expect", e]);
+    }
+    let o = cmd.output().unwrap();
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    println!("{}", stdout(&o).trim());
 }
