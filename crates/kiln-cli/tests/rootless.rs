@@ -285,10 +285,6 @@ fn differences(a: &Path, b: &Path) -> Vec<std::ops::Range<u64>> {
 }
 
 #[test]
-#[ignore = "since compose runs rpm in the sandbox, a rootless build fails installing `filesystem`: \
-            the sandbox mounts proc and sysfs on the image's /proc and /sys, whose roots belong \
-            to the host's root, unmapped in kiln's namespace, so rpm's chown of them fails \
-            (EPERM); passed (and booted) before that change"]
 fn a_rootless_build_of_demo_efi_matches_a_root_build_and_boots() {
     let Some(dir) = prepare("the rootless build test", USER, true) else {
         return;
