@@ -53,6 +53,7 @@ IMAGE_SOURCES = $(if $(CONFIG_FILE),,--repo $(OUT_DIR)/sample-repo --disable-ups
 	$(foreach f,$(REPO_LIST),--repo-file $(f)) \
 	$(if $(filter y,$(DISABLE_UPSTREAM_REPOS)),--disable-upstream-repos)
 image: kiln $(if $(CONFIG_FILE),,sample-repo)
+	@scripts/install-host-deps.sh build
 	@$(KILN) build --config $(IMAGE_CONFIG) $(IMAGE_SOURCES) \
 		--release-version "$(RELEASE_VERSION)" --image-tag "$(IMAGE_TAG)" --build-number "$(BUILD_ID)"
 
@@ -62,7 +63,7 @@ iso: kiln
 	@echo "kiln: ISO installers are not implemented yet; no ISO was built." >&2; exit 1
 
 host-deps:
-	@scripts/install-host-deps.sh test sample-repo boot
+	@scripts/install-host-deps.sh test build sample-repo boot
 
 # The offline sample RPM repository (rebuilt only when its inputs change).
 sample-repo:

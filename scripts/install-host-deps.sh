@@ -22,6 +22,11 @@ declare -A GROUP_PACKAGES=(
     # run a static busybox as the image (busybox-static). The rootless tests run kiln as an
     # ordinary user, which maps its user namespace with newuidmap/newgidmap (uidmap).
     [test]="python3 python3-jsonschema qemu-utils cpio squashfs-tools attr rpm zstd createrepo-c fdisk dnf parted gdisk dosfstools mtools xfsprogs openssl passwd gpg libsolv-tools strace busybox-static uidmap"
+    # `make image` / `kiln build`: rpm installs the packages (and rpm2cpio reads grub2-pc's
+    # payload), e2fsprogs, dosfstools + mtools and xfsprogs make the filesystems, grub-mkimage
+    # (grub-common) the BIOS core image, mksquashfs (squashfs-tools) squashfs artifacts, and
+    # newuidmap/newgidmap (uidmap) map a rootless build's user namespace.
+    [build]="rpm e2fsprogs dosfstools mtools xfsprogs grub-common squashfs-tools uidmap"
     # Boot tests (`kiln boot-test`): QEMU and OVMF (UEFI; SeaBIOS comes with QEMU).
     [boot]="qemu-system-x86 ovmf"
     # `make sample-repo`: rpmbuild, createrepo_c, dpkg-deb (payloads from Debian packages),
