@@ -65,10 +65,16 @@ iso: kiln
 host-deps:
 	@scripts/install-host-deps.sh test build sample-repo boot
 
-# The offline sample RPM repository (rebuilt only when its inputs change).
-sample-repo:
+# The offline sample RPM repository (rebuilt only when its inputs change). Make compares the
+# stamp with the inputs and with apt's package lists (new Debian versions arrive only through
+# them), so an unchanged repository costs no work; build.sh checks its full key when it runs.
+SAMPLE_REPO_STAMP := $(OUT_DIR)/sample-repo/.kiln-sample-repo
+SAMPLE_REPO_INPUTS := $(shell find sample-repo -type f) $(wildcard /var/lib/apt/lists)
+sample-repo: $(SAMPLE_REPO_STAMP)
+$(SAMPLE_REPO_STAMP): $(SAMPLE_REPO_INPUTS)
 	@scripts/install-host-deps.sh sample-repo
 	@sample-repo/build.sh $(OUT_DIR)/sample-repo
+	@touch $@
 
 lint:
 	$(CARGO) fmt --all -- --check
