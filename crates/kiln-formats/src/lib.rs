@@ -18,6 +18,7 @@ pub mod compress;
 pub mod cpio;
 pub mod ident;
 pub mod ova;
+pub mod probe;
 pub mod qcow2;
 pub mod raw;
 pub mod sparse;
