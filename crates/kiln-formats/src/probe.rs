@@ -102,6 +102,37 @@ pub fn probe(file: &File, len: u64) -> io::Result<Kind> {
     Ok(Kind::Raw)
 }
 
+/// Why a file could not be opened as an image.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        source: io::Error,
+    },
+    #[error(transparent)]
+    NotADisk(#[from] NotADiskError),
+}
+
+/// Opens `path` — a regular file, opened without blocking (FIFOs, devices and directories are
+/// refused at once) — and tells its kind.
+pub fn open(path: &std::path::Path) -> Result<(File, u64, Kind), OpenError> {
+    let io_err = |source| OpenError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let (file, len) = crate::sparse::open_regular(path).map_err(io_err)?;
+    let kind = probe(&file, len).map_err(io_err)?;
+    Ok((file, len, kind))
+}
+
+/// Opens `path` as [`open`] does and refuses what is not a disk image (see [`require_disk`]).
+pub fn open_disk(path: &std::path::Path) -> Result<(File, u64, Kind), OpenError> {
+    let (file, len, kind) = open(path)?;
+    require_disk(path, kind)?;
+    Ok((file, len, kind))
+}
+
 /// Why a file is not accepted as a disk image.
 #[derive(Debug, thiserror::Error)]
 pub enum NotADiskError {

@@ -115,7 +115,7 @@ fn qcow2_header_checks_agree_with_qemu() {
                 patches: &[(60, &[0, 0, 0, 1]), (64, &[0, 0, 0, 0, 0, 0, 0x10, 1])],
                 qemu_opens: false,
                 severity: Severity::Error,
-                offset: 60,
+                offset: 64,
                 text: "snapshot table offset 4097 is invalid",
             },
             Case {
@@ -187,7 +187,7 @@ fn qcow2_header_checks_agree_with_qemu() {
                 patches: &[(56, &[0, 0, 0x10, 0])],
                 qemu_opens: false,
                 severity: Severity::Error,
-                offset: 48,
+                offset: 56,
                 text: "refcount table is too large",
             },
             Case {

@@ -4,6 +4,7 @@
 //! against the file's size first.
 
 mod qcow2;
+pub(crate) use qcow2::parse_header as qcow2_header;
 mod vhd;
 mod vhdx;
 mod vmdk;
@@ -86,6 +87,15 @@ pub enum VerifyError {
     NotADisk(#[from] crate::probe::NotADiskError),
 }
 
+impl From<crate::probe::OpenError> for VerifyError {
+    fn from(e: crate::probe::OpenError) -> VerifyError {
+        match e {
+            crate::probe::OpenError::Io { path, source } => VerifyError::Io { path, source },
+            crate::probe::OpenError::NotADisk(e) => VerifyError::NotADisk(e),
+        }
+    }
+}
+
 /// What to check besides the structure.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct VerifyOptions {
@@ -153,9 +163,7 @@ pub fn verify(path: &Path, opts: VerifyOptions) -> Result<Report, VerifyError> {
         path: path.to_path_buf(),
         source,
     };
-    let (file, len) = crate::sparse::open_regular(path).map_err(io_err)?;
-    let kind = crate::probe::probe(&file, len).map_err(io_err)?;
-    crate::probe::require_disk(path, kind)?;
+    let (file, len, kind) = crate::probe::open_disk(path)?;
     let mut r = Reader {
         file: &file,
         len,

@@ -97,21 +97,27 @@ const SNAPSHOT_HEADER: u64 = 40;
 /// when it is not so.
 fn validate_table(
     r: &mut Reader,
-    field: u64,
-    what: &str,
-    (offset, entries, entry_len, max_bytes): (u64, u64, u64, u64),
+    (what, offset_field, count_field, offset, entries, entry_len, max_bytes): (
+        &str,
+        u64,
+        u64,
+        u64,
+        u64,
+        u64,
+        u64,
+    ),
     cluster: u64,
 ) -> bool {
     if entries > max_bytes / entry_len {
         r.error(
-            field,
+            count_field,
             format!("the {what} is too large: {entries} entries, qemu refuses more than {} (it cannot open this image)", max_bytes / entry_len),
         );
         return false;
     }
     if (i64::MAX as u64) - entries * entry_len < offset || offset % cluster != 0 {
         r.error(
-            field,
+            offset_field,
             format!("the {what} offset {offset} is invalid (not cluster aligned, or past 2^63): qemu cannot open this image"),
         );
         return false;
@@ -248,42 +254,40 @@ fn check_header(r: &mut Reader, h: &[u8]) -> io::Result<Option<Header>> {
         );
         return Ok(None);
     }
-    if !validate_table(
-        r,
-        48,
-        "refcount table",
+    // (what, offset field, count field, offset, entries, entry length, qemu's maximum bytes)
+    let tables = [
         (
+            "refcount table",
+            48,
+            56,
             hd.refcount_table_at,
             u64::from(hd.refcount_table_clusters),
             cluster,
             MAX_REFTABLE_BYTES,
         ),
-        cluster,
-    ) {
-        return Ok(None);
-    }
-    if !validate_table(
-        r,
-        60,
-        "snapshot table",
         (
+            "snapshot table",
+            64,
+            60,
             hd.snapshots_at,
             u64::from(hd.nb_snapshots),
             SNAPSHOT_HEADER,
             SNAPSHOT_HEADER * MAX_SNAPSHOTS,
         ),
-        cluster,
-    ) {
-        return Ok(None);
-    }
-    if !validate_table(
-        r,
-        36,
-        "active L1 table",
-        (hd.l1_at, u64::from(hd.l1_size), 8, MAX_L1_BYTES),
-        cluster,
-    ) {
-        return Ok(None);
+        (
+            "active L1 table",
+            40,
+            36,
+            hd.l1_at,
+            u64::from(hd.l1_size),
+            8,
+            MAX_L1_BYTES,
+        ),
+    ];
+    for table in tables {
+        if !validate_table(r, table, cluster) {
+            return Ok(None);
+        }
     }
     let per_l1 = cluster * (cluster / 8);
     let needed = hd.size.div_ceil(per_l1);
