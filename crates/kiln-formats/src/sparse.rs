@@ -256,30 +256,35 @@ pub fn open_regular(path: &Path) -> io::Result<(File, u64)> {
         .open(path)?;
     let meta = file.metadata()?;
     if !meta.is_file() {
-        use std::os::unix::fs::FileTypeExt;
-        let t = meta.file_type();
-        let kind = if t.is_dir() {
-            "a directory"
-        } else if t.is_fifo() {
-            "a FIFO"
-        } else if t.is_block_device() {
-            "a block device"
-        } else if t.is_char_device() {
-            "a character device"
-        } else if t.is_socket() {
-            "a socket"
-        } else {
-            "not a regular file"
-        };
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "{} is {kind}, not a regular file: give an image file",
-                path.display()
-            ),
-        ));
+        return Err(not_regular(path, &meta));
     }
     Ok((file, meta.len()))
+}
+
+/// The error for a path that is a directory, a FIFO, a device or a socket, naming which.
+pub(crate) fn not_regular(path: &Path, meta: &std::fs::Metadata) -> io::Error {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    let kind = if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    };
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "{} is {kind}, not a regular file: give an image file",
+            path.display()
+        ),
+    )
 }
 
 /// Whether a buffer is all zero bytes (word at a time).
