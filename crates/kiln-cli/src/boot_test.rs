@@ -25,8 +25,9 @@ pub enum DiskBus {
 
 #[derive(Debug, Args)]
 pub struct BootTestArgs {
-    /// The image: raw, vhd, vhdx or qcow2 (told apart by extension; raw otherwise). It is not
-    /// modified: the machine writes to a snapshot.
+    /// The image: raw, vhd, vhdx or qcow2 (told apart by extension; raw otherwise). A file
+    /// whose contents say another format, or that is not a disk image, is refused before QEMU
+    /// starts. It is not modified: the machine writes to a snapshot.
     #[arg(value_name = "ARTIFACT")]
     artifact: PathBuf,
     /// The firmware the machine starts with.
@@ -102,13 +103,18 @@ fn wait_for(
     }
 }
 
-fn qemu_command(args: &BootTestArgs, vars: &Path) -> Result<Command, String> {
-    let format = match args.artifact.extension().and_then(|e| e.to_str()) {
+/// The format QEMU is told, from the artifact's extension.
+fn qemu_format(artifact: &Path) -> &'static str {
+    match artifact.extension().and_then(|e| e.to_str()) {
         Some("vhd") => "vpc",
         Some("vhdx") => "vhdx",
         Some("qcow2") => "qcow2",
         _ => "raw",
-    };
+    }
+}
+
+fn qemu_command(args: &BootTestArgs, vars: &Path) -> Result<Command, String> {
+    let format = qemu_format(&args.artifact);
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args([
         "-accel",
@@ -175,11 +181,9 @@ fn refuse_non_disk(artifact: &Path) -> Result<(), String> {
         return Ok(());
     }
     probe::require_disk(artifact, kind).map_err(|e| e.to_string())?;
-    let named = match artifact.extension().and_then(|e| e.to_str()) {
-        Some("vhd") => "vhd",
-        Some("vhdx") => "vhdx",
-        Some("qcow2") => "qcow2",
-        _ => "raw",
+    let named = match qemu_format(artifact) {
+        "vpc" => "vhd",
+        f => f,
     };
     if matches!(kind, Kind::VmdkSparse | Kind::VmdkDescriptor) {
         return Err(format!(
