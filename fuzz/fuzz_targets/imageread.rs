@@ -1,5 +1,5 @@
 //! Any bytes as a disk image input (`roast --input`): probed, checked and read as raw, VHD or
-//! QCOW2 by `kiln_formats::image`, or refused — never a panic, a hang or a huge allocation.
+//! QCOW2 (or VHDX) by `kiln_formats::image`, or refused — never a panic, a hang or a huge allocation.
 #![no_main]
 
 use kiln_formats::image;

@@ -1,9 +1,10 @@
 //! Disk images as inputs: the format is told by its magic ([`crate::probe`]), and raw, VHD (fixed
-//! and dynamic) and QCOW2 (versions 2 and 3, zlib and zstd compressed clusters) are read natively
-//! as sparse streams — only the clusters or blocks the image maps are read. Before a VHD or QCOW2
-//! is read, [`crate::verify`] checks it: a damaged image, or one using a feature kiln does not
-//! read (encryption, a backing file, an external data file, subclusters), is refused with the
-//! reason and its byte offset. VHDX and VMDK inputs are refused with what to do instead.
+//! and dynamic), VHDX (fixed and dynamic) and QCOW2 (versions 2 and 3, zlib and zstd compressed
+//! clusters) are read natively as sparse streams — only the clusters or blocks the image maps
+//! are read. Before an image is read, [`crate::verify`] checks it: a damaged image, or one using a
+//! feature kiln does not read (encryption, a backing file, an external data file, subclusters,
+//! a VHDX log to replay), is refused with the reason and its byte offset. VMDK inputs are
+//! refused with what to do instead.
 
 use crate::probe::{self, Kind};
 use crate::sparse::{RawSource, Source, SparseInput};
@@ -34,7 +35,7 @@ pub enum InputError {
     },
 }
 
-/// Opens the disk image at `path` (raw, VHD or QCOW2) for reading by its data; returns it with
+/// Opens the disk image at `path` (raw, VHD, VHDX or QCOW2) for reading by its data; returns it with
 /// the detected kind.
 pub fn open(path: &Path) -> Result<(SparseInput, Kind), InputError> {
     let io_err = |source| InputError::Io {
@@ -57,8 +58,7 @@ pub fn open(path: &Path) -> Result<(SparseInput, Kind), InputError> {
                 kind,
             ))
         }
-        Kind::Vhd | Kind::Qcow2 => {}
-        Kind::Vhdx => return Err(refuse(" (VHDX is written, not read)")),
+        Kind::Vhd | Kind::Vhdx | Kind::Qcow2 => {}
         Kind::VmdkSparse => return Err(refuse(" (VMDK is written, not read)")),
         Kind::VmdkDescriptor => {
             return Err(refuse(
@@ -68,10 +68,11 @@ pub fn open(path: &Path) -> Result<(SparseInput, Kind), InputError> {
         Kind::Iso | Kind::NotADisk(_) => unreachable!("refused by require_disk"),
     }
     // Checked first: the readers below trust the structure's shape (still bounds-checked).
-    let report = verify::verify(path, VerifyOptions::default()).map_err(|e| match e {
-        verify::VerifyError::Io { source, .. } => io_err(source),
-        verify::VerifyError::NotADisk(e) => InputError::NotADisk(e),
-    })?;
+    let (report, layout) =
+        verify::verify_layout(path, VerifyOptions::default()).map_err(|e| match e {
+            verify::VerifyError::Io { source, .. } => io_err(source),
+            verify::VerifyError::NotADisk(e) => InputError::NotADisk(e),
+        })?;
     let first = |severity| report.problems.iter().find(|p| p.severity == severity);
     if let Some(p) = first(Severity::Error) {
         return Err(InputError::Damaged {
@@ -83,10 +84,43 @@ pub fn open(path: &Path) -> Result<(SparseInput, Kind), InputError> {
     if let Some(p) = first(Severity::Unsupported) {
         return Err(refuse(&format!(" as it is ({p})")));
     }
-    let source: Box<dyn Source> = if kind == Kind::Qcow2 {
-        Box::new(Qcow2::open(file, len).map_err(io_err)?)
-    } else {
-        vhd(file, len).map_err(io_err)?
+    let source: Box<dyn Source> = match (kind, layout) {
+        (Kind::Qcow2, _) => Box::new(Qcow2::open(file, len).map_err(io_err)?),
+        (
+            Kind::Vhdx,
+            Some(verify::Layout::Vhdx {
+                bat_at,
+                entries,
+                ratio,
+                block,
+                size,
+            }),
+        ) => {
+            // MS-VHDX: payload block i's entry is at bat_index(i); state 6 (fully present) or
+            // 7 (partially present: differencing disks only, which verify refuses) holds data
+            // at its offset in MiB; every other state reads as zeros, as qemu reads a disk
+            // without parent.
+            let mut bat = vec![0u8; entries as usize * 8];
+            file.read_exact_at(&mut bat, bat_at).map_err(io_err)?;
+            let at = (0..size.div_ceil(block))
+                .map(|i| {
+                    let e = verify::le_u64(&bat, crate::vhdx::bat_index(i, ratio) as usize * 8);
+                    match e & 7 {
+                        6 | 7 => (e >> 20) * crate::MIB,
+                        _ => NOT_STORED,
+                    }
+                })
+                .collect();
+            Box::new(Blocks {
+                file,
+                file_len: len,
+                size,
+                block,
+                at,
+            })
+        }
+        (Kind::Vhdx, None) => return Err(refuse(" (its structure could not be read)")),
+        _ => vhd(file, len).map_err(io_err)?,
     };
     Ok((SparseInput::from_source(source), kind))
 }
@@ -135,52 +169,54 @@ fn vhd(file: File, len: u64) -> io::Result<Box<dyn Source>> {
     let (bat_at, entries, block) = (be_u64(&h, 16), be_u32(&h, 28), be_u32(&h, 32));
     let mut bat = vec![0u8; entries as usize * 4];
     file.read_exact_at(&mut bat, bat_at)?;
-    Ok(Box::new(DynamicVhd {
+    // Sectors are read as stored whatever the block's sector bitmap says, as qemu reads them.
+    let bitmap = (u64::from(block) / 512 / 8).div_ceil(512) * 512;
+    let at = bat
+        .chunks(4)
+        .map(|c| be_u32(c, 0))
+        .map(|e| match e {
+            u32::MAX => NOT_STORED,
+            e => u64::from(e) * 512 + bitmap,
+        })
+        .collect();
+    Ok(Box::new(Blocks {
         file,
         file_len: len,
         size,
         block: u64::from(block),
-        bitmap: (u64::from(block) / 512 / 8).div_ceil(512) * 512,
-        bat: bat.chunks(4).map(|c| be_u32(c, 0)).collect(),
+        at,
     }))
 }
 
-struct DynamicVhd {
+/// A disk stored in fixed-size blocks at host offsets (a dynamic VHD, a VHDX): `at[i]` is where
+/// block `i`'s data starts in the file, [`NOT_STORED`] when the block reads as zeros.
+struct Blocks {
     file: File,
     file_len: u64,
     size: u64,
     block: u64,
-    /// Bytes of the sector bitmap before each block's data.
-    bitmap: u64,
-    bat: Vec<u32>,
+    at: Vec<u64>,
 }
 
-impl DynamicVhd {
-    /// Where block `i`'s data starts in the file, when it is allocated.
-    fn block_at(&self, i: u64) -> Option<u64> {
-        match self.bat.get(i as usize) {
-            Some(&e) if e != u32::MAX => Some(u64::from(e) * 512 + self.bitmap),
-            _ => None,
-        }
-    }
-}
+const NOT_STORED: u64 = u64::MAX;
 
-impl Source for DynamicVhd {
+impl Source for Blocks {
     fn len(&self) -> u64 {
         self.size
     }
 
     fn extents(&self) -> io::Result<Vec<(u64, u64)>> {
-        let blocks = (0..self.bat.len() as u64).filter(|&i| self.block_at(i).is_some());
-        Ok(merge(blocks, self.block, self.size))
+        let stored = (0..self.at.len() as u64).filter(|&i| self.at[i as usize] != NOT_STORED);
+        Ok(merge(stored, self.block, self.size))
     }
 
-    /// Sectors read as stored whatever the block's bitmap says, as qemu reads them.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         by_unit(buf, offset, self.block, |chunk, pos| {
-            match self.block_at(pos / self.block) {
-                Some(at) => read_padded(&self.file, self.file_len, chunk, at + pos % self.block),
-                None => {
+            match self.at.get((pos / self.block) as usize).copied() {
+                Some(at) if at != NOT_STORED => {
+                    read_padded(&self.file, self.file_len, chunk, at + pos % self.block)
+                }
+                _ => {
                     chunk.fill(0);
                     Ok(())
                 }

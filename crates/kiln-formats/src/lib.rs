@@ -171,7 +171,7 @@ impl Error {
     }
 }
 
-/// Converts the disk image `input` (raw, VHD or QCOW2, told by its magic: see [`image`]) into
+/// Converts the disk image `input` (raw, VHD, VHDX or QCOW2, told by its magic: see [`image`]) into
 /// `output`. The output appears under its name only when complete; on failure nothing is left
 /// behind.
 pub fn convert(input: &Path, output: &Path, opts: &ConvertOptions) -> Result<Converted, Error> {

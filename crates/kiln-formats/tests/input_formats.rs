@@ -1,7 +1,7 @@
-//! `convert` reads its input by format, told by magic: raw, VHD (fixed, dynamic) and QCOW2 (v2,
-//! v3, zlib and zstd compressed) made by qemu-img and by kiln convert to a raw disk that
-//! `qemu-img compare` finds identical to the source image; VHDX and VMDK inputs, archives,
-//! damaged and encrypted images are refused with what to do.
+//! `convert` reads its input by format, told by magic: raw, VHD (fixed, dynamic), VHDX (fixed,
+//! dynamic) and QCOW2 (v2, v3, zlib and zstd compressed) made by qemu-img and by kiln convert to
+//! a raw disk that `qemu-img compare` finds identical to the source image; VMDK inputs,
+//! archives, damaged and encrypted images are refused with what to do.
 
 use kiln_formats::image::InputError;
 use kiln_formats::{convert, Compression, ConvertOptions, Error, Format, Subformat, MIB};
@@ -48,7 +48,7 @@ fn kiln_image(src: &Path, out: &Path, format: Format, sub: Option<Subformat>, c:
 }
 
 #[test]
-fn qcow2_and_vhd_inputs_convert_to_what_qemu_reads() {
+fn qcow2_vhd_and_vhdx_inputs_convert_to_what_qemu_reads() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let src = raw_input(d);
@@ -79,6 +79,12 @@ fn qcow2_and_vhd_inputs_convert_to_what_qemu_reads() {
             "vpc",
             &["-o", "subformat=fixed,force_size=on"][..],
         ),
+        ("q.vhdx", "vhdx", &[][..]),
+        (
+            "qf.vhdx",
+            "vhdx",
+            &["-o", "subformat=fixed,block_size=1M"][..],
+        ),
     ] {
         let out = at(name);
         let mut args = vec!["convert", "-O", fmt];
@@ -104,6 +110,20 @@ fn qcow2_and_vhd_inputs_convert_to_what_qemu_reads() {
             Some(Subformat::Fixed),
             Compression::None,
             "vpc",
+        ),
+        (
+            "kd.vhdx",
+            Format::Vhdx,
+            Some(Subformat::Dynamic),
+            Compression::None,
+            "vhdx",
+        ),
+        (
+            "kf.vhdx",
+            Format::Vhdx,
+            Some(Subformat::Fixed),
+            Compression::None,
+            "vhdx",
         ),
     ] {
         kiln_image(&src, &d.join(name), f, sub, c);
@@ -167,7 +187,6 @@ fn other_inputs_are_refused_with_what_to_do() {
     let src = raw_input(d);
     let s = src.to_str().unwrap();
     for (name, fmt, opts) in [
-        ("a.vhdx", "vhdx", ""),
         ("a.vmdk", "vmdk", ""),
         ("b.vmdk", "vmdk", "subformat=streamOptimized"),
     ] {

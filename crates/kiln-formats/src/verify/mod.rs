@@ -109,6 +109,23 @@ pub(crate) struct Reader<'a> {
     file: &'a File,
     pub len: u64,
     pub problems: Vec<Problem>,
+    /// What a checker learnt that a reader of the image needs (see [`crate::image`]).
+    pub layout: Option<Layout>,
+}
+
+/// Where a checked image's data is, for formats whose readers would otherwise parse the same
+/// structures again.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Layout {
+    /// A VHDX: `entries` BAT entries at `bat_at` (a sector-bitmap entry after every `ratio`
+    /// payload entries), `block`-byte blocks, a `size`-byte disk.
+    Vhdx {
+        bat_at: u64,
+        entries: u64,
+        ratio: u64,
+        block: u64,
+        size: u64,
+    },
 }
 
 impl Reader<'_> {
@@ -159,6 +176,14 @@ impl Reader<'_> {
 /// Reads the image at `path` and checks it. Files that are not disk images (archives,
 /// compressed files, ISOs), directories, devices and FIFOs are refused.
 pub fn verify(path: &Path, opts: VerifyOptions) -> Result<Report, VerifyError> {
+    verify_layout(path, opts).map(|(report, _)| report)
+}
+
+/// [`verify`], with what the checker learnt of the image's layout.
+pub(crate) fn verify_layout(
+    path: &Path,
+    opts: VerifyOptions,
+) -> Result<(Report, Option<Layout>), VerifyError> {
     let io_err = |source| VerifyError::Io {
         path: path.to_path_buf(),
         source,
@@ -168,6 +193,7 @@ pub fn verify(path: &Path, opts: VerifyOptions) -> Result<Report, VerifyError> {
         file: &file,
         len,
         problems: Vec::new(),
+        layout: None,
     };
     use crate::probe::Kind;
     let checked = match kind {
@@ -187,13 +213,16 @@ pub fn verify(path: &Path, opts: VerifyOptions) -> Result<Report, VerifyError> {
         azure_rules(&mut r, format, subformat, virtual_size);
     }
     r.problems.sort_by_key(|p| (p.offset, p.severity));
-    Ok(Report {
-        format,
-        subformat,
-        virtual_size,
-        file_size: r.len,
-        problems: r.problems,
-    })
+    Ok((
+        Report {
+            format,
+            subformat,
+            virtual_size,
+            file_size: r.len,
+            problems: r.problems,
+        },
+        r.layout,
+    ))
 }
 
 fn azure_rules(r: &mut Reader, format: &str, subformat: Option<&str>, size: Option<u64>) {

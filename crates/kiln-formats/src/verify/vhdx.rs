@@ -340,5 +340,12 @@ pub(super) fn check(r: &mut Reader) -> io::Result<(Option<&'static str>, Option<
         }
     }
     report_overlaps(r, &mut ranges);
+    r.layout = Some(super::Layout::Vhdx {
+        bat_at,
+        entries,
+        ratio,
+        block,
+        size,
+    });
     Ok((Some(if fixed { "fixed" } else { "dynamic" }), Some(size)))
 }
