@@ -176,10 +176,13 @@ impl Fetcher {
             path: dest.to_path_buf(),
             source,
         };
+        // The part file stays open (locked) until it is renamed or removed.
+        let mut held: Option<File> = None;
         let fetched = self.retrying(url, || {
+            held = None;
             let mut f = create_part(&part).map_err(|e| Attempt::Fatal(io_err(e)))?;
             let outcome = self.attempt(url, &mut f, u64::MAX);
-            drop(f);
+            held = Some(f);
             match outcome {
                 Attempt::Done => match expect.map(|sum| sum.verify_file(&part)) {
                     // A corrupt transfer is worth another try.
@@ -198,6 +201,7 @@ impl Fetcher {
         if done.is_err() {
             let _ = std::fs::remove_file(&part);
         }
+        drop(held);
         done
     }
 
