@@ -349,6 +349,33 @@ fn roast_converts_and_verify_checks() {
 }
 
 #[test]
+fn verify_says_not_supported_for_what_it_does_not_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = dir.path().join("enc.qcow2");
+    assert!(std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&q)
+        .arg("16M")
+        .status()
+        .unwrap()
+        .success());
+    let o = kiln().arg("verify").arg(&q).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    // crypt_method = 1 (AES): qemu-img still opens it; kiln cannot check it, so it is not ok.
+    let f = std::fs::OpenOptions::new().write(true).open(&q).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &[1], 35).unwrap();
+    let o = kiln().arg("verify").arg(&q).output().unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("not supported: offset 32 (0x20): the image is encrypted (AES)")
+            && out.contains("qcow2, virtual size 16777216 bytes: not supported")
+            && !out.contains(": ok"),
+        "{out}"
+    );
+}
+
+#[test]
 fn non_images_are_refused_by_verify_roast_and_boot_test() {
     let dir = tempfile::tempdir().unwrap();
     let tgz = dir.path().join("root.tar.gz");
