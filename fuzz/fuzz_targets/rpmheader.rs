@@ -1,4 +1,5 @@
-//! Any bytes as an RPM file: read or refused, never a panic.
+//! Any bytes as an RPM file: read or refused, and its digests checked or refused, never a
+//! panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -12,4 +13,5 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(p) = kiln_repo::local::read_rpm(&path, "x.rpm") {
         let _ = p.nevra();
     }
+    let _ = kiln_repo::local::verify_digests(&path);
 });

@@ -25,8 +25,9 @@ pub enum DiskBus {
 
 #[derive(Debug, Args)]
 pub struct BootTestArgs {
-    /// The image: raw, vhd, vhdx or qcow2 (told apart by extension; raw otherwise). It is not
-    /// modified: the machine writes to a snapshot.
+    /// The image: raw, vhd, vhdx or qcow2 (told apart by extension; raw otherwise). A file
+    /// whose contents say another format, or that is not a disk image, is refused before QEMU
+    /// starts. It is not modified: the machine writes to a snapshot.
     #[arg(value_name = "ARTIFACT")]
     artifact: PathBuf,
     /// The firmware the machine starts with.
@@ -102,13 +103,18 @@ fn wait_for(
     }
 }
 
-fn qemu_command(args: &BootTestArgs, vars: &Path) -> Result<Command, String> {
-    let format = match args.artifact.extension().and_then(|e| e.to_str()) {
+/// The format QEMU is told, from the artifact's extension.
+fn qemu_format(artifact: &Path) -> &'static str {
+    match artifact.extension().and_then(|e| e.to_str()) {
         Some("vhd") => "vpc",
         Some("vhdx") => "vhdx",
         Some("qcow2") => "qcow2",
         _ => "raw",
-    };
+    }
+}
+
+fn qemu_command(args: &BootTestArgs, vars: &Path) -> Result<Command, String> {
+    let format = qemu_format(&args.artifact);
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args([
         "-accel",
@@ -165,10 +171,42 @@ pub fn run(args: BootTestArgs) -> ExitCode {
     }
 }
 
+/// Refuses, before QEMU starts, a file that is not a disk image (an archive, a compressed file;
+/// an ISO is let through: it boots as a hybrid disk), or whose contents say another format than
+/// its name, which is how QEMU is told the format.
+fn refuse_non_disk(artifact: &Path) -> Result<(), String> {
+    use kiln_formats::probe::{self, Kind};
+    let (_, _, kind) = probe::open(artifact).map_err(|e| e.to_string())?;
+    if kind == Kind::Iso {
+        return Ok(());
+    }
+    probe::require_disk(artifact, kind).map_err(|e| e.to_string())?;
+    let named = match qemu_format(artifact) {
+        "vpc" => "vhd",
+        f => f,
+    };
+    if matches!(kind, Kind::VmdkSparse | Kind::VmdkDescriptor) {
+        return Err(format!(
+            "{} is a vmdk image: boot-test boots raw, vhd, vhdx and qcow2 images (convert it with: kiln roast or qemu-img convert)",
+            artifact.display()
+        ));
+    }
+    if kind.name() != named {
+        return Err(format!(
+            "{} is a {} image, but its name says {named} (QEMU is told the format by the name): rename it to .{}",
+            artifact.display(),
+            kind.name(),
+            kind.name()
+        ));
+    }
+    Ok(())
+}
+
 fn boot(args: &BootTestArgs, started: Instant) -> Result<String, String> {
-    if !args.artifact.is_file() {
+    if !args.artifact.exists() {
         return Err(format!("{}: no such image", args.artifact.display()));
     }
+    refuse_non_disk(&args.artifact)?;
     let work = tempfile::tempdir().map_err(|e| e.to_string())?;
     let mut cmd = qemu_command(args, &work.path().join("vars.fd"))?;
     let mut child = cmd

@@ -215,6 +215,9 @@ fn transfer(
 ) -> Result<(usize, usize, usize), String> {
     let (mut copied, mut kept) = (0, 0);
     let mut downloads = Vec::new();
+    // Part files a killed run left behind (no live process holds their lock).
+    kiln_repo::fetch::remove_stale_parts(out)
+        .map_err(|e| format!("cannot clean {}: {e}", out.display()))?;
     for &id in chosen {
         let p = sources.pool.package(id);
         let dest = out.join(file_name(&p.location));
@@ -242,7 +245,15 @@ fn transfer(
             ));
         }
         let part = out.join(format!(".{}.kiln-part", file_name(&p.location)));
-        std::fs::copy(&origin, &part).map_err(|e| format!("cannot copy {origin}: {e}"))?;
+        let copy = || -> std::io::Result<std::fs::File> {
+            let mut to = kiln_repo::fetch::create_part(&part)?;
+            std::io::copy(&mut std::fs::File::open(&origin)?, &mut to)?;
+            Ok(to)
+        };
+        let _held = copy().map_err(|e| {
+            let _ = std::fs::remove_file(&part);
+            format!("cannot copy {origin}: {e}")
+        })?;
         if !verified(&part) {
             let _ = std::fs::remove_file(&part);
             return Err(format!(
@@ -250,6 +261,10 @@ fn transfer(
                  corrupt or changed",
                 p.checksum.value
             ));
+        }
+        if let Err(e) = kiln_repo::local::verify_digests(&part) {
+            let _ = std::fs::remove_file(&part);
+            return Err(format!("{origin}: {e}"));
         }
         std::fs::rename(&part, &dest).map_err(|e| format!("{}: {e}", dest.display()))?;
         copied += 1;

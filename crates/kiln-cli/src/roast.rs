@@ -39,7 +39,8 @@ pub enum CompressionArg {
 /// Make image artifacts, natively (no qemu-img): convert one raw disk, or build every artifact a
 /// config asks for from imager's output, as upstream's roast does.
 ///
-/// Direct form: --input disk.raw --output disk.vhdx [--format vhdx]. Upstream form: --dir
+/// Direct form: --input disk.raw --output disk.vhdx [--format vhdx]. The input may also be a VHD,
+/// VHDX or QCOW2 image (told by its magic, read natively). Upstream form: --dir
 /// <imager output> --config <config> --output-dir <dir> [--release-version V] [--image-tag T]
 /// [--workers N]: artifacts are named Name[-release][-tag].<type>[.<compression>].
 ///
@@ -48,7 +49,8 @@ pub enum CompressionArg {
 /// derived from it (reproducible outputs).
 #[derive(Debug, Args)]
 pub struct RoastArgs {
-    /// The raw disk image to convert (direct form).
+    /// The disk image to convert (direct form): raw, VHD, VHDX or QCOW2, told by its magic.
+    /// VMDK inputs, archives, FIFOs and devices are refused.
     #[arg(long, value_name = "FILE", requires = "output", conflicts_with_all = ["dir", "config"])]
     input: Option<PathBuf>,
     /// Where to write the image (direct form).

@@ -1,16 +1,23 @@
 //! `kiln verify`: check an image file's structure.
 
 use clap::Args;
-use kiln_formats::verify::{verify, VerifyOptions};
+use kiln_formats::verify::{verify, Severity, VerifyOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Check the structure of a raw, VHD, VHDX or QCOW2 image, reporting each problem with its byte
-/// offset.
+/// Check the structure of a raw, VHD, VHDX, QCOW2 or VMDK image, reporting each problem with its
+/// byte offset.
 ///
-/// VHD: footer checksum and fields, footer copy, dynamic header, BAT. VHDX: headers and CRC-32C,
-/// region tables, metadata, BAT. QCOW2: header, L1/L2 tables, refcounts, COPIED flags.
-/// Exit status: 0 no errors (warnings allowed), 1 problems found, 2 the file cannot be read.
+/// Everything qemu checks when it opens the image is checked, and more: VHD: footer checksum and
+/// fields, footer copy, dynamic header, BAT. VHDX: headers and CRC-32C, region tables, metadata,
+/// BAT. QCOW2: header fields and limits, header extensions, L1/L2 tables, refcounts, COPIED
+/// flags. Features kiln does not check (encryption, backing files, external data files,
+/// internal snapshots, bitmaps, VMDK descriptors, VHDX logs to replay) are reported as "not
+/// supported", never as ok. Files that are not disk images (archives, compressed files, ISOs),
+/// directories, devices and FIFOs are refused.
+///
+/// Exit status: 0 ok (warnings allowed), 1 errors found, 2 the file cannot be read or is not a
+/// disk image, 3 no errors found but the image uses features kiln does not check.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// The image file.
@@ -25,7 +32,7 @@ pub fn run(args: VerifyArgs) -> ExitCode {
     let report = match verify(&args.image, VerifyOptions { azure: args.azure }) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot read {}: {e}", args.image.display());
+            eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
@@ -39,23 +46,24 @@ pub fn run(args: VerifyArgs) -> ExitCode {
     let size = report
         .virtual_size
         .map_or("unknown".to_string(), |s| format!("{s} bytes"));
-    let errors = report
-        .problems
-        .iter()
-        .filter(|p| p.severity == kiln_formats::verify::Severity::Error)
-        .count();
-    println!(
-        "{}: {kind}, virtual size {size}: {}",
-        args.image.display(),
-        if errors == 0 {
-            "ok".to_string()
-        } else {
-            format!("{errors} error(s)")
-        }
-    );
-    if report.is_ok() {
-        ExitCode::SUCCESS
+    let errors = report.count(Severity::Error);
+    let unsupported = report.count(Severity::Unsupported);
+    let verdict = if errors > 0 {
+        format!("{errors} error(s)")
+    } else if unsupported > 0 {
+        format!("not supported: {unsupported} feature(s) kiln does not check, so it cannot say the image is good")
     } else {
+        "ok".to_string()
+    };
+    println!(
+        "{}: {kind}, virtual size {size}: {verdict}",
+        args.image.display()
+    );
+    if errors > 0 {
         ExitCode::FAILURE
+    } else if unsupported > 0 {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
     }
 }

@@ -349,6 +349,82 @@ fn roast_converts_and_verify_checks() {
 }
 
 #[test]
+fn verify_says_not_supported_for_what_it_does_not_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = dir.path().join("enc.qcow2");
+    assert!(std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&q)
+        .arg("16M")
+        .status()
+        .unwrap()
+        .success());
+    let o = kiln().arg("verify").arg(&q).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    // crypt_method = 1 (AES): qemu-img still opens it; kiln cannot check it, so it is not ok.
+    let f = std::fs::OpenOptions::new().write(true).open(&q).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &[1], 35).unwrap();
+    let o = kiln().arg("verify").arg(&q).output().unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("not supported: offset 32 (0x20): the image is encrypted (AES)")
+            && out.contains("qcow2, virtual size 16777216 bytes: not supported")
+            && !out.contains(": ok"),
+        "{out}"
+    );
+}
+
+#[test]
+fn non_images_are_refused_by_verify_roast_and_boot_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let tgz = dir.path().join("root.tar.gz");
+    std::fs::write(&tgz, [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]).unwrap();
+    let o = kiln().arg("verify").arg(&tgz).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("is a gzip file, not a disk image"),
+        "{}",
+        stderr(&o)
+    );
+    let o = kiln()
+        .args(["roast", "--input"])
+        .arg(&tgz)
+        .arg("--output")
+        .arg(dir.path().join("x.vhd"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("is a gzip file"), "{}", stderr(&o));
+    assert!(!dir.path().join("x.vhd").exists());
+    // boot-test refuses before QEMU starts (so this runs without QEMU's system emulator).
+    let o = kiln().arg("boot-test").arg(&tgz).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("is a gzip file"), "{}", stderr(&o));
+    let fifo = dir.path().join("fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    for cmd in ["verify", "boot-test"] {
+        let o = kiln().arg(cmd).arg(&fifo).output().unwrap();
+        assert!(stderr(&o).contains("is a FIFO"), "{cmd}: {}", stderr(&o));
+    }
+    // A QCOW2 that names itself raw: boot-test says so.
+    let q = dir.path().join("disk.raw");
+    let mut head = vec![0u8; 512];
+    head[..4].copy_from_slice(b"QFI\xfb");
+    std::fs::write(&q, &head).unwrap();
+    let o = kiln().arg("boot-test").arg(&q).output().unwrap();
+    assert!(
+        stderr(&o).contains("is a qcow2 image, but its name says raw"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
 fn roast_personality_builds_a_configs_artifacts() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("imager_output");

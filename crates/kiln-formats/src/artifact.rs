@@ -94,13 +94,17 @@ impl Converter {
         output: &Path,
         identity: &Identity,
     ) -> Result<Vec<String>, Error> {
-        let is_dir = std::fs::metadata(input)
-            .map_err(|source| Error::Io {
-                what: "cannot read",
-                path: input.to_path_buf(),
-                source,
-            })?
-            .is_dir();
+        let io_err = |source| Error::Io {
+            what: "cannot read",
+            path: input.to_path_buf(),
+            source,
+        };
+        // Looked at without opening it: a FIFO or a device is refused, never read.
+        let meta = std::fs::metadata(input).map_err(io_err)?;
+        if !meta.is_dir() && !meta.is_file() {
+            return Err(io_err(crate::sparse::not_regular(input, &meta)));
+        }
+        let is_dir = meta.is_dir();
         if let Some((needs_dir, msg)) = self.input_rule() {
             if needs_dir != is_dir {
                 return Err(Error::Unsupported(msg.into()));

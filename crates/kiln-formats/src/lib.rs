@@ -19,7 +19,9 @@ pub mod cpio;
 pub mod cpio_read;
 pub mod files;
 pub mod ident;
+pub mod image;
 pub mod ova;
+pub mod probe;
 pub mod qcow2;
 pub mod raw;
 pub mod sparse;
@@ -31,7 +33,6 @@ pub mod vhdx;
 pub mod vmdk;
 
 use ident::Identity;
-use sparse::SparseInput;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -158,6 +159,8 @@ pub enum Error {
     },
     #[error("{0}")]
     Unsupported(String),
+    #[error(transparent)]
+    Input(#[from] image::InputError),
 }
 
 impl Error {
@@ -170,10 +173,11 @@ impl Error {
     }
 }
 
-/// Converts the raw image `input` into `output`. The output appears under its name only when
-/// complete; on failure nothing is left behind.
+/// Converts the disk image `input` (raw, VHD, VHDX or QCOW2, told by its magic: see [`image`]) into
+/// `output`. The output appears under its name only when complete; on failure nothing is left
+/// behind.
 pub fn convert(input: &Path, output: &Path, opts: &ConvertOptions) -> Result<Converted, Error> {
-    let mut src = SparseInput::open(input).map_err(Error::io("cannot read", input))?;
+    let (mut src, _) = image::open(input)?;
     src.set_progress(opts.progress.clone());
     let mut out = OutFile::create(output).map_err(Error::io("cannot create", output))?;
     let io_err = Error::io("cannot write", output);

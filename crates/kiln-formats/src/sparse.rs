@@ -15,9 +15,50 @@ const READ_CHUNK: usize = 4 << 20;
 /// Called with (bytes of data read so far, bytes of data in the image).
 pub type Progress = std::sync::Arc<dyn Fn(u64, u64) + Send + Sync>;
 
-/// A raw image opened for reading.
-pub struct SparseInput {
+/// Where a [`SparseInput`]'s guest bytes come from: a raw file, or an image format's reader
+/// (see [`crate::image`]).
+pub trait Source: Send + Sync {
+    /// The guest (virtual disk) size in bytes.
+    fn len(&self) -> u64;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Guest ranges `[start, end)` that may hold data, in increasing order; everything else
+    /// reads as zeros.
+    fn extents(&self) -> io::Result<Vec<(u64, u64)>>;
+    /// Fills `buf` with the guest bytes at `offset` (`offset + buf.len() <= len()`).
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+}
+
+/// A raw file's first `len` bytes (a raw image, or the data of a fixed VHD).
+pub struct RawSource {
     file: File,
+    len: u64,
+}
+
+impl RawSource {
+    pub fn new(file: File, len: u64) -> RawSource {
+        RawSource { file, len }
+    }
+}
+
+impl Source for RawSource {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn extents(&self) -> io::Result<Vec<(u64, u64)>> {
+        file_extents(&self.file, self.len)
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.file.read_exact_at(buf, offset)
+    }
+}
+
+/// A disk image opened for reading by its data.
+pub struct SparseInput {
+    source: Box<dyn Source>,
     len: u64,
     progress: Option<Progress>,
 }
@@ -31,13 +72,21 @@ impl std::fmt::Debug for SparseInput {
 }
 
 impl SparseInput {
+    /// Opens a raw image.
     pub fn open(path: &Path) -> io::Result<SparseInput> {
         let (file, len) = open_regular(path)?;
-        Ok(SparseInput {
-            file,
-            len,
+        Ok(SparseInput::from_source(Box::new(RawSource::new(
+            file, len,
+        ))))
+    }
+
+    /// Reads the guest bytes `source` gives.
+    pub fn from_source(source: Box<dyn Source>) -> SparseInput {
+        SparseInput {
+            len: source.len(),
+            source,
             progress: None,
-        })
+        }
     }
 
     /// Reports reading progress to `progress` (data bytes, not holes).
@@ -54,37 +103,9 @@ impl SparseInput {
         self.len == 0
     }
 
-    /// The allocated extents `[start, end)`, in order. On filesystems without `SEEK_DATA` the
-    /// whole file is one extent.
+    /// The extents `[start, end)` that may hold data, in order.
     pub fn extents(&self) -> io::Result<Vec<(u64, u64)>> {
-        let fd = self.file.as_raw_fd();
-        let mut out = Vec::new();
-        let mut pos: u64 = 0;
-        while pos < self.len {
-            // SAFETY: lseek on a file descriptor we own; no memory is passed.
-            let data = unsafe { libc::lseek(fd, pos as libc::off_t, libc::SEEK_DATA) };
-            if data < 0 {
-                let e = io::Error::last_os_error();
-                match e.raw_os_error() {
-                    Some(libc::ENXIO) => break, // no data after pos
-                    Some(libc::EINVAL) | Some(libc::EOPNOTSUPP) if out.is_empty() => {
-                        return Ok(vec![(0, self.len)]);
-                    }
-                    _ => return Err(e),
-                }
-            }
-            // SAFETY: as above.
-            let hole = unsafe { libc::lseek(fd, data, libc::SEEK_HOLE) };
-            if hole < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            let (start, end) = (data as u64, (hole as u64).min(self.len));
-            if end > start {
-                out.push((start, end));
-            }
-            pos = end.max(start + 1);
-        }
-        Ok(out)
+        self.source.extents()
     }
 
     /// Calls `f(offset, data)` for every run of consecutive `granule`-aligned granules that hold
@@ -123,7 +144,7 @@ impl SparseInput {
                                 Err(_) => return, // the consumer stopped
                             },
                         };
-                        let chunk = match self.file.read_exact_at(&mut buf[..n], pos) {
+                        let chunk = match self.source.read_exact_at(&mut buf[..n], pos) {
                             Ok(()) => Chunk {
                                 runs: data_runs(&buf[..n], granule as usize),
                                 pos,
@@ -189,17 +210,81 @@ fn data_runs(chunk: &[u8], granule: usize) -> Vec<(usize, usize)> {
     runs
 }
 
-/// Opens a regular file (not a directory, device or FIFO) and returns it with its length.
+/// The allocated extents `[start, end)` of the first `len` bytes of `file`, in order. On
+/// filesystems without `SEEK_DATA` the whole range is one extent.
+fn file_extents(file: &File, len: u64) -> io::Result<Vec<(u64, u64)>> {
+    let fd = file.as_raw_fd();
+    let mut out = Vec::new();
+    let mut pos: u64 = 0;
+    while pos < len {
+        // SAFETY: lseek on a file descriptor we own; no memory is passed.
+        let data = unsafe { libc::lseek(fd, pos as libc::off_t, libc::SEEK_DATA) };
+        if data < 0 {
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::ENXIO) => break, // no data after pos
+                Some(libc::EINVAL) | Some(libc::EOPNOTSUPP) if out.is_empty() => {
+                    return Ok(vec![(0, len)]);
+                }
+                _ => return Err(e),
+            }
+        }
+        if data as u64 >= len {
+            break;
+        }
+        // SAFETY: as above.
+        let hole = unsafe { libc::lseek(fd, data, libc::SEEK_HOLE) };
+        if hole < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let (start, end) = (data as u64, (hole as u64).min(len));
+        if end > start {
+            out.push((start, end));
+        }
+        pos = end.max(start + 1);
+    }
+    Ok(out)
+}
+
+/// Opens a regular file (not a directory, device or FIFO) and returns it with its length. The
+/// file is opened non-blocking, so a FIFO with no writer is refused at once instead of hanging.
 pub fn open_regular(path: &Path) -> io::Result<(File, u64)> {
-    let file = File::open(path)?;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
     let meta = file.metadata()?;
     if !meta.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{} is not a regular file", path.display()),
-        ));
+        return Err(not_regular(path, &meta));
     }
     Ok((file, meta.len()))
+}
+
+/// The error for a path that is a directory, a FIFO, a device or a socket, naming which.
+pub(crate) fn not_regular(path: &Path, meta: &std::fs::Metadata) -> io::Error {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    let kind = if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    };
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "{} is {kind}, not a regular file: give an image file",
+            path.display()
+        ),
+    )
 }
 
 /// Whether a buffer is all zero bytes (word at a time).

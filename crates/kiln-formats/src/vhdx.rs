@@ -44,6 +44,8 @@ pub const VIRTUAL_DISK_SIZE_GUID: [u8; 16] = uuid_bytes("2FA54224-CD1B-4876-B211
 pub const PAGE83_GUID: [u8; 16] = uuid_bytes("BECA12AB-B2E6-4523-93EF-C309E000C746");
 pub const LOGICAL_SECTOR_GUID: [u8; 16] = uuid_bytes("8141BF1D-A96F-4709-BA47-F233A8FAAB5F");
 pub const PHYSICAL_SECTOR_GUID: [u8; 16] = uuid_bytes("CDA348C7-445D-4471-9CC9-E9885251C556");
+/// The parent locator of a differencing VHDX (MS-VHDX 2.6.2.6).
+pub const PARENT_LOCATOR_GUID: [u8; 16] = uuid_bytes("A8D35F2D-B30B-454D-ABF7-D3D84834AB0C");
 
 pub const PAYLOAD_BLOCK_NOT_PRESENT: u64 = 0;
 pub const PAYLOAD_BLOCK_FULLY_PRESENT: u64 = 6;

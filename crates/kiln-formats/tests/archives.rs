@@ -280,3 +280,30 @@ fn ova_holds_ovf_manifest_and_a_checked_vmdk() {
         "no stray vmdk beside the OVA"
     );
 }
+
+#[test]
+fn fifos_and_devices_are_refused_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("disk0.raw");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    for (input, what) in [
+        (fifo.as_path(), "a FIFO"),
+        (Path::new("/dev/zero"), "a character device"),
+    ] {
+        for c in [
+            Converter::Gz,
+            Converter::Xz,
+            Converter::Vhd,
+            Converter::TarGz,
+        ] {
+            let out = dir.path().join("out");
+            let e = c.run(input, &out, &ident()).unwrap_err().to_string();
+            assert!(e.contains(what), "{c:?} {}: {e}", input.display());
+            assert!(!out.exists());
+        }
+    }
+}

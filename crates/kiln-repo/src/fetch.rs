@@ -27,6 +27,61 @@ pub enum FetchError {
     Io { path: PathBuf, source: io::Error },
     #[error("unsupported URL {0} (http, https and file are)")]
     Scheme(String),
+    #[error("{url}: {source}")]
+    Package {
+        url: String,
+        source: Box<crate::Error>,
+    },
+}
+
+/// Creates (truncating) the part file `path` and holds an exclusive lock on it for as long as
+/// the returned file is open, so that [`remove_stale_parts`] can tell a live transfer from one
+/// whose process died.
+pub fn create_part(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::io::AsRawFd;
+    loop {
+        let f = File::create(path)?;
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // A sweeper may have removed the file between its creation and the lock: start over.
+        match std::fs::metadata(path) {
+            Ok(m) if m.ino() == f.metadata()?.ino() => return Ok(f),
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Removes the part files (`*.kiln-part*`) in `dir` that no live process holds locked: what a
+/// killed fetch left behind. Returns what was removed.
+pub fn remove_stale_parts(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    use std::os::unix::io::AsRawFd;
+    let mut removed = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(removed),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let path = entry.path();
+        if !entry.file_name().to_string_lossy().contains(".kiln-part")
+            || !entry.file_type()?.is_file()
+        {
+            continue;
+        }
+        let Ok(f) = File::open(&path) else { continue };
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            std::fs::remove_file(&path)?;
+            removed.push(path);
+        }
+    }
+    Ok(removed)
 }
 
 /// Retry policy and HTTP client.
@@ -121,10 +176,13 @@ impl Fetcher {
             path: dest.to_path_buf(),
             source,
         };
+        // The part file stays open (locked) until it is renamed or removed.
+        let mut held: Option<File> = None;
         let fetched = self.retrying(url, || {
-            let mut f = File::create(&part).map_err(|e| Attempt::Fatal(io_err(e)))?;
+            held = None;
+            let mut f = create_part(&part).map_err(|e| Attempt::Fatal(io_err(e)))?;
             let outcome = self.attempt(url, &mut f, u64::MAX);
-            drop(f);
+            held = Some(f);
             match outcome {
                 Attempt::Done => match expect.map(|sum| sum.verify_file(&part)) {
                     // A corrupt transfer is worth another try.
@@ -143,6 +201,7 @@ impl Fetcher {
         if done.is_err() {
             let _ = std::fs::remove_file(&part);
         }
+        drop(held);
         done
     }
 
@@ -218,6 +277,21 @@ fn copy_limited(input: impl Read, out: &mut dyn Write, limit: u64) -> io::Result
     Ok(())
 }
 
+/// Checks a fetched RPM's own digests (see [`crate::local::verify_digests`]); a package that
+/// fails is removed.
+pub fn check_package(url: &str, dest: &Path) -> Result<(), FetchError> {
+    if dest.extension().is_none_or(|e| e != "rpm") {
+        return Ok(());
+    }
+    crate::local::verify_digests(dest).map_err(|e| {
+        let _ = std::fs::remove_file(dest);
+        FetchError::Package {
+            url: url.to_string(),
+            source: Box::new(e),
+        }
+    })
+}
+
 /// One file to download: from `url` to `dest`, verified against `checksum`.
 #[derive(Debug, Clone)]
 pub struct Download {
@@ -239,6 +313,13 @@ impl Fetcher {
         progress: &(dyn Fn(u64, u64) + Sync),
     ) -> Vec<(Download, FetchError)> {
         let total: u64 = items.iter().map(|d| d.size).sum();
+        // What killed runs left in the destination directories.
+        let mut dirs: Vec<&Path> = items.iter().filter_map(|d| d.dest.parent()).collect();
+        dirs.sort();
+        dirs.dedup();
+        for dir in dirs {
+            let _ = remove_stale_parts(dir);
+        }
         let next = std::sync::atomic::AtomicUsize::new(0);
         let done = std::sync::atomic::AtomicU64::new(0);
         let failures = std::sync::Mutex::new(Vec::new());
@@ -248,7 +329,10 @@ impl Fetcher {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(d) = items.get(i) else { break };
                     if d.checksum.verify_file(&d.dest).is_err() {
-                        if let Err(e) = self.fetch_to(&d.url, &d.dest, Some(&d.checksum)) {
+                        let fetched = self
+                            .fetch_to(&d.url, &d.dest, Some(&d.checksum))
+                            .and_then(|()| check_package(&d.url, &d.dest));
+                        if let Err(e) = fetched {
                             failures
                                 .lock()
                                 .expect("no panic while held")

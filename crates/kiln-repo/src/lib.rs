@@ -324,6 +324,8 @@ pub fn load_url(
         path: repodata.clone(),
         source,
     })?;
+    // Part files a killed run left in the cache (nobody holds their lock).
+    let _ = fetch::remove_stale_parts(&repodata);
     let repomd = fetcher.get(&format!("{base}/repodata/repomd.xml"), 16 << 20)?;
     let md = metadata::parse_repomd(&repomd[..]).map_err(|e| match e {
         Error::Xml(what) => Error::Metadata {
@@ -361,8 +363,12 @@ pub fn load_url(
     }
     // repomd.xml last, under a temporary name first: the cache always holds a complete set.
     let tmp = repodata.join(format!("repomd.xml.kiln-part-{}", std::process::id()));
-    std::fs::write(&tmp, &repomd)
-        .and_then(|_| std::fs::rename(&tmp, repodata.join("repomd.xml")))
+    fetch::create_part(&tmp)
+        .and_then(|mut f| {
+            std::io::Write::write_all(&mut f, &repomd)?;
+            // Renamed while still locked: a sweeper never takes it for a dead run's.
+            std::fs::rename(&tmp, repodata.join("repomd.xml"))
+        })
         .map_err(|source| Error::Io {
             path: repodata.join("repomd.xml"),
             source,

@@ -56,7 +56,9 @@ fn relations(deps: Vec<rpm::Dependency>) -> Result<Vec<Relation>, String> {
 /// Checks the lead and both header structures of an RPM before the `rpm` crate parses it: every
 /// index entry's data must lie inside its header's data store and sizes must be plausible (the
 /// crate indexes out of bounds, or allocates what a corrupt size asks for, otherwise).
-fn check_structure(f: &mut File) -> Result<(), String> {
+///
+/// Returns where the main header starts and where the payload starts.
+fn check_structure(f: &mut File) -> Result<(u64, u64), String> {
     use std::io::{Read, Seek, SeekFrom};
     let mut lead = [0u8; 96];
     f.read_exact(&mut lead)
@@ -65,7 +67,9 @@ fn check_structure(f: &mut File) -> Result<(), String> {
         return Err("no RPM lead (magic ed ab ee db missing)".into());
     }
     let mut at: u64 = 96;
+    let mut main_at = 0;
     for (which, pad) in [("signature", true), ("main", false)] {
+        main_at = at;
         f.seek(SeekFrom::Start(at)).map_err(|e| e.to_string())?;
         let mut intro = [0u8; 16];
         f.read_exact(&mut intro)
@@ -121,6 +125,95 @@ fn check_structure(f: &mut File) -> Result<(), String> {
         }
     }
     f.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+    Ok((main_at, at))
+}
+
+/// Checks an RPM file's own digests, as `rpmkeys -K --nosignature` does: the main header's
+/// SHA-256 (signature tag 273) and the payload's digest (header tag 5092, algorithm tag 5093:
+/// SHA-256 by default, SHA-512 when it says 10). A package whose repository checksum matches
+/// but whose payload does not match its own header was built or signed wrong, or tampered with
+/// before the repository was made. The error names the package.
+pub fn verify_digests(path: &Path) -> Result<(), Error> {
+    use sha2::Digest;
+    use std::io::{Read, Seek, SeekFrom};
+    let io_err = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut f = File::open(path).map_err(io_err)?;
+    let bad = |what: String| Error::Metadata {
+        path: path.to_path_buf(),
+        what,
+    };
+    let (main_at, payload_at) =
+        check_structure(&mut f).map_err(|why| bad(format!("not a readable RPM: {why}")))?;
+    let meta = rpm::PackageMetadata::parse(&mut BufReader::new(&mut f))
+        .map_err(|e| bad(format!("not a readable RPM: {e}")))?;
+    let package = match (meta.get_name(), meta.get_version(), meta.get_release()) {
+        (Ok(n), Ok(v), Ok(r)) => format!("package {n}-{v}-{r}"),
+        _ => "the package".to_string(),
+    };
+    // Hashes `len` bytes (all to the end when None) from `at`.
+    let mut digest_of = |at: u64, len: Option<u64>, sha512: bool| -> Result<String, Error> {
+        f.seek(SeekFrom::Start(at)).map_err(io_err)?;
+        let mut part: Box<dyn Read> = match len {
+            Some(n) => Box::new((&mut f).take(n)),
+            None => Box::new(&mut f),
+        };
+        let mut buf = vec![0u8; 1 << 16];
+        let mut d256 = sha2::Sha256::new();
+        let mut d512 = sha2::Sha512::new();
+        loop {
+            let n = part.read(&mut buf).map_err(io_err)?;
+            if n == 0 {
+                break;
+            }
+            if sha512 {
+                d512.update(&buf[..n]);
+            } else {
+                d256.update(&buf[..n]);
+            }
+        }
+        let out = if sha512 {
+            d512.finalize().to_vec()
+        } else {
+            d256.finalize().to_vec()
+        };
+        Ok(out.iter().map(|b| format!("{b:02x}")).collect())
+    };
+    if let Ok(want) = meta
+        .signature
+        .get_entry_data_as_string(rpm::IndexSignatureTag::RPMSIGTAG_SHA256)
+    {
+        let got = digest_of(main_at, Some(payload_at - main_at), false)?;
+        if !got.eq_ignore_ascii_case(want.trim()) {
+            return Err(bad(format!("{package}: its header's SHA-256 is {got}, but its signature header says {want}: the package is corrupt or was altered (rpmkeys -K --nosignature agrees); get it again from its builder")));
+        }
+    }
+    let want = meta
+        .header
+        .get_entry_data_as_string_array(rpm::IndexTag::RPMTAG_PAYLOADSHA256)
+        .ok()
+        .and_then(|v| v.first().map(|s| s.to_string()));
+    if let Some(want) = want {
+        let algo = meta
+            .header
+            .get_entry_data_as_u32(rpm::IndexTag::RPMTAG_PAYLOADSHA256ALGO)
+            .unwrap_or(8);
+        let sha512 = match algo {
+            8 => false,
+            10 => true,
+            other => {
+                return Err(bad(format!(
+                    "{package}: its payload digest uses algorithm {other}, which kiln does not check (8 SHA-256 and 10 SHA-512 are)"
+                )))
+            }
+        };
+        let got = digest_of(payload_at, None, sha512)?;
+        if !got.eq_ignore_ascii_case(want.trim()) {
+            return Err(bad(format!("{package}: its payload digest is {got}, but its header says {want}: the payload is corrupt or was replaced (rpmkeys -K --nosignature agrees); get it again from its builder")));
+        }
+    }
     Ok(())
 }
 

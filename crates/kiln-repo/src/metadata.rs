@@ -108,11 +108,24 @@ pub fn parse_repomd(input: impl BufRead) -> Result<RepoMd, Error> {
     let mut current: Option<DataRecord> = None;
     let mut text_of: Option<Vec<u8>> = None;
     let mut checksum_kind = String::new();
+    // Whether the document ended properly: a truncated repomd.xml must not pass for a whole one.
+    let mut root_closed = false;
+    let mut depth = 0usize;
     loop {
-        match r
+        let event = r
             .read_event_into(&mut buf)
-            .map_err(|e| Error::Xml(e.to_string()))?
-        {
+            .map_err(|e| Error::Xml(format!("repomd.xml: {e}")))?;
+        match &event {
+            Event::Start(_) => depth += 1,
+            Event::End(e) => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 && e.local_name().as_ref() == b"repomd" {
+                    root_closed = true;
+                }
+            }
+            _ => {}
+        }
+        match event {
             Event::Start(e) | Event::Empty(e) => {
                 let name = local(&e);
                 match name.as_slice() {
@@ -169,6 +182,12 @@ pub fn parse_repomd(input: impl BufRead) -> Result<RepoMd, Error> {
             _ => {}
         }
         buf.clear();
+    }
+    if !root_closed {
+        return Err(Error::Xml(format!(
+            "repomd.xml ends at byte {} without its closing </repomd>: it is truncated or not repository metadata (fetch it again, or regenerate it with createrepo_c)",
+            r.buffer_position()
+        )));
     }
     if md.data.is_empty() {
         return Err(Error::Xml("repomd.xml lists no metadata".into()));
@@ -454,6 +473,32 @@ mod tests {
             );
         }
         doc + "</metadata>\n"
+    }
+
+    #[test]
+    fn a_truncated_repomd_is_an_error() {
+        let whole = "<?xml version=\"1.0\"?>\n<repomd xmlns=\"http://linux.duke.edu/metadata/repo\">\
+                     <revision>1</revision><data type=\"primary\"><checksum type=\"sha256\">ab</checksum>\
+                     <location href=\"repodata/p.xml.gz\"/></data>\
+                     <data type=\"filelists\"><checksum type=\"sha256\">cd</checksum>\
+                     <location href=\"repodata/f.xml.gz\"/></data></repomd>\n";
+        let md = parse_repomd(whole.as_bytes()).unwrap();
+        assert_eq!(md.data.len(), 2);
+        // Cut anywhere before the closing tag (after the first record, inside the second, ...).
+        for cut in [
+            whole.find("<data type=\"filelists").unwrap(),
+            whole.len() - 20,
+            whole.len() - 11,
+        ] {
+            let e = parse_repomd(&whole.as_bytes()[..cut])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("truncated") || e.contains("repomd.xml:"),
+                "cut at {cut}: {e}"
+            );
+        }
+        assert!(parse_repomd(&b"<html><body>proxy error</body></html>"[..]).is_err());
     }
 
     #[test]

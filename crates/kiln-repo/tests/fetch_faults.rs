@@ -204,3 +204,32 @@ fn whole_repositories_download_in_parallel_and_resume() {
     assert!(fetcher().fetch_all(&again, 4, &|_, _| {}).is_empty());
     assert!(leftovers(out.path()).is_empty());
 }
+
+#[test]
+fn a_killed_runs_part_files_are_removed_by_the_next_run() {
+    let s = server();
+    let cache = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{}/ok", s.port);
+    load_url(&url, cache.path(), &fetcher(), false).unwrap();
+    // What a run killed mid-transfer leaves: part files nobody holds, in the metadata cache.
+    let repodata = std::fs::read_dir(cache.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("repodata");
+    for name in [
+        "repomd.xml.kiln-part-999999",
+        "x-primary.xml.gz.kiln-part-999998",
+    ] {
+        std::fs::write(repodata.join(name), b"half").unwrap();
+    }
+    assert_eq!(leftovers(cache.path()).len(), 2);
+    load_url(&url, cache.path(), &fetcher(), false).unwrap();
+    assert!(
+        leftovers(cache.path()).is_empty(),
+        "{:?}",
+        leftovers(cache.path())
+    );
+}

@@ -4,6 +4,7 @@
 //! against the file's size first.
 
 mod qcow2;
+pub(crate) use qcow2::parse_header as qcow2_header;
 mod vhd;
 mod vhdx;
 mod vmdk;
@@ -14,10 +15,12 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-/// How bad a problem is: errors make the image invalid.
+/// How bad a problem is: errors make the image invalid; an unsupported feature means the image
+/// uses something kiln does not check, so it cannot say the image is good.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
     Error,
+    Unsupported,
     Warning,
 }
 
@@ -33,6 +36,7 @@ impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = match self.severity {
             Severity::Error => "error",
+            Severity::Unsupported => "not supported",
             Severity::Warning => "warning",
         };
         write!(
@@ -57,8 +61,38 @@ pub struct Report {
 }
 
 impl Report {
+    /// No errors, and nothing left unchecked.
     pub fn is_ok(&self) -> bool {
-        !self.problems.iter().any(|p| p.severity == Severity::Error)
+        self.count(Severity::Error) == 0 && self.count(Severity::Unsupported) == 0
+    }
+
+    /// How many problems of `severity` were found.
+    pub fn count(&self, severity: Severity) -> usize {
+        self.problems
+            .iter()
+            .filter(|p| p.severity == severity)
+            .count()
+    }
+}
+
+/// Why a file could not be checked at all.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        source: io::Error,
+    },
+    #[error(transparent)]
+    NotADisk(#[from] crate::probe::NotADiskError),
+}
+
+impl From<crate::probe::OpenError> for VerifyError {
+    fn from(e: crate::probe::OpenError) -> VerifyError {
+        match e {
+            crate::probe::OpenError::Io { path, source } => VerifyError::Io { path, source },
+            crate::probe::OpenError::NotADisk(e) => VerifyError::NotADisk(e),
+        }
     }
 }
 
@@ -75,6 +109,23 @@ pub(crate) struct Reader<'a> {
     file: &'a File,
     pub len: u64,
     pub problems: Vec<Problem>,
+    /// What a checker learnt that a reader of the image needs (see [`crate::image`]).
+    pub layout: Option<Layout>,
+}
+
+/// Where a checked image's data is, for formats whose readers would otherwise parse the same
+/// structures again.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Layout {
+    /// A VHDX: `entries` BAT entries at `bat_at` (a sector-bitmap entry after every `ratio`
+    /// payload entries), `block`-byte blocks, a `size`-byte disk.
+    Vhdx {
+        bat_at: u64,
+        entries: u64,
+        ratio: u64,
+        block: u64,
+        size: u64,
+    },
 }
 
 impl Reader<'_> {
@@ -104,6 +155,15 @@ impl Reader<'_> {
         });
     }
 
+    /// A feature kiln does not check: the image cannot be called good.
+    pub fn unsupported(&mut self, offset: u64, message: String) {
+        self.problems.push(Problem {
+            severity: Severity::Unsupported,
+            offset,
+            message,
+        });
+    }
+
     pub fn warning(&mut self, offset: u64, message: String) {
         self.problems.push(Problem {
             severity: Severity::Warning,
@@ -113,47 +173,56 @@ impl Reader<'_> {
     }
 }
 
-/// Reads the image at `path` and checks it.
-pub fn verify(path: &Path, opts: VerifyOptions) -> io::Result<Report> {
-    let (file, len) = crate::sparse::open_regular(path)?;
+/// Reads the image at `path` and checks it. Files that are not disk images (archives,
+/// compressed files, ISOs), directories, devices and FIFOs are refused.
+pub fn verify(path: &Path, opts: VerifyOptions) -> Result<Report, VerifyError> {
+    verify_layout(path, opts).map(|(report, _)| report)
+}
+
+/// [`verify`], with what the checker learnt of the image's layout.
+pub(crate) fn verify_layout(
+    path: &Path,
+    opts: VerifyOptions,
+) -> Result<(Report, Option<Layout>), VerifyError> {
+    let io_err = |source| VerifyError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let (file, len, kind) = crate::probe::open_disk(path)?;
     let mut r = Reader {
         file: &file,
         len,
         problems: Vec::new(),
+        layout: None,
     };
-    let mut head = [0u8; 8];
-    let n = file.read_at(&mut head, 0)?;
-    // A VHD footer at the end, or one cut short by truncation (its cookie in the last KiB).
-    let tail_len = r.len.min(1024);
-    let mut tail = vec![0u8; tail_len as usize];
-    file.read_exact_at(&mut tail, r.len - tail_len)?;
-    let has_footer = tail.windows(8).any(|w| w == b"conectix");
-    let (format, subformat, virtual_size) =
-        if n >= 4 && head[..4] == crate::qcow2::MAGIC.to_be_bytes() {
-            ("qcow2", None, qcow2::check(&mut r)?)
-        } else if n >= 4 && &head[..4] == b"KDMV" {
-            let (sub, size) = vmdk::check(&mut r)?;
-            ("vmdk", sub, size)
-        } else if n == 8 && &head == b"vhdxfile" {
-            let (sub, size) = vhdx::check(&mut r)?;
-            ("vhdx", sub, size)
-        } else if (n == 8 && &head == b"conectix") || has_footer {
-            let (sub, size) = vhd::check(&mut r)?;
-            ("vhd", sub, size)
-        } else {
-            ("raw", None, Some(r.len))
-        };
+    use crate::probe::Kind;
+    let checked = match kind {
+        Kind::Qcow2 => qcow2::check(&mut r).map(|size| (None, size)),
+        Kind::VmdkSparse => vmdk::check(&mut r),
+        Kind::VmdkDescriptor => {
+            r.unsupported(0, "a VMDK descriptor file: the data is in the extent files it names, which kiln does not read (check each extent, or convert with: qemu-img convert -O raw)".into());
+            Ok((None, None))
+        }
+        Kind::Vhdx => vhdx::check(&mut r),
+        Kind::Vhd => vhd::check(&mut r),
+        Kind::Raw | Kind::Iso | Kind::NotADisk(_) => Ok((None, Some(r.len))),
+    };
+    let (subformat, virtual_size) = checked.map_err(io_err)?;
+    let format = kind.name();
     if opts.azure {
         azure_rules(&mut r, format, subformat, virtual_size);
     }
     r.problems.sort_by_key(|p| (p.offset, p.severity));
-    Ok(Report {
-        format,
-        subformat,
-        virtual_size,
-        file_size: r.len,
-        problems: r.problems,
-    })
+    Ok((
+        Report {
+            format,
+            subformat,
+            virtual_size,
+            file_size: r.len,
+            problems: r.problems,
+        },
+        r.layout,
+    ))
 }
 
 fn azure_rules(r: &mut Reader, format: &str, subformat: Option<&str>, size: Option<u64>) {

@@ -1,7 +1,7 @@
 //! VHD structure checks: footer (and its copy), dynamic header, BAT.
 
 use super::{be_u32, be_u64, report_overlaps, Part, Reader};
-use crate::vhd::{checksum, DISK_TYPE_DYNAMIC, DISK_TYPE_FIXED, FOOTER_SIZE};
+use crate::vhd::{checksum, DISK_TYPE_DYNAMIC, DISK_TYPE_FIXED, FOOTER_SIZE, MAX_SIZE};
 use std::io;
 
 const FOOTER: u64 = FOOTER_SIZE as u64;
@@ -37,6 +37,12 @@ fn footer(r: &mut Reader, f: &[u8], at: u64) -> Option<(u32, u64, u64)> {
         r.error(
             at + 48,
             format!("current size {size} is not a whole number of sectors"),
+        );
+    }
+    if size > MAX_SIZE {
+        r.error(
+            at + 48,
+            format!("current size {size} is above the VHD limit of {MAX_SIZE} bytes (about 2040 GiB): qemu refuses to open it"),
         );
     }
     let disk_type = be_u32(f, 60);
@@ -140,6 +146,13 @@ fn dynamic(
         r.error(
             header_at + 32,
             format!("block size {block} is not a power of two of at least 512"),
+        );
+        return Ok(());
+    }
+    if entries > MAX_SIZE / block {
+        r.error(
+            header_at + 28,
+            format!("the BAT claims {entries} entries, more than a {MAX_SIZE}-byte disk can have with {block}-byte blocks: qemu refuses to open it"),
         );
         return Ok(());
     }

@@ -51,9 +51,9 @@ pub(super) fn check(r: &mut Reader) -> io::Result<(Option<&'static str>, Option<
         );
     }
     if h[48..64].iter().any(|&b| b != 0) {
-        r.warning(
+        r.unsupported(
             h_at + 48,
-            "the log has entries to replay (LogGuid is set): the image was not closed cleanly"
+            "the log may have entries to replay (LogGuid is set): the image was not closed cleanly, and kiln does not replay logs (open it read-write in qemu or Hyper-V once, or convert it)"
                 .into(),
         );
     }
@@ -178,6 +178,24 @@ pub(super) fn check(r: &mut Reader) -> io::Result<(Option<&'static str>, Option<
             format!("metadata table has {items} entries (at most 2047)"),
         );
         return Ok((None, None));
+    }
+    let known = [
+        FILE_PARAMETERS_GUID,
+        VIRTUAL_DISK_SIZE_GUID,
+        PAGE83_GUID,
+        LOGICAL_SECTOR_GUID,
+        PHYSICAL_SECTOR_GUID,
+        PARENT_LOCATOR_GUID,
+    ]
+    .map(guid_le);
+    for i in 0..items {
+        let e = 32 + i * 32;
+        if le_u32(&m, e + 24) & 4 != 0 && !known.iter().any(|g| m[e..e + 16] == g[..]) {
+            r.error(
+                meta_at + e as u64,
+                format!("metadata item {i} is required but unknown: readers (qemu too) must refuse this image"),
+            );
+        }
     }
     let item = |guid: [u8; 16], r: &mut Reader| -> Option<(u64, Vec<u8>)> {
         (0..items).find_map(|i| {
@@ -322,5 +340,12 @@ pub(super) fn check(r: &mut Reader) -> io::Result<(Option<&'static str>, Option<
         }
     }
     report_overlaps(r, &mut ranges);
+    r.layout = Some(super::Layout::Vhdx {
+        bat_at,
+        entries,
+        ratio,
+        block,
+        size,
+    });
     Ok((Some(if fixed { "fixed" } else { "dynamic" }), Some(size)))
 }

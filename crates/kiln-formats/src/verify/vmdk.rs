@@ -31,6 +31,13 @@ pub(super) fn check(r: &mut Reader) -> io::Result<(Option<&'static str>, Option<
         return Ok((None, None));
     }
     let flags = le32(&h, 8);
+    if flags & 1 != 0 && h[73..77] != [b'\n', b' ', b'\r', b'\n'] {
+        r.error(
+            73,
+            "the newline check bytes are not \"\\n \\r\\n\": the file was corrupted by a text-mode transfer (VMware refuses it; qemu does not look); copy it again in binary mode".into(),
+        );
+        return Ok((None, None));
+    }
     let compressed = flags & (1 << 16) != 0;
     let markers = flags & (1 << 17) != 0;
     // Stream-optimized files put the grain directory's offset in the footer.
