@@ -963,3 +963,30 @@ fn strace_sees_mounts_only_inside_new_mount_namespaces() {
     let offending = common::mounts_outside_a_namespace(&log);
     assert!(offending.is_empty(), "{}", offending.join("\n"));
 }
+
+#[test]
+fn the_strace_rule_tells_the_hosts_mounts_from_the_sandboxs() {
+    let log = "\
+10 clone(child_stack=NULL, flags=SIGCHLD <unfinished ...>
+11 unshare(CLONE_NEWNS|CLONE_NEWPID) = 0
+10 <... clone resumed>) = 11
+11 clone(child_stack=NULL, flags=SIGCHLD) = 12
+12 clone(child_stack=NULL, flags=SIGCHLD) = 2 /* 13 in strace's PID NS */
+12 mount(NULL, \"/\", NULL, MS_REC|MS_PRIVATE, NULL) = 0
+13 mount(\"/\", \"/y\", NULL, MS_BIND, NULL) = 0
+11 pivot_root(\".\", \".\") = 0
+10 clone(child_stack=NULL, flags=SIGCHLD) = 14
+14 mount(\"tmpfs\", \"/mnt\", \"tmpfs\", 0, NULL) = 0
+10 umount2(\"/mnt\", MNT_DETACH) = -1 EINVAL (Invalid argument)
+12 openat(AT_FDCWD, \"/dev/loop0\", O_RDWR) = 5
++++ exited with 0 +++
+";
+    assert_eq!(
+        common::mounts_outside_a_namespace(log),
+        [
+            "14 mount(\"tmpfs\", \"/mnt\", \"tmpfs\", 0, NULL) = 0",
+            "10 umount2(\"/mnt\", MNT_DETACH) = -1 EINVAL (Invalid argument)",
+            "12 openat(AT_FDCWD, \"/dev/loop0\", O_RDWR) = 5",
+        ]
+    );
+}
