@@ -890,19 +890,7 @@ fn devices_and_fifos_as_input_files_fail_fast_naming_the_entry() {
             let name = format!("{entry}-{}", source.len());
             let config = container_config(work.path(), &name, |sc| edit(sc, source));
             let build = work.path().join(&name);
-            let mut cmd = kiln();
-            cmd.arg("build")
-                .arg("--config")
-                .arg(&config)
-                .arg("--repo")
-                .arg(sample_repo())
-                .arg("--disable-upstream-repos")
-                .arg("--output-dir")
-                .arg(build.join("images"))
-                .arg("--build-dir")
-                .arg(build.join("build"))
-                .arg("--log-dir")
-                .arg(build.join("logs"));
+            let mut cmd = common::build_config_command(&config, &build);
             let started = Instant::now();
             let ran = run(&mut cmd, &build.with_extension("log"), |_| {});
             ran.fails_naming(&[entry, source]);

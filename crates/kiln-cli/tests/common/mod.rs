@@ -72,10 +72,16 @@ pub fn compose(config: &Path, out: &Path) -> Output {
 /// The `kiln build` command of a demo config from the sample repository into `work` (images/,
 /// build/, logs/).
 pub fn build_command(config: &str, work: &Path) -> Command {
+    build_config_command(&demo_config(config), work)
+}
+
+/// The `kiln build` command of the config file `config` from the sample repository into `work`
+/// (images/, build/, logs/).
+pub fn build_config_command(config: &Path, work: &Path) -> Command {
     let mut c = kiln();
     c.arg("build")
         .arg("--config")
-        .arg(demo_config(config))
+        .arg(config)
         .arg("--repo")
         .arg(sample_repo())
         .arg("--disable-upstream-repos")
