@@ -72,8 +72,14 @@ pub fn compose(config: &Path, out: &Path) -> Output {
 /// The `kiln build` command of a demo config from the sample repository into `work` (images/,
 /// build/, logs/).
 pub fn build_command(config: &str, work: &Path) -> Command {
+    build_config_command(&demo_config(config), work)
+}
+
+/// The `kiln build` command of the config file `config` from the sample repository into `work`
+/// (images/, build/, logs/).
+pub fn build_config_command(config: &Path, work: &Path) -> Command {
     let mut c = kiln();
-    c.args(build_args(&demo_config(config), &sample_repo(), work))
+    c.args(build_args(config, &sample_repo(), work))
         .env("SOURCE_DATE_EPOCH", "1700000000");
     c
 }
@@ -123,3 +129,127 @@ pub fn boot_test(artifact: &Path, firmware: &str, disk: &str, runs: &[&str], exp
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     println!("{}", stdout(&o).trim());
 }
+
+/// One system call of an `strace -f -o FILE` log, its `<unfinished ...>` and `<... resumed>`
+/// halves joined: the process, the call's name, its whole text and its return value.
+#[derive(Debug, Clone)]
+pub struct Syscall {
+    pub pid: u32,
+    pub name: String,
+    pub text: String,
+    pub ret: Option<i64>,
+}
+
+/// The calls of an `strace -f -o FILE` log, in the order they finished.
+pub fn syscalls(log: &str) -> Vec<Syscall> {
+    let mut pending: std::collections::HashMap<u32, String> = std::collections::HashMap::new();
+    let mut calls = Vec::new();
+    for line in log.lines() {
+        let Some((pid, rest)) = line.split_once(' ') else {
+            continue;
+        };
+        let Ok(pid) = pid.trim().parse::<u32>() else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        let text = if let Some(head) = rest.strip_suffix(" <unfinished ...>") {
+            pending.insert(pid, head.to_string());
+            continue;
+        } else if let Some(resumed) = rest.strip_prefix("<... ") {
+            let tail = resumed.split_once("resumed>").map_or("", |(_, t)| t);
+            format!("{}{tail}", pending.remove(&pid).unwrap_or_default())
+        } else {
+            rest.to_string()
+        };
+        let Some(open) = text.find('(') else {
+            continue; // "+++ exited with 0 +++", "--- SIGCHLD …"
+        };
+        let name = text[..open].to_string();
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            continue;
+        }
+        // "= 123", "= 123 /* 4567 in strace's PID NS */", "= -1 EPERM (…)", "= ?"
+        let ret = text.rsplit_once(") = ").and_then(|(_, r)| {
+            let r = match r.split_once("/* ") {
+                Some((_, translated)) => translated,
+                None => r,
+            };
+            r.split_whitespace().next()?.parse::<i64>().ok()
+        });
+        calls.push(Syscall {
+            pid,
+            name,
+            text,
+            ret,
+        });
+    }
+    calls
+}
+
+/// The system calls of the log that mount, unmount, change the root or use a loop device
+/// outside a new mount namespace: a process is in one from its successful `unshare` with
+/// `CLONE_NEWNS` on, and so is every process it forks afterwards (or forks with
+/// `CLONE_NEWNS`). Loop devices count anywhere. Log it with `strace -f --pidns-translation`,
+/// so that forks inside a new PID namespace return host process ids.
+pub fn mounts_outside_a_namespace(log: &str) -> Vec<String> {
+    use std::collections::HashMap;
+    const MOUNTS: [&str; 10] = [
+        "mount",
+        "umount2",
+        "move_mount",
+        "fsmount",
+        "fsopen",
+        "fsconfig",
+        "open_tree",
+        "mount_setattr",
+        "pivot_root",
+        "chroot",
+    ];
+    let calls = syscalls(log);
+    // Since which call each process is in a new mount namespace.
+    let mut since: HashMap<u32, usize> = HashMap::new();
+    loop {
+        let before = since.clone();
+        for (i, c) in calls.iter().enumerate() {
+            let ok = c.ret.is_some_and(|r| r >= 0);
+            if c.name == "unshare" && ok && c.text.contains("CLONE_NEWNS") {
+                let at = since.entry(c.pid).or_insert(i);
+                *at = (*at).min(i);
+            }
+            let forks = ["clone", "clone3", "fork", "vfork"].contains(&c.name.as_str());
+            if let (true, Some(child)) = (forks, c.ret.filter(|r| *r > 0)) {
+                let inside = since.get(&c.pid).is_some_and(|&s| s < i);
+                if inside || c.text.contains("CLONE_NEWNS") {
+                    since.insert(child as u32, 0);
+                }
+            }
+        }
+        if since == before {
+            break;
+        }
+    }
+    calls
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| {
+            let outside = since.get(&c.pid).is_none_or(|&s| s > *i);
+            let mounts = MOUNTS.contains(&c.name.as_str());
+            let loop_dev = c.text.contains("LOOP_") || c.text.contains("/dev/loop");
+            loop_dev || (outside && mounts)
+        })
+        .map(|(_, c)| format!("{} {}", c.pid, c.text))
+        .collect()
+}
+
+/// strace's arguments, up to the log file's name, for [`mounts_outside_a_namespace`]: every
+/// process, the mount family, ioctls, opens, namespaces and forks, process ids as the host sees
+/// them.
+pub const STRACE_ARGS: [&str; 6] = [
+    "-f",
+    "-qq",
+    "--pidns-translation",
+    "-e",
+    "trace=mount,umount2,move_mount,fsmount,fsopen,fsconfig,open_tree,mount_setattr,pivot_root,\
+     chroot,ioctl,open,openat,unshare,clone,clone3,fork,vfork",
+    "-o",
+];
