@@ -51,9 +51,11 @@ pub struct BuildArgs {
 }
 
 /// Writes each line to stderr and to the log; on a terminal, the current stage also gets a
-/// live progress line (a spinner with the stage's latest step and elapsed time).
+/// live progress line (a spinner with the stage's latest step and elapsed time). What programs
+/// in the image print (lines starting with `  | `) goes to the log only: a failure's message
+/// carries its end.
 struct Log {
-    file: std::fs::File,
+    file: std::io::BufWriter<std::fs::File>,
     started: Instant,
     bar: Option<indicatif::ProgressBar>,
 }
@@ -61,6 +63,13 @@ struct Log {
 impl Log {
     fn line(&mut self, text: &str) {
         let stamped = format!("[{:6.1} s] {text}", self.started.elapsed().as_secs_f64());
+        if text.starts_with("  | ") {
+            if let Some(bar) = &self.bar {
+                bar.set_message(text.to_string());
+            }
+            let _ = writeln!(self.file, "{stamped}");
+            return;
+        }
         match &self.bar {
             Some(bar) => {
                 bar.println(&stamped);
@@ -94,6 +103,7 @@ impl Log {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
+        let _ = self.file.flush();
     }
 }
 
@@ -137,7 +147,7 @@ pub fn run(args: BuildArgs, color: ColorChoice) -> ExitCode {
         }
     };
     let mut log = Log {
-        file,
+        file: std::io::BufWriter::new(file),
         started,
         bar: None,
     };

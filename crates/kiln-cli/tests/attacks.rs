@@ -502,7 +502,7 @@ fn etc_symlinks_of_a_package_do_not_reach_the_host_when_users_are_added() {
             assert!(files_containing(&root, &host.secret()).is_empty());
         } else {
             // Without a passwd file there is no account to give the keys to.
-            ran.fails_naming(&["Users", "app"]);
+            ran.fails_naming(&["Users", "no /etc/passwd"]);
         }
     }
 }

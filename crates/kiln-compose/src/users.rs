@@ -21,6 +21,8 @@ pub enum Error {
     Uid { user: String, uid: String },
     #[error("user '{user}': {source}")]
     Image { user: String, source: root::Error },
+    #[error("the image has no /etc/passwd (missing, or a symlink leading nowhere inside the image), so users cannot be added: the packages must provide it (filesystem, setup or shadow-utils)")]
+    NoPasswd,
     #[error("user '{user}': {source}")]
     Key {
         user: String,
@@ -38,6 +40,9 @@ pub fn apply(
     base_dir: &Path,
     identity: &Identity,
 ) -> Result<(), Error> {
+    if !users.is_empty() && !root.metadata("/etc/passwd").is_ok_and(|m| m.is_file()) {
+        return Err(Error::NoPasswd);
+    }
     let mut accounts = Accounts::open(root)?;
     for g in groups {
         let gid = parse_id(&g.gid).map_err(|_| Error::Gid {
