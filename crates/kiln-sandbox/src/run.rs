@@ -715,14 +715,7 @@ fn child(plan: &Plan, pipes: &Pipes, parent: libc::pid_t) -> ! {
             libc::_exit(126);
         }
     }
-    // SAFETY: fork of a single-threaded process.
-    let pid1 = unsafe { libc::fork() };
-    if pid1 < 0 {
-        fail(err, "fork", io::Error::last_os_error());
-    }
-    if pid1 == 0 {
-        init(plan, pipes);
-    }
+    let pid1 = fork_into(err, || init(plan, pipes));
     // SAFETY: telling the parent PID 1's pid, closing our copies so the parent sees the ends
     // of the pipes, and reaping PID 1.
     unsafe {
@@ -734,6 +727,20 @@ fn child(plan: &Plan, pipes: &Pipes, parent: libc::pid_t) -> ! {
         while libc::waitpid(pid1, &mut st, 0) < 0 {}
         exit_as(st)
     }
+}
+
+/// Forks; the child runs `child` (which never returns), the parent gets the child's pid. A
+/// failed fork is reported on `err` and ends this process.
+fn fork_into(err: RawFd, child: impl FnOnce() -> std::convert::Infallible) -> libc::pid_t {
+    // SAFETY: fork of a single-threaded process.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        fail(err, "fork", io::Error::last_os_error());
+    }
+    if pid == 0 {
+        match child() {}
+    }
+    pid
 }
 
 /// Exits as the process whose wait status is `st` did (a signal as 128 + its number).
@@ -758,14 +765,7 @@ fn init(plan: &Plan, pipes: &Pipes) -> ! {
     if let Err((step, e)) = build_root(plan) {
         fail(err, step, e);
     }
-    // SAFETY: fork of a single-threaded process.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        fail(err, "fork", io::Error::last_os_error());
-    }
-    if pid == 0 {
-        exec(plan, pipes);
-    }
+    let pid = fork_into(err, || exec(plan, pipes));
     // SAFETY: closing our copies of the pipes, then reaping every process of the namespace
     // until the program itself has ended.
     unsafe {
