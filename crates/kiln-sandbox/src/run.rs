@@ -715,7 +715,7 @@ fn child(plan: &Plan, pipes: &Pipes, parent: libc::pid_t) -> ! {
             libc::_exit(126);
         }
     }
-    let pid1 = fork_into(err, || init(plan, pipes));
+    let pid1 = fork_into(err, plan, pipes, init);
     // SAFETY: telling the parent PID 1's pid, closing our copies so the parent sees the ends
     // of the pipes, and reaping PID 1.
     unsafe {
@@ -729,16 +729,16 @@ fn child(plan: &Plan, pipes: &Pipes, parent: libc::pid_t) -> ! {
     }
 }
 
-/// Forks; the child runs `child` (which never returns), the parent gets the child's pid. A
+/// Forks; the child runs `child(plan, pipes)`, the parent gets the child's pid. A
 /// failed fork is reported on `err` and ends this process.
-fn fork_into(err: RawFd, child: impl FnOnce() -> std::convert::Infallible) -> libc::pid_t {
+fn fork_into(err: RawFd, plan: &Plan, pipes: &Pipes, child: fn(&Plan, &Pipes) -> !) -> libc::pid_t {
     // SAFETY: fork of a single-threaded process.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         fail(err, "fork", io::Error::last_os_error());
     }
     if pid == 0 {
-        match child() {}
+        child(plan, pipes);
     }
     pid
 }
@@ -765,7 +765,7 @@ fn init(plan: &Plan, pipes: &Pipes) -> ! {
     if let Err((step, e)) = build_root(plan) {
         fail(err, step, e);
     }
-    let pid = fork_into(err, || exec(plan, pipes));
+    let pid = fork_into(err, plan, pipes, exec);
     // SAFETY: closing our copies of the pipes, then reaping every process of the namespace
     // until the program itself has ended.
     unsafe {
