@@ -99,6 +99,34 @@ pub struct Made {
     pub uuid: String,
 }
 
+/// FAT holds only files and directories, and mcopy copies what a symlink points to: a link in
+/// the tree (a package's `/boot/efi/x` → `/etc/shadow`) would put a file of the build host into
+/// the image. Such a tree is refused, as writing it into a mounted FAT filesystem would fail.
+fn only_files_and_dirs(dir: &Path) -> Result<(), Error> {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| Error::Io { path, source }
+        };
+        for entry in std::fs::read_dir(&d).map_err(io(&d))? {
+            let path = entry.map_err(io(&d))?.path();
+            let meta = std::fs::symlink_metadata(&path).map_err(io(&path))?;
+            if meta.is_dir() {
+                stack.push(path);
+            } else if !meta.is_file() {
+                let inside = path.strip_prefix(dir).unwrap_or(&path);
+                return Err(Error::Unsupported(format!(
+                    "{} in the FAT filesystem's tree is a symlink or a special file, which FAT \
+                     cannot hold (the package or script that made it must not)",
+                    inside.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn run(cmd: &mut Command, tool: &'static str, package: &'static str) -> Result<(), Error> {
     match cmd.output() {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::MissingTool { tool, package }),
@@ -200,6 +228,7 @@ pub fn make(
                 Ok(())
             })?;
             if let Some(dir) = content {
+                only_files_and_dirs(dir)?;
                 let entries: Vec<_> = std::fs::read_dir(dir)
                     .map_err(|source| Error::Io {
                         path: dir.to_path_buf(),

@@ -265,3 +265,33 @@ fn xfs_is_filled_from_a_directory() {
         "symlink"
     );
 }
+
+#[test]
+fn a_symlink_in_a_fat_tree_never_copies_a_host_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("disk.raw");
+    File::create(&disk).unwrap().set_len(64 << 20).unwrap();
+    let host = dir.path().join("host-secret");
+    std::fs::write(&host, "host secret").unwrap();
+    let content = dir.path().join("esp");
+    std::fs::create_dir_all(content.join("EFI/BOOT")).unwrap();
+    std::fs::write(content.join("EFI/BOOT/grub.cfg"), "ok").unwrap();
+    std::os::unix::fs::symlink(&host, content.join("EFI/BOOT/leak")).unwrap();
+    let identity = Identity::seeded(b"fs-test", 0);
+    let e = make(
+        &disk,
+        FsKind::Vfat,
+        1 << 20,
+        32 << 20,
+        Some(&content),
+        &identity,
+        "esp",
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("EFI/BOOT/leak") && e.to_string().contains("FAT cannot hold"),
+        "{e}"
+    );
+    let written = std::fs::read(&disk).unwrap();
+    assert!(!written.windows(11).any(|w| w == b"host secret"));
+}
