@@ -105,7 +105,8 @@ fn run() -> Result<(), String> {
         .map_err(|e| format!("{out}: {e}"))?;
     let mut fs = std::fs::File::open(image).map_err(|e| format!("{image}: {e}"))?;
     let t = Instant::now();
-    vol.write_at(&disk, offset, &mut fs).map_err(|e| e.to_string())?;
+    vol.write_at(&disk, offset, &mut fs)
+        .map_err(|e| e.to_string())?;
     disk.sync_all().map_err(|e| format!("{out}: {e}"))?;
     let secs = t.elapsed().as_secs_f64();
     let it = vol.luks().iterations();
@@ -114,9 +115,6 @@ fn run() -> Result<(), String> {
     println!("iterations={},{}", it.slot, it.digest);
     println!("format_seconds={:.3}", formatted.as_secs_f64());
     println!("seconds={secs:.3}");
-    println!(
-        "mb_per_s={:.1}",
-        size as f64 / secs / 1e6
-    );
+    println!("mb_per_s={:.1}", size as f64 / secs / 1e6);
     Ok(())
 }

@@ -73,7 +73,11 @@ mod tests {
     #[test]
     fn split_then_merge_gives_the_key_back() {
         let mut rng = ChaCha20Rng::from_seed([7; 32]);
-        for (len, hash) in [(32, HashSpec::Sha512), (64, HashSpec::Sha256), (16, HashSpec::Sha1)] {
+        for (len, hash) in [
+            (32, HashSpec::Sha512),
+            (64, HashSpec::Sha256),
+            (16, HashSpec::Sha1),
+        ] {
             let key: Vec<u8> = (0..len as u8).collect();
             let m = split(&key, STRIPES, hash, &mut rng);
             assert_eq!(m.len(), len * STRIPES);

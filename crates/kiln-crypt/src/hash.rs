@@ -80,10 +80,7 @@ mod tests {
         // with many PBKDF2 implementations.
         let mut out = [0u8; 64];
         HashSpec::Sha512.pbkdf2(b"password", b"salt", 1, &mut out);
-        assert_eq!(
-            hex(&out[..16]),
-            "867f70cf1ade02cff3752599a3a53dc4"
-        );
+        assert_eq!(hex(&out[..16]), "867f70cf1ade02cff3752599a3a53dc4");
     }
 
     #[test]

@@ -274,7 +274,11 @@ impl Luks1 {
             )));
         }
         if let Some(i) = secrets.iter().position(|s| s.is_empty()) {
-            return Err(Error::EmptySecret(if i == 0 { "password" } else { "key file" }));
+            return Err(Error::EmptySecret(if i == 0 {
+                "password"
+            } else {
+                "key file"
+            }));
         }
         let iterations = opts.pbkdf.iterations(opts.hash, opts.key_bytes)?;
         let key_bytes = opts.key_bytes as u64;
@@ -419,7 +423,8 @@ pub fn open(area: &[u8], passphrase: &[u8]) -> Result<(usize, Zeroizing<Vec<u8>>
     let material_len = key_material_sectors(key_bytes as u64) as usize * SECTOR;
     for (i, ks) in h.key_slots.iter().enumerate().filter(|(_, k)| k.active) {
         let mut derived = Zeroizing::new(vec![0u8; key_bytes]);
-        h.hash.pbkdf2(passphrase, &ks.salt, ks.iterations, &mut derived);
+        h.hash
+            .pbkdf2(passphrase, &ks.salt, ks.iterations, &mut derived);
         let start = ks.key_material_offset as usize * SECTOR;
         let mut material = Zeroizing::new(area[start..start + material_len].to_vec());
         let Some(c) = SectorCipher::new(&derived) else {
@@ -439,4 +444,117 @@ pub fn open(area: &[u8], passphrase: &[u8]) -> Result<(usize, Zeroizing<Vec<u8>>
         digest.zeroize();
     }
     Err(Error::WrongPassphrase)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seeded_rng;
+
+    fn fast() -> LuksOptions {
+        LuksOptions {
+            key_bytes: 32,
+            hash: HashSpec::Sha512,
+            pbkdf: PbkdfPolicy::Fixed {
+                slot_iterations: 1000,
+                digest_iterations: 1000,
+            },
+        }
+    }
+
+    #[test]
+    fn layout_is_cryptsetups() {
+        // cryptsetup 2.6 luksDump: key material at 8, 264, …, 1800; payload offset 4096.
+        let (offsets, payload) = layout(32);
+        assert_eq!(offsets, [8, 264, 520, 776, 1032, 1288, 1544, 1800]);
+        assert_eq!(payload, 4096);
+        let (offsets, payload) = layout(64);
+        assert_eq!(offsets[1], 8 + 504);
+        assert_eq!(payload, 4096);
+        assert_eq!(key_material_sectors(32), 250);
+    }
+
+    #[test]
+    fn header_serializes_and_parses_back() {
+        let l = Luks1::format(&fast(), &[b"pw", b"key"], &mut seeded_rng(b"h")).unwrap();
+        let bytes = l.header().to_bytes();
+        assert_eq!(&bytes[..6], b"LUKS\xba\xbe");
+        assert_eq!(&bytes[6..8], &[0, 1]);
+        assert_eq!(&bytes[8..12], b"aes\0");
+        assert_eq!(&bytes[40..52], b"xts-plain64\0");
+        assert_eq!(&bytes[72..79], b"sha512\0");
+        assert_eq!(&bytes[104..108], &4096u32.to_be_bytes());
+        assert_eq!(&bytes[108..112], &32u32.to_be_bytes());
+        assert_eq!(&bytes[208..212], &KEY_ENABLED.to_be_bytes());
+        assert_eq!(&bytes[256..260], &KEY_ENABLED.to_be_bytes());
+        assert_eq!(&bytes[304..308], &KEY_DISABLED.to_be_bytes());
+        let back = Luks1Header::parse(&bytes).unwrap();
+        assert_eq!(&back, l.header());
+        let u = &l.header().uuid;
+        assert_eq!(u.len(), 36);
+        assert_eq!(&u[14..15], "4", "a version-4 UUID: {u}");
+        // The header area: header, zeros to 4 KiB, random key slot areas with zero gaps.
+        let a = l.header_area();
+        assert_eq!(a.len(), 4096 * 512);
+        assert!(a[PHDR_LEN..4096].iter().all(|&b| b == 0));
+        for s in 0..NUM_KEYS {
+            let start = (8 + 256 * s) * 512;
+            assert!(a[start..start + 512].iter().any(|&b| b != 0), "slot {s}");
+            assert!(a[start + 250 * 512..start + 256 * 512]
+                .iter()
+                .all(|&b| b == 0));
+        }
+        assert!(a[2056 * 512..].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn both_slots_open_and_a_wrong_passphrase_does_not() {
+        let l = Luks1::format(&fast(), &[b"pw", b"keyfile bytes"], &mut seeded_rng(b"o")).unwrap();
+        let (slot, k0) = open(l.header_area(), b"pw").unwrap();
+        assert_eq!(slot, 0);
+        let (slot, k1) = open(l.header_area(), b"keyfile bytes").unwrap();
+        assert_eq!(slot, 1);
+        assert_eq!(k0, k1);
+        assert_eq!(&k0[..], &l.master_key[..]);
+        assert!(matches!(
+            open(l.header_area(), b"nope"),
+            Err(Error::WrongPassphrase)
+        ));
+    }
+
+    #[test]
+    fn bad_input_is_refused_not_panicked_on() {
+        assert!(Luks1Header::parse(&[0u8; 10]).is_err());
+        assert!(Luks1Header::parse(&[0u8; 600]).is_err());
+        let l = Luks1::format(&fast(), &[b"pw"], &mut seeded_rng(b"b")).unwrap();
+        let mut h = l.header().to_bytes();
+        h[6..8].copy_from_slice(&2u16.to_be_bytes());
+        assert!(Luks1Header::parse(&h).is_err());
+        let mut h = l.header().to_bytes();
+        h[252..256].copy_from_slice(&3999u32.to_be_bytes()); // slot 0 stripes
+        assert!(Luks1Header::parse(&h).is_err());
+        let mut h = l.header().to_bytes();
+        h[248..252].copy_from_slice(&4095u32.to_be_bytes()); // slot 0 beyond the payload
+        assert!(Luks1Header::parse(&h).is_err());
+        let mut h = l.header().to_bytes();
+        h[208..212].copy_from_slice(&7u32.to_be_bytes());
+        assert!(Luks1Header::parse(&h).is_err());
+        // A header area cut short.
+        assert!(open(&l.header_area()[..4096], b"pw").is_err());
+        // Format refuses what cryptsetup refuses.
+        assert!(Luks1::format(&fast(), &[], &mut seeded_rng(b"x")).is_err());
+        assert!(Luks1::format(&fast(), &[b""], &mut seeded_rng(b"x")).is_err());
+        let mut o = fast();
+        o.key_bytes = 48;
+        assert!(Luks1::format(&o, &[b"pw"], &mut seeded_rng(b"x")).is_err());
+    }
+
+    #[test]
+    fn same_seed_same_header() {
+        let a = Luks1::format(&fast(), &[b"pw", b"k"], &mut seeded_rng(b"s")).unwrap();
+        let b = Luks1::format(&fast(), &[b"pw", b"k"], &mut seeded_rng(b"s")).unwrap();
+        let c = Luks1::format(&fast(), &[b"pw", b"k"], &mut seeded_rng(b"t")).unwrap();
+        assert_eq!(a.header_area(), b.header_area());
+        assert_ne!(a.header_area(), c.header_area());
+    }
 }

@@ -160,15 +160,19 @@ impl EncryptedVolume {
         fs_image: &mut dyn Read,
     ) -> Result<WriteReport> {
         let mut pos = None;
-        self.stream(fs_image, |offset, data| {
-            let at = partition_offset + offset;
-            if pos != Some(at) {
-                target.seek(SeekFrom::Start(at))?;
-            }
-            target.write_all(data)?;
-            pos = Some(at + data.len() as u64);
-            Ok(())
-        }, partition_offset)
+        self.stream(
+            fs_image,
+            |offset, data| {
+                let at = partition_offset + offset;
+                if pos != Some(at) {
+                    target.seek(SeekFrom::Start(at))?;
+                }
+                target.write_all(data)?;
+                pos = Some(at + data.len() as u64);
+                Ok(())
+            },
+            partition_offset,
+        )
         .and_then(|r| {
             target.flush().map_err(|source| Error::Write {
                 offset: partition_offset + self.layout.partition_size,
@@ -254,12 +258,12 @@ impl EncryptedVolume {
                 source.check_end()
             })();
             drop(full_tx);
-            let written = writer
-                .join()
-                .unwrap_or_else(|_| Err(Error::Write {
+            let written = writer.join().unwrap_or_else(|_| {
+                Err(Error::Write {
                     offset: base,
                     source: io::Error::other("the writer thread panicked"),
-                }));
+                })
+            });
             produced?;
             written?;
             Ok(WriteReport {

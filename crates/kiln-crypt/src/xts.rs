@@ -11,7 +11,9 @@
 //! The unit tests prove both agree sector for sector.
 
 use aes::cipher::consts::U16;
-use aes::cipher::{generic_array::GenericArray, BlockDecrypt, BlockEncrypt, BlockSizeUser, KeyInit};
+use aes::cipher::{
+    generic_array::GenericArray, BlockDecrypt, BlockEncrypt, BlockSizeUser, KeyInit,
+};
 use aes::{Aes128, Aes256, Block};
 use xts_mode::{get_tweak_default, Xts128};
 use zeroize::Zeroize;
@@ -44,8 +46,8 @@ impl<C: BlockEncrypt + BlockDecrypt + aes::cipher::BlockCipher + KeyInit + Clone
 }
 
 enum Keys {
-    Aes128(Pair<Aes128>),
-    Aes256(Pair<Aes256>),
+    Aes128(Box<Pair<Aes128>>),
+    Aes256(Box<Pair<Aes256>>),
 }
 
 /// An aes-xts-plain64 key (32 bytes: AES-128 twice; 64 bytes: AES-256 twice).
@@ -57,8 +59,8 @@ impl SectorCipher {
     /// Returns `None` unless the key is 32 or 64 bytes.
     pub fn new(key: &[u8]) -> Option<SectorCipher> {
         let keys = match key.len() {
-            32 => Keys::Aes128(Pair::new(key)),
-            64 => Keys::Aes256(Pair::new(key)),
+            32 => Keys::Aes128(Box::new(Pair::new(key))),
+            64 => Keys::Aes256(Box::new(Pair::new(key))),
             _ => return None,
         };
         Some(SectorCipher { keys })
@@ -70,8 +72,14 @@ impl SectorCipher {
         let whole = buf.len() / SECTOR * SECTOR;
         let buf = &mut buf[..whole];
         match &self.keys {
-            Keys::Aes128(x) => x.xts.encrypt_area(buf, SECTOR, first_sector.into(), get_tweak_default),
-            Keys::Aes256(x) => x.xts.encrypt_area(buf, SECTOR, first_sector.into(), get_tweak_default),
+            Keys::Aes128(x) => {
+                x.xts
+                    .encrypt_area(buf, SECTOR, first_sector.into(), get_tweak_default)
+            }
+            Keys::Aes256(x) => {
+                x.xts
+                    .encrypt_area(buf, SECTOR, first_sector.into(), get_tweak_default)
+            }
         }
     }
 
@@ -80,8 +88,14 @@ impl SectorCipher {
         let whole = buf.len() / SECTOR * SECTOR;
         let buf = &mut buf[..whole];
         match &self.keys {
-            Keys::Aes128(x) => x.xts.decrypt_area(buf, SECTOR, first_sector.into(), get_tweak_default),
-            Keys::Aes256(x) => x.xts.decrypt_area(buf, SECTOR, first_sector.into(), get_tweak_default),
+            Keys::Aes128(x) => {
+                x.xts
+                    .decrypt_area(buf, SECTOR, first_sector.into(), get_tweak_default)
+            }
+            Keys::Aes256(x) => {
+                x.xts
+                    .decrypt_area(buf, SECTOR, first_sector.into(), get_tweak_default)
+            }
         }
     }
 
@@ -98,7 +112,12 @@ impl SectorCipher {
 /// XTS over whole sectors: per batch, the sectors' tweaks are encrypted together, each
 /// sector's 32 block tweaks follow by multiplication by x in GF(2^128) (little-endian, as
 /// IEEE 1619), and all data blocks of the batch go through AES in one call.
-fn batched<C: BlockEncrypt + BlockSizeUser<BlockSize = U16>>(data: &C, tweak: &C, buf: &mut [u8], first_sector: u64) {
+fn batched<C: BlockEncrypt + BlockSizeUser<BlockSize = U16>>(
+    data: &C,
+    tweak: &C,
+    buf: &mut [u8],
+    first_sector: u64,
+) {
     let mut blocks = [Block::default(); BATCH * BLOCKS_PER_SECTOR];
     let mut tweaks = [0u128; BATCH * BLOCKS_PER_SECTOR];
     let mut t0 = [Block::default(); BATCH];
@@ -120,13 +139,23 @@ fn batched<C: BlockEncrypt + BlockSizeUser<BlockSize = U16>>(data: &C, tweak: &C
             }
         }
         let nb = n * BLOCKS_PER_SECTOR;
-        for ((blk, src), t) in blocks.iter_mut().zip(chunk.chunks_exact(16)).zip(&tweaks).take(nb) {
+        for ((blk, src), t) in blocks
+            .iter_mut()
+            .zip(chunk.chunks_exact(16))
+            .zip(&tweaks)
+            .take(nb)
+        {
             let mut v = [0u8; 16];
             v.copy_from_slice(src);
             *blk = Block::from((u128::from_le_bytes(v) ^ t).to_le_bytes());
         }
         data.encrypt_blocks(&mut blocks[..nb]);
-        for ((blk, dst), t) in blocks.iter().zip(chunk.chunks_exact_mut(16)).zip(&tweaks).take(nb) {
+        for ((blk, dst), t) in blocks
+            .iter()
+            .zip(chunk.chunks_exact_mut(16))
+            .zip(&tweaks)
+            .take(nb)
+        {
             let v = u128::from_le_bytes((*blk).into()) ^ t;
             dst.copy_from_slice(&v.to_le_bytes());
         }
