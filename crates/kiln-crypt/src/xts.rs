@@ -11,6 +11,7 @@
 //! The unit tests prove both agree sector for sector.
 
 use aes::cipher::consts::U16;
+use aes::cipher::inout::InOutBuf;
 use aes::cipher::{
     generic_array::GenericArray, BlockDecrypt, BlockEncrypt, BlockSizeUser, KeyInit,
 };
@@ -118,17 +119,14 @@ fn batched<C: BlockEncrypt + BlockSizeUser<BlockSize = U16>>(
     buf: &mut [u8],
     first_sector: u64,
 ) {
-    let mut blocks = [Block::default(); BATCH * BLOCKS_PER_SECTOR];
     let mut tweaks = [0u128; BATCH * BLOCKS_PER_SECTOR];
     let mut t0 = [Block::default(); BATCH];
     let mut sector = first_sector;
-    for chunk in buf.chunks_mut(BATCH * SECTOR) {
+    let whole = buf.len() / SECTOR * SECTOR;
+    for chunk in buf[..whole].chunks_mut(BATCH * SECTOR) {
         let n = chunk.len() / SECTOR;
-        if n == 0 {
-            break;
-        }
         for (i, t) in t0.iter_mut().take(n).enumerate() {
-            *t = Block::from((u128::from(sector + i as u64)).to_le_bytes());
+            *t = Block::from(u128::from(sector + i as u64).to_le_bytes());
         }
         tweak.encrypt_blocks(&mut t0[..n]);
         for s in 0..n {
@@ -138,33 +136,26 @@ fn batched<C: BlockEncrypt + BlockSizeUser<BlockSize = U16>>(
                 t = (t << 1) ^ (if t >> 127 == 1 { 0x87 } else { 0 });
             }
         }
-        let nb = n * BLOCKS_PER_SECTOR;
-        for ((blk, src), t) in blocks
-            .iter_mut()
-            .zip(chunk.chunks_exact(16))
-            .zip(&tweaks)
-            .take(nb)
-        {
-            let mut v = [0u8; 16];
-            v.copy_from_slice(src);
-            *blk = Block::from((u128::from_le_bytes(v) ^ t).to_le_bytes());
-        }
-        data.encrypt_blocks(&mut blocks[..nb]);
-        for ((blk, dst), t) in blocks
-            .iter()
-            .zip(chunk.chunks_exact_mut(16))
-            .zip(&tweaks)
-            .take(nb)
-        {
-            let v = u128::from_le_bytes((*blk).into()) ^ t;
-            dst.copy_from_slice(&v.to_le_bytes());
-        }
+        xor_tweaks(chunk, &tweaks);
+        // The chunk is whole sectors, so it splits into 16-byte blocks without a tail: AES
+        // runs in place, all blocks of the batch in one call.
+        let (blocks, _tail) = InOutBuf::from(&mut *chunk).into_chunks::<U16>();
+        data.encrypt_blocks_inout(blocks);
+        xor_tweaks(chunk, &tweaks);
         sector += n as u64;
     }
-    for b in blocks.iter_mut() {
-        b.as_mut_slice().zeroize();
-    }
     tweaks.zeroize();
+    for t in t0.iter_mut() {
+        t.as_mut_slice().zeroize();
+    }
+}
+
+fn xor_tweaks(chunk: &mut [u8], tweaks: &[u128]) {
+    for (b, t) in chunk.chunks_exact_mut(16).zip(tweaks) {
+        let mut v = [0u8; 16];
+        v.copy_from_slice(b);
+        b.copy_from_slice(&(u128::from_le_bytes(v) ^ t).to_le_bytes());
+    }
 }
 
 #[cfg(test)]
