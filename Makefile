@@ -105,6 +105,7 @@ bench: kiln
 	scripts/bench-formats.sh $(KILN)
 	scripts/bench-resolve.sh $(KILN)
 	scripts/bench-build.sh $(KILN)
+	scripts/bench-encrypt.sh
 
 clean:
 	rm -rf $(OUT_DIR)

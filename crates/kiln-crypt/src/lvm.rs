@@ -414,31 +414,45 @@ fn metadata_text(
 
 /// C's `ctime` in UTC, with its trailing newline: `Thu Jan  1 00:00:00 1970\n`.
 pub fn ctime(unix: u64) -> String {
-    let days = unix / 86_400;
-    let secs = unix % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
     const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     const MON: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
+    let leap = |y: u64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let (total_days, secs) = (unix / 86_400, unix % 86_400);
+    // Walk whole years, then whole months, from 1970-01-01.
+    let (mut year, mut days) = (1970u64, total_days);
+    while days >= if leap(year) { 366 } else { 365 } {
+        days -= if leap(year) { 366 } else { 365 };
+        year += 1;
+    }
+    let lengths = [
+        31,
+        if leap(year) { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    let mut month = 0;
+    while days >= lengths[month] {
+        days -= lengths[month];
+        month += 1;
+    }
     format!(
-        "{} {} {:2} {:02}:{:02}:{:02} {}\n",
-        WD[(days % 7) as usize],
-        MON[(month - 1) as usize],
-        day,
+        "{} {} {:2} {:02}:{:02}:{:02} {year}\n",
+        WD[(total_days % 7) as usize],
+        MON[month],
+        days + 1,
         secs / 3600,
         secs % 3600 / 60,
         secs % 60,
-        year
     )
 }
 
@@ -488,6 +502,7 @@ mod tests {
         assert_eq!(ctime(0), "Thu Jan  1 00:00:00 1970\n");
         assert_eq!(ctime(1_700_000_000), "Tue Nov 14 22:13:20 2023\n");
         assert_eq!(ctime(951_782_400), "Tue Feb 29 00:00:00 2000\n");
+        assert_eq!(ctime(4_102_444_799), "Thu Dec 31 23:59:59 2099\n");
     }
 
     #[test]

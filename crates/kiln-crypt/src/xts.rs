@@ -70,33 +70,30 @@ impl SectorCipher {
     /// Encrypts whole sectors in place with the `xts-mode` crate; `first_sector` numbers the
     /// first. `buf.len()` must be a multiple of 512 (a shorter tail is left as it is).
     pub fn encrypt_reference(&self, buf: &mut [u8], first_sector: u64) {
-        let whole = buf.len() / SECTOR * SECTOR;
-        let buf = &mut buf[..whole];
-        match &self.keys {
-            Keys::Aes128(x) => {
-                x.xts
-                    .encrypt_area(buf, SECTOR, first_sector.into(), get_tweak_default)
-            }
-            Keys::Aes256(x) => {
-                x.xts
-                    .encrypt_area(buf, SECTOR, first_sector.into(), get_tweak_default)
-            }
-        }
+        self.reference(buf, first_sector, true)
     }
 
     /// Decrypts whole sectors in place (`xts-mode`).
     pub fn decrypt(&self, buf: &mut [u8], first_sector: u64) {
+        self.reference(buf, first_sector, false)
+    }
+
+    fn reference(&self, buf: &mut [u8], first_sector: u64, encrypt: bool) {
+        fn run<C>(x: &Xts128<C>, buf: &mut [u8], first: u128, encrypt: bool)
+        where
+            C: BlockEncrypt + BlockDecrypt + aes::cipher::BlockCipher,
+        {
+            if encrypt {
+                x.encrypt_area(buf, SECTOR, first, get_tweak_default)
+            } else {
+                x.decrypt_area(buf, SECTOR, first, get_tweak_default)
+            }
+        }
         let whole = buf.len() / SECTOR * SECTOR;
         let buf = &mut buf[..whole];
         match &self.keys {
-            Keys::Aes128(x) => {
-                x.xts
-                    .decrypt_area(buf, SECTOR, first_sector.into(), get_tweak_default)
-            }
-            Keys::Aes256(x) => {
-                x.xts
-                    .decrypt_area(buf, SECTOR, first_sector.into(), get_tweak_default)
-            }
+            Keys::Aes128(x) => run(&x.xts, buf, first_sector.into(), encrypt),
+            Keys::Aes256(x) => run(&x.xts, buf, first_sector.into(), encrypt),
         }
     }
 

@@ -89,17 +89,25 @@ fn encrypt(dir: &Path, name: &str, size: u64, fs: &Path, seed: &[u8]) -> (PathBu
     (out, vol.luks().uuid().to_string())
 }
 
-fn test_passphrase(part: &Path, secret: &[u8]) -> i32 {
-    let mut child = Command::new("cryptsetup")
-        .args(["open", "--test-passphrase", "--key-file", "-"])
-        .arg(part)
+/// Runs `cmd` with `input` on its standard input; its exit code.
+fn with_stdin(cmd: &mut Command, input: &[u8]) -> i32 {
+    let mut child = cmd
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
-        .expect("cryptsetup (cryptsetup-bin; scripts/install-host-deps.sh test)");
-    child.stdin.take().unwrap().write_all(secret).unwrap();
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e} (scripts/install-host-deps.sh test)"));
+    child.stdin.take().unwrap().write_all(input).unwrap();
     child.wait().unwrap().code().unwrap_or(-1)
+}
+
+fn test_passphrase(part: &Path, secret: &[u8]) -> i32 {
+    with_stdin(
+        Command::new("cryptsetup")
+            .args(["open", "--test-passphrase", "--key-file", "-"])
+            .arg(part)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+        secret,
+    )
 }
 
 #[test]
@@ -227,29 +235,28 @@ fn kiln_opens_a_header_cryptsetup_made() {
         .unwrap()
         .set_len(4 * MIB)
         .unwrap();
-    let mut child = Command::new("cryptsetup")
-        .args([
-            "luksFormat",
-            "-q",
-            "--type",
-            "luks1",
-            "--cipher",
-            "aes-xts-plain64",
-            "--key-size",
-            "256",
-            "--hash",
-            "sha512",
-            "--pbkdf-force-iterations",
-            "1000",
-            "--key-file",
-            "-",
-        ])
-        .arg(&part)
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("cryptsetup");
-    child.stdin.take().unwrap().write_all(PASSWORD).unwrap();
-    assert!(child.wait().unwrap().success());
+    let status = with_stdin(
+        Command::new("cryptsetup")
+            .args([
+                "luksFormat",
+                "-q",
+                "--type",
+                "luks1",
+                "--cipher",
+                "aes-xts-plain64",
+                "--key-size",
+                "256",
+                "--hash",
+                "sha512",
+                "--pbkdf-force-iterations",
+                "1000",
+                "--key-file",
+                "-",
+            ])
+            .arg(&part),
+        PASSWORD,
+    );
+    assert_eq!(status, 0, "cryptsetup luksFormat");
     let area = std::fs::read(&part).unwrap();
     let h = luks1::Luks1Header::parse(&area).unwrap();
     // The same layout kiln writes.
