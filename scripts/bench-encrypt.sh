@@ -81,8 +81,8 @@ print(f"2 GiB partition from a {lv / GiB:.3f} GiB ext4 image, output in {outdir}
 print(f"  kiln-crypt, whole partition written and synced: {k:8.0f} MB/s")
 print(f"  I/O floor: dd of zeros to the same place:      {statistics.median(floors):8.0f} MB/s")
 print(f"  CPU limit for aes-xts-plain64, one core:        {c:8.0f} MB/s  [{ref_name}]")
-print(f"  ratio kiln / limit:                             {k / c:8.2f}")
+print(f"  ratio kiln / limit:                             {k / c:8.2f}   (kiln / I/O floor: {k / statistics.median(floors):.2f})")
 print(f"  kiln cipher in memory, all cores:               {med('batched_all_cores'):8.0f} MB/s")
-print(f"  kiln cipher in memory, one core:                {med('batched_1core'):8.0f} MB/s")
+print(f"  kiln cipher in memory, one core:                {med('batched_1core'):8.0f} MB/s   (ratio to the limit: {med('batched_1core') / c:.2f})")
 print(f"  xts-mode crate, one block at a time, one core:  {med('xts_mode'):8.0f} MB/s")
 PY
