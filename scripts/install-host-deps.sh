@@ -21,7 +21,11 @@ declare -A GROUP_PACKAGES=(
     # python3's crypt (libxcrypt); account files with shadow-utils (passwd). The sandbox tests
     # run a static busybox as the image (busybox-static). The rootless tests run kiln as an
     # ordinary user, which maps its user namespace with newuidmap/newgidmap (uidmap).
-    [test]="python3 python3-jsonschema qemu-utils cpio squashfs-tools attr rpm zstd createrepo-c fdisk dnf parted gdisk dosfstools mtools xfsprogs openssl passwd gpg libsolv-tools strace busybox-static uidmap"
+    # kiln-crypt's encrypted volumes are judged by cryptsetup (cryptsetup-bin: luksDump and
+    # open --test-passphrase work on a plain file), lvm2's pvck (reads the LVM label and
+    # metadata from the decrypted payload) and an independent decryption in Python
+    # (python3-cryptography).
+    [test]="python3 python3-jsonschema qemu-utils cpio squashfs-tools attr rpm zstd createrepo-c fdisk dnf parted gdisk dosfstools mtools xfsprogs openssl passwd gpg libsolv-tools strace busybox-static uidmap cryptsetup-bin lvm2 python3-cryptography"
     # `make image` / `kiln build`: rpm installs the packages (and rpm2cpio reads grub2-pc's
     # payload), e2fsprogs, dosfstools + mtools and xfsprogs make the filesystems, grub-mkimage
     # (grub-common) the BIOS core image, mksquashfs (squashfs-tools) squashfs artifacts, and
