@@ -185,11 +185,8 @@ pub fn make(
         }
         FsKind::Vfat => {
             let id = u32::from_le_bytes(uuid[..4].try_into().expect("4 bytes"));
-            if offset % 512 != 0 || size % 1024 != 0 {
-                return Err(Error::Unsupported(
-                    "a FAT filesystem must start on a sector and have whole KiB".into(),
-                ));
-            }
+            // Any size: the scratch file is the partition's exact size (an MBR logical
+            // partition has an odd number of sectors), as the partition device is upstream's.
             // Not `--offset`: with it mkfs.vfat 4.2 picks the FAT size from the whole disk
             // file, not the partition (FAT32 for a 64 MiB ESP on a big disk, then fails).
             let mut cmd = Command::new("mkfs.vfat");

@@ -265,3 +265,112 @@ fn xfs_is_filled_from_a_directory() {
         "symlink"
     );
 }
+
+/// Upstream's parted layout gives MBR logical partitions an odd number of sectors (they start
+/// one sector after a MiB, aligned up, and end one sector after one): every filesystem kind is
+/// made on such a partition, with contents, and checks clean.
+#[test]
+fn every_filesystem_on_mbr_logical_partitions_of_odd_sizes() {
+    let doc = r#"{"Disks": [{"PartitionTableType": "mbr", "MaxSize": 720, "Partitions": [
+        {"ID": "boot", "Flags": ["boot"], "Start": 1, "End": 33, "FsType": "ext2"},
+        {"ID": "p2", "Start": 33, "End": 65, "FsType": "ext3"},
+        {"ID": "p3", "Start": 65, "End": 97, "FsType": "linux-swap"},
+        {"ID": "esp", "Start": 97, "End": 161, "FsType": "fat32"},
+        {"ID": "root", "Start": 161, "End": 225, "FsType": "ext4"},
+        {"ID": "data", "Start": 225, "End": 545, "FsType": "xfs"},
+        {"ID": "swap", "Start": 545, "End": 577, "FsType": "linux-swap"},
+        {"ID": "last", "Start": 577, "End": 0, "FsType": "fat16"}]}],
+      "SystemConfigs": [{"Name": "x", "Packages": ["p"]}]}"#;
+    let opts = Options {
+        base_dir: Some("/".into()),
+        package_checks: false,
+        file_checks: false,
+    };
+    let v = validate_bytes(doc.as_bytes(), Path::new("c.json"), &opts);
+    let disk_cfg = &v.config.unwrap().config.disks[0];
+    let identity = Identity::seeded(b"fs-test-mbr", 1_700_000_000);
+    let layout = plan(disk_cfg, &identity).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("disk.raw");
+    let f = File::create(&disk).unwrap();
+    f.set_len(layout.size).unwrap();
+    write_table(
+        &layout,
+        &File::options().read(true).write(true).open(&disk).unwrap(),
+    )
+    .unwrap();
+    drop(f);
+    let content = dir.path().join("content");
+    std::fs::create_dir_all(content.join("etc")).unwrap();
+    std::fs::write(content.join("etc/hostname"), "odd\n").unwrap();
+    std::fs::write(content.join("big"), vec![7u8; 300_000]).unwrap();
+
+    let mut odd = 0;
+    for (i, p) in disk_cfg.partitions.iter().enumerate() {
+        let planned = layout.for_config(i).unwrap();
+        let sectors = planned.size() / 512;
+        if i >= 3 && p.end != 0 {
+            assert_eq!(sectors % 2, 1, "{}: {sectors} sectors", p.id);
+            odd += 1;
+        }
+        let kind = FsKind::from_config(&p.fs_type).unwrap().unwrap();
+        let made = make(
+            &disk,
+            kind,
+            planned.offset(),
+            planned.size(),
+            (kind != FsKind::Swap).then_some(content.as_path()),
+            &identity,
+            &p.id,
+        )
+        .unwrap_or_else(|e| panic!("{} ({sectors} sectors): {e}", p.id));
+        let part = dir.path().join(format!("{}.img", p.id));
+        extract(&disk, planned.offset(), planned.size(), &part);
+        let part = part.display().to_string();
+        let blkid = sh(&format!("blkid -p -o export {part}"));
+        assert!(
+            blkid.contains(&format!("TYPE={}", kind.fstab_type()))
+                && blkid.contains(&format!("UUID={}", made.uuid)),
+            "{}: {blkid}",
+            p.id
+        );
+        match kind {
+            FsKind::Ext2 | FsKind::Ext3 | FsKind::Ext4 => {
+                sh(&format!("e2fsck -fn {part}"));
+                assert_eq!(
+                    sh(&format!(
+                        "debugfs -R 'cat /etc/hostname' {part} 2>/dev/null"
+                    )),
+                    "odd\n"
+                );
+            }
+            FsKind::Vfat => {
+                sh(&format!("fsck.vfat -n {part}"));
+                assert_eq!(
+                    sh(&format!(
+                        "MTOOLS_SKIP_CHECK=1 mtype -i {part} ::/etc/hostname"
+                    )),
+                    "odd\n"
+                );
+            }
+            FsKind::Xfs => {
+                sh(&format!("xfs_repair -n {part}"));
+                assert!(sh(&format!(
+                    "xfs_db -r -c 'path /big' -c 'print core.size' {part}"
+                ))
+                .contains("core.size = 300000"));
+            }
+            FsKind::Swap => {
+                let page = std::fs::read(&part).unwrap();
+                assert_eq!(&page[4086..4096], b"SWAPSPACE2", "{}", p.id);
+                let last = u32::from_le_bytes(page[1028..1032].try_into().unwrap());
+                assert_eq!(u64::from(last), planned.size() / 4096 - 1);
+            }
+        }
+    }
+    assert_eq!(odd, 4);
+    // Nothing else was written into the disk file's other partitions: sfdisk still reads it.
+    let table = sh(&format!("sfdisk -d {}", disk.display()));
+    assert_eq!(table.matches("start=").count(), 9, "{table}"); // and the extended one
+}
