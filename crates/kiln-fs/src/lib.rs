@@ -9,7 +9,8 @@
 //!   mkfs.vfat, as upstream), then `mcopy -i disk@@offset` for the contents;
 //! - linux-swap: the swap signature page written natively (nothing is done on the build host);
 //! - xfs: `mkfs.xfs -p <prototype file>` into a scratch file copied into the range (owners,
-//!   modes, symlinks, devices; the sticky bit set afterwards with xfs_db; no xattrs).
+//!   modes, symlinks, devices), then sticky bits, extended attributes and hard links added
+//!   with xfs_db (and xfs_repair to free the hard links' placeholder inodes).
 //!
 //! Every filesystem UUID comes from the caller (derived from `SOURCE_DATE_EPOCH` for reproducible
 //! builds) and is returned, so fstab and the boot configuration can name it.
@@ -233,8 +234,8 @@ pub fn make(
             let text = uuid_text(uuid);
             let mut cmd = Command::new("mkfs.xfs");
             cmd.args(["-q", "-f", "-m"]).arg(format!("uuid={text}"));
-            // Contents come from a prototype file (mkfs.xfs -p); it cannot express the sticky
-            // bit, which xfs_db sets afterwards.
+            // Contents come from a prototype file (mkfs.xfs -p); what it cannot express
+            // (sticky bits, extended attributes, hard links) xfs_db adds afterwards.
             let proto = match content {
                 Some(dir) => Some(xfs_proto::write(dir, &disk.with_extension("xfs-proto"))?),
                 None => None,
@@ -242,12 +243,11 @@ pub fn make(
             if let Some(p) = &proto {
                 cmd.arg("-p").arg(&p.file);
             }
-            let fix_sticky = |scratch: &Path| match &proto {
-                Some(p) => xfs_proto::set_sticky(scratch, &p.sticky),
+            let finish = |scratch: &Path| match &proto {
+                Some(p) => p.finish(scratch),
                 None => Ok(()),
             };
-            let made =
-                format_in_scratch(disk, offset, size, cmd, "mkfs.xfs", "xfsprogs", &fix_sticky);
+            let made = format_in_scratch(disk, offset, size, cmd, "mkfs.xfs", "xfsprogs", &finish);
             if let Some(p) = &proto {
                 let _ = std::fs::remove_file(&p.file);
             }

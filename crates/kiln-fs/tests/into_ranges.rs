@@ -374,3 +374,181 @@ fn every_filesystem_on_mbr_logical_partitions_of_odd_sizes() {
     let table = sh(&format!("sfdisk -d {}", disk.display()));
     assert_eq!(table.matches("start=").count(), 9, "{table}"); // and the extended one
 }
+
+/// `setfattr -n name -v value path` (`0x…` values are hex).
+fn setfattr(path: &Path, name: &str, value: &str) {
+    sh(&format!(
+        "setfattr -h -n {name} -v '{value}' '{}'",
+        path.display()
+    ));
+}
+
+/// Extended attributes (SELinux labels on every kind of inode, file capabilities, trusted.*
+/// and user.*; enough on one file to need an attribute block) and hard links (within one
+/// directory, across directories, into a directory too big to live in its inode) are carried
+/// into xfs, and the filesystem checks clean.
+#[test]
+fn xfs_keeps_extended_attributes_and_hard_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("disk.raw");
+    File::create(&disk).unwrap().set_len(400 << 20).unwrap();
+    let c = dir.path().join("content");
+    std::fs::create_dir_all(c.join("usr/bin")).unwrap();
+    std::fs::create_dir_all(c.join("usr/sbin")).unwrap();
+    std::fs::create_dir_all(c.join("many")).unwrap();
+    std::fs::write(c.join("usr/bin/tool"), vec![5u8; 70_000]).unwrap();
+    std::fs::hard_link(c.join("usr/bin/tool"), c.join("usr/bin/tool-alias")).unwrap();
+    std::fs::hard_link(c.join("usr/bin/tool"), c.join("usr/sbin/tool")).unwrap();
+    for i in 0..300 {
+        std::fs::write(c.join(format!("many/file{i:03}")), format!("{i}\n")).unwrap();
+    }
+    std::fs::hard_link(c.join("many/file007"), c.join("many/zz-link")).unwrap();
+    std::fs::hard_link(c.join("many/file007"), c.join("usr/bin/seven")).unwrap();
+    std::os::unix::fs::symlink("tool", c.join("usr/bin/tl")).unwrap();
+    std::fs::write(c.join("ping"), "ping").unwrap();
+    std::fs::write(c.join("crowded"), "x").unwrap();
+
+    let label = |t: &str| format!("system_u:object_r:{t}:s0");
+    setfattr(&c, "security.selinux", &label("root_t"));
+    setfattr(&c.join("usr"), "security.selinux", &label("usr_t"));
+    setfattr(&c.join("usr/bin/tool"), "security.selinux", &label("bin_t"));
+    setfattr(&c.join("usr/bin/tl"), "security.selinux", &label("bin_t"));
+    setfattr(&c.join("many/file007"), "security.selinux", &label("etc_t"));
+    setfattr(&c.join("many/file008"), "security.selinux", &label("etc_t"));
+    // File capabilities (cap_net_raw+ep), binary.
+    let caps = "0x0100000200200000000000000000000000000000";
+    setfattr(&c.join("ping"), "security.capability", caps);
+    setfattr(&c.join("ping"), "trusted.kiln", "t-value");
+    setfattr(&c.join("ping"), "user.kiln", "u-value");
+    for i in 0..12 {
+        setfattr(
+            &c.join("crowded"),
+            &format!("user.a{i:02}"),
+            &"x".repeat(200 + i),
+        );
+    }
+    setfattr(&c.join("crowded"), "security.selinux", &label("crowded_t"));
+
+    let identity = Identity::seeded(b"fs-test", 0);
+    make(
+        &disk,
+        FsKind::Xfs,
+        1 << 20,
+        350 << 20,
+        Some(&c),
+        &identity,
+        "data",
+    )
+    .unwrap();
+    let fs = dir.path().join("fs.img");
+    extract(&disk, 1 << 20, 350 << 20, &fs);
+    sh(&format!("xfs_repair -n {}", fs.display()));
+    let db = |cmds: &str| sh(&format!("xfs_db -r {cmds} {} 2>&1", fs.display()));
+    let ino = |path: &str| {
+        db(&format!("-c 'path {path}' -c inode"))
+            .trim()
+            .strip_prefix("current inode number is ")
+            .unwrap()
+            .to_string()
+    };
+
+    // Hard links: one inode, its link count the number of names, its data once.
+    let tool = ino("/usr/bin/tool");
+    assert_eq!(ino("/usr/bin/tool-alias"), tool);
+    assert_eq!(ino("/usr/sbin/tool"), tool);
+    let seven = ino("/many/file007");
+    assert_eq!(ino("/many/zz-link"), seven);
+    assert_eq!(ino("/usr/bin/seven"), seven);
+    assert_ne!(ino("/many/file008"), seven);
+    for (path, size) in [("/usr/sbin/tool", 70_000), ("/usr/bin/seven", 2)] {
+        let stat = db(&format!(
+            "-c 'path {path}' -c 'print core.nlinkv2 core.size'"
+        ));
+        assert!(
+            stat.contains("core.nlinkv2 = 3") && stat.contains(&format!("core.size = {size}")),
+            "{path}: {stat}"
+        );
+    }
+    let data = db("-c 'path /usr/bin/seven' -c 'dblock 0' -c 'type text' -c 'print'");
+    assert!(data.contains("37 0a"), "{data}");
+
+    // Extended attributes, each in its namespace with its value.
+    let attrs = |path: &str| {
+        db(&format!(
+            "-c 'path {path}' -c 'print a' -c 'ablock 0' -c 'print nvlist'"
+        ))
+    };
+    for (path, t) in [
+        ("/", "root_t"),
+        ("/usr", "usr_t"),
+        ("/usr/sbin/tool", "bin_t"),
+        ("/usr/bin/tl", "bin_t"),
+        ("/many/zz-link", "etc_t"),
+        ("/many/file008", "etc_t"),
+        ("/crowded", "crowded_t"),
+    ] {
+        let a = attrs(path);
+        assert!(a.contains(&format!("\"{}\"", label(t))), "{path}: {a}");
+        assert!(a.contains("\"selinux\""), "{path}: {a}");
+    }
+    let ping = attrs("/ping");
+    for want in [
+        "\"capability\"",
+        "\"\\001\\000\\000\\002\\000 \\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\"",
+        "\"t-value\"",
+        "\"u-value\"",
+        "list[0].secure = 1",
+        "list[1].root = 1",
+    ] {
+        assert!(ping.contains(want), "{want}: {ping}");
+    }
+    let crowded = attrs("/crowded");
+    assert!(
+        crowded.contains("core.aformat") || crowded.contains("a.bmx"),
+        "{crowded}"
+    );
+    for i in 0..12 {
+        assert!(
+            crowded.contains(&format!("\"a{i:02}\""))
+                && crowded.contains(&format!("\"{}\"", "x".repeat(200 + i))),
+            "a{i:02}: {crowded}"
+        );
+    }
+    assert!(!crowded.contains("vvvvvvvv"), "{crowded}");
+}
+
+/// An attribute xfs_db cannot make is an error naming the file and the attribute, and nothing
+/// is left behind.
+#[test]
+fn xfs_refuses_attributes_it_cannot_write_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("disk.raw");
+    File::create(&disk).unwrap().set_len(400 << 20).unwrap();
+    let c = dir.path().join("content");
+    std::fs::create_dir_all(&c).unwrap();
+    std::fs::write(c.join("flagged"), "x").unwrap();
+    sh(&format!(
+        "setfattr -n user.empty '{}'",
+        c.join("flagged").display()
+    ));
+    let e = make(
+        &disk,
+        FsKind::Xfs,
+        1 << 20,
+        350 << 20,
+        Some(&c),
+        &Identity::seeded(b"fs-test", 0),
+        "data",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("flagged") && e.contains("\"user.empty\"") && e.contains("empty value"),
+        "{e}"
+    );
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+}
