@@ -7,7 +7,7 @@ use kiln_formats::ident::Identity;
 use kiln_fs::{make, FsKind};
 use std::fs::File;
 use std::os::unix::fs::{FileExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn sh(cmd: &str) -> String {
@@ -38,36 +38,89 @@ fn extract(disk: &Path, offset: u64, len: u64, to: &Path) {
     }
 }
 
-#[test]
-fn every_filesystem_in_its_range() {
-    let doc = r#"{"Disks": [{"PartitionTableType": "gpt", "MaxSize": 800, "Partitions": [
-        {"ID": "esp", "Flags": ["esp", "boot"], "Start": 1, "End": 65, "FsType": "fat32"},
-        {"ID": "boot", "Start": 65, "End": 129, "FsType": "ext2"},
-        {"ID": "swap", "Start": 129, "End": 145, "FsType": "linux-swap"},
-        {"ID": "data", "Start": 145, "End": 465, "FsType": "xfs"},
-        {"ID": "var", "Start": 465, "End": 529, "FsType": "ext3"},
-        {"ID": "root", "Start": 529, "End": 0, "FsType": "ext4"}]}],
-      "SystemConfigs": [{"Name": "x", "Packages": ["p"]}]}"#;
+/// A config of the one disk `disk` (its `Disks[]` JSON), planned with an identity seeded by
+/// `seed`, and `disk.raw` of its size with its table in a new temporary directory.
+fn partitioned_disk(
+    disk: &str,
+    seed: &[u8],
+) -> (
+    tempfile::TempDir,
+    kiln_config::model::Disk,
+    kiln_disk::Layout,
+    std::path::PathBuf,
+    Identity,
+) {
+    let doc =
+        format!(r#"{{"Disks": [{disk}], "SystemConfigs": [{{"Name": "x", "Packages": ["p"]}}]}}"#);
     let opts = Options {
         base_dir: Some("/".into()),
         package_checks: false,
         file_checks: false,
     };
     let v = validate_bytes(doc.as_bytes(), Path::new("c.json"), &opts);
-    let disk_cfg = &v.config.unwrap().config.disks[0];
-    let identity = Identity::seeded(b"fs-test", 1_700_000_000);
-    let layout = plan(disk_cfg, &identity).unwrap();
-
+    let disk_cfg = v.config.unwrap().config.disks[0].clone();
+    let identity = Identity::seeded(seed, 1_700_000_000);
+    let layout = plan(&disk_cfg, &identity).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let disk = dir.path().join("disk.raw");
-    let f = File::create(&disk).unwrap();
+    let path = dir.path().join("disk.raw");
+    let f = File::create(&path).unwrap();
     f.set_len(layout.size).unwrap();
     write_table(
         &layout,
-        &File::options().read(true).write(true).open(&disk).unwrap(),
+        &File::options().read(true).write(true).open(&path).unwrap(),
     )
     .unwrap();
-    drop(f);
+    (dir, disk_cfg, layout, path, identity)
+}
+
+/// Makes config partition `i`'s filesystem (filled from `content`) in `disk`, copies the
+/// partition's bytes into `<disk>.<id>.img` and checks blkid's type and UUID there; returns
+/// the kind, that file and blkid's output.
+fn make_and_read(
+    disk: &Path,
+    layout: &kiln_disk::Layout,
+    i: usize,
+    p: &kiln_config::model::Partition,
+    content: Option<&Path>,
+    identity: &Identity,
+) -> (FsKind, String, String) {
+    let planned = layout.for_config(i).unwrap();
+    let kind = FsKind::from_config(&p.fs_type).unwrap().unwrap();
+    let made = make(
+        disk,
+        kind,
+        planned.offset(),
+        planned.size(),
+        content,
+        identity,
+        &p.id,
+    )
+    .unwrap_or_else(|e| panic!("{} ({} bytes): {e}", p.id, planned.size()));
+    let part = disk.with_file_name(format!("{}.img", p.id));
+    extract(disk, planned.offset(), planned.size(), &part);
+    let part = part.display().to_string();
+    let blkid = sh(&format!("blkid -p -o export {part}"));
+    assert!(
+        blkid.contains(&format!("TYPE={}", kind.fstab_type()))
+            && blkid.contains(&format!("UUID={}", made.uuid)),
+        "{}: {blkid} vs {}",
+        p.id,
+        made.uuid
+    );
+    (kind, part, blkid)
+}
+
+#[test]
+fn every_filesystem_in_its_range() {
+    let doc = r#"{"PartitionTableType": "gpt", "MaxSize": 800, "Partitions": [
+        {"ID": "esp", "Flags": ["esp", "boot"], "Start": 1, "End": 65, "FsType": "fat32"},
+        {"ID": "boot", "Start": 65, "End": 129, "FsType": "ext2"},
+        {"ID": "swap", "Start": 129, "End": 145, "FsType": "linux-swap"},
+        {"ID": "data", "Start": 145, "End": 465, "FsType": "xfs"},
+        {"ID": "var", "Start": 465, "End": 529, "FsType": "ext3"},
+        {"ID": "root", "Start": 529, "End": 0, "FsType": "ext4"}]}"#;
+    let (dir, disk_cfg, layout, disk, identity) = partitioned_disk(doc, b"fs-test");
+    let disk_cfg = &disk_cfg;
 
     // Contents.
     let esp = dir.path().join("esp");
@@ -86,38 +139,12 @@ fn every_filesystem_in_its_range() {
     std::os::unix::fs::symlink("../usr/bin/tool", root.join("etc/tool")).unwrap();
 
     for (i, p) in disk_cfg.partitions.iter().enumerate() {
-        let planned = layout.for_config(i).unwrap();
-        let kind = FsKind::from_config(&p.fs_type).unwrap().unwrap();
         let content = match p.id.as_str() {
             "esp" => Some(esp.as_path()),
             "root" => Some(root.as_path()),
             _ => None,
         };
-        let made = make(
-            &disk,
-            kind,
-            planned.offset(),
-            planned.size(),
-            content,
-            &identity,
-            &p.id,
-        )
-        .unwrap();
-        let part = dir.path().join(format!("{}.img", p.id));
-        extract(&disk, planned.offset(), planned.size(), &part);
-        let part = part.display().to_string();
-        let blkid = sh(&format!("blkid -p -o export {part}"));
-        assert!(
-            blkid.contains(&format!("TYPE={}", kind.fstab_type())),
-            "{}: {blkid}",
-            p.id
-        );
-        assert!(
-            blkid.contains(&format!("UUID={}", made.uuid)),
-            "{}: {blkid} vs {}",
-            p.id,
-            made.uuid
-        );
+        let (kind, part, blkid) = make_and_read(&disk, &layout, i, p, content, &identity);
         match kind {
             FsKind::Ext2 | FsKind::Ext3 | FsKind::Ext4 => {
                 sh(&format!("e2fsck -fn {part}"));
@@ -219,11 +246,29 @@ fn unknown_filesystems_and_unwritable_xfs_names_are_refused() {
     assert_eq!(names.len(), 2, "{names:?}");
 }
 
+/// A 400 MiB disk file in `dir` with an xfs filesystem at 1 MiB (350 MiB) filled from
+/// `content`; the filesystem's bytes are copied into `dir/fs.img`.
+fn xfs_from(dir: &Path, content: &Path) -> Result<(kiln_fs::Made, PathBuf), kiln_fs::Error> {
+    let disk = dir.join("disk.raw");
+    File::create(&disk).unwrap().set_len(400 << 20).unwrap();
+    let identity = Identity::seeded(b"fs-test", 0);
+    let made = make(
+        &disk,
+        FsKind::Xfs,
+        1 << 20,
+        350 << 20,
+        Some(content),
+        &identity,
+        "data",
+    )?;
+    let fs = dir.join("fs.img");
+    extract(&disk, 1 << 20, 350 << 20, &fs);
+    Ok((made, fs))
+}
+
 #[test]
 fn xfs_is_filled_from_a_directory() {
     let dir = tempfile::tempdir().unwrap();
-    let disk = dir.path().join("disk.raw");
-    File::create(&disk).unwrap().set_len(400 << 20).unwrap();
     let content = dir.path().join("content");
     std::fs::create_dir_all(content.join("etc")).unwrap();
     std::fs::create_dir_all(content.join("tmp")).unwrap();
@@ -236,19 +281,7 @@ fn xfs_is_filled_from_a_directory() {
     .unwrap();
     std::os::unix::fs::symlink("hostname", content.join("etc/name")).unwrap();
     std::os::unix::fs::chown(content.join("etc/hostname"), Some(12), Some(34)).unwrap();
-    let identity = Identity::seeded(b"fs-test", 0);
-    let made = make(
-        &disk,
-        FsKind::Xfs,
-        1 << 20,
-        350 << 20,
-        Some(&content),
-        &identity,
-        "data",
-    )
-    .unwrap();
-    let fs = dir.path().join("fs.img");
-    extract(&disk, 1 << 20, 350 << 20, &fs);
+    let (made, fs) = xfs_from(dir.path(), &content).unwrap();
     sh(&format!("xfs_repair -n {}", fs.display()));
     assert!(sh(&format!("blkid -o value -s UUID {}", fs.display())).contains(&made.uuid));
     let db = |cmds: &str| sh(&format!("xfs_db -r {cmds} {}", fs.display()));
@@ -271,7 +304,7 @@ fn xfs_is_filled_from_a_directory() {
 /// made on such a partition, with contents, and checks clean.
 #[test]
 fn every_filesystem_on_mbr_logical_partitions_of_odd_sizes() {
-    let doc = r#"{"Disks": [{"PartitionTableType": "mbr", "MaxSize": 720, "Partitions": [
+    let doc = r#"{"PartitionTableType": "mbr", "MaxSize": 720, "Partitions": [
         {"ID": "boot", "Flags": ["boot"], "Start": 1, "End": 33, "FsType": "ext2"},
         {"ID": "p2", "Start": 33, "End": 65, "FsType": "ext3"},
         {"ID": "p3", "Start": 65, "End": 97, "FsType": "linux-swap"},
@@ -279,28 +312,9 @@ fn every_filesystem_on_mbr_logical_partitions_of_odd_sizes() {
         {"ID": "root", "Start": 161, "End": 225, "FsType": "ext4"},
         {"ID": "data", "Start": 225, "End": 545, "FsType": "xfs"},
         {"ID": "swap", "Start": 545, "End": 577, "FsType": "linux-swap"},
-        {"ID": "last", "Start": 577, "End": 0, "FsType": "fat16"}]}],
-      "SystemConfigs": [{"Name": "x", "Packages": ["p"]}]}"#;
-    let opts = Options {
-        base_dir: Some("/".into()),
-        package_checks: false,
-        file_checks: false,
-    };
-    let v = validate_bytes(doc.as_bytes(), Path::new("c.json"), &opts);
-    let disk_cfg = &v.config.unwrap().config.disks[0];
-    let identity = Identity::seeded(b"fs-test-mbr", 1_700_000_000);
-    let layout = plan(disk_cfg, &identity).unwrap();
-
-    let dir = tempfile::tempdir().unwrap();
-    let disk = dir.path().join("disk.raw");
-    let f = File::create(&disk).unwrap();
-    f.set_len(layout.size).unwrap();
-    write_table(
-        &layout,
-        &File::options().read(true).write(true).open(&disk).unwrap(),
-    )
-    .unwrap();
-    drop(f);
+        {"ID": "last", "Start": 577, "End": 0, "FsType": "fat16"}]}"#;
+    let (dir, disk_cfg, layout, disk, identity) = partitioned_disk(doc, b"fs-test-mbr");
+    let disk_cfg = &disk_cfg;
     let content = dir.path().join("content");
     std::fs::create_dir_all(content.join("etc")).unwrap();
     std::fs::write(content.join("etc/hostname"), "odd\n").unwrap();
@@ -314,27 +328,8 @@ fn every_filesystem_on_mbr_logical_partitions_of_odd_sizes() {
             assert_eq!(sectors % 2, 1, "{}: {sectors} sectors", p.id);
             odd += 1;
         }
-        let kind = FsKind::from_config(&p.fs_type).unwrap().unwrap();
-        let made = make(
-            &disk,
-            kind,
-            planned.offset(),
-            planned.size(),
-            (kind != FsKind::Swap).then_some(content.as_path()),
-            &identity,
-            &p.id,
-        )
-        .unwrap_or_else(|e| panic!("{} ({sectors} sectors): {e}", p.id));
-        let part = dir.path().join(format!("{}.img", p.id));
-        extract(&disk, planned.offset(), planned.size(), &part);
-        let part = part.display().to_string();
-        let blkid = sh(&format!("blkid -p -o export {part}"));
-        assert!(
-            blkid.contains(&format!("TYPE={}", kind.fstab_type()))
-                && blkid.contains(&format!("UUID={}", made.uuid)),
-            "{}: {blkid}",
-            p.id
-        );
+        let fill = (p.fs_type != "linux-swap").then_some(content.as_path());
+        let (kind, part, _) = make_and_read(&disk, &layout, i, p, fill, &identity);
         match kind {
             FsKind::Ext2 | FsKind::Ext3 | FsKind::Ext4 => {
                 sh(&format!("e2fsck -fn {part}"));
@@ -390,8 +385,6 @@ fn setfattr(path: &Path, name: &str, value: &str) {
 #[test]
 fn xfs_keeps_extended_attributes_and_hard_links() {
     let dir = tempfile::tempdir().unwrap();
-    let disk = dir.path().join("disk.raw");
-    File::create(&disk).unwrap().set_len(400 << 20).unwrap();
     let c = dir.path().join("content");
     std::fs::create_dir_all(c.join("usr/bin")).unwrap();
     std::fs::create_dir_all(c.join("usr/sbin")).unwrap();
@@ -429,19 +422,7 @@ fn xfs_keeps_extended_attributes_and_hard_links() {
     }
     setfattr(&c.join("crowded"), "security.selinux", &label("crowded_t"));
 
-    let identity = Identity::seeded(b"fs-test", 0);
-    make(
-        &disk,
-        FsKind::Xfs,
-        1 << 20,
-        350 << 20,
-        Some(&c),
-        &identity,
-        "data",
-    )
-    .unwrap();
-    let fs = dir.path().join("fs.img");
-    extract(&disk, 1 << 20, 350 << 20, &fs);
+    let (_, fs) = xfs_from(dir.path(), &c).unwrap();
     sh(&format!("xfs_repair -n {}", fs.display()));
     let db = |cmds: &str| sh(&format!("xfs_db -r {cmds} {} 2>&1", fs.display()));
     let ino = |path: &str| {
@@ -522,8 +503,6 @@ fn xfs_keeps_extended_attributes_and_hard_links() {
 #[test]
 fn xfs_refuses_attributes_it_cannot_write_by_name() {
     let dir = tempfile::tempdir().unwrap();
-    let disk = dir.path().join("disk.raw");
-    File::create(&disk).unwrap().set_len(400 << 20).unwrap();
     let c = dir.path().join("content");
     std::fs::create_dir_all(&c).unwrap();
     std::fs::write(c.join("flagged"), "x").unwrap();
@@ -531,17 +510,7 @@ fn xfs_refuses_attributes_it_cannot_write_by_name() {
         "setfattr -n user.empty '{}'",
         c.join("flagged").display()
     ));
-    let e = make(
-        &disk,
-        FsKind::Xfs,
-        1 << 20,
-        350 << 20,
-        Some(&c),
-        &Identity::seeded(b"fs-test", 0),
-        "data",
-    )
-    .unwrap_err()
-    .to_string();
+    let e = xfs_from(dir.path(), &c).unwrap_err().to_string();
     assert!(
         e.contains("flagged") && e.contains("\"user.empty\"") && e.contains("empty value"),
         "{e}"
