@@ -116,6 +116,7 @@ fn load_sources(args: &ResolveArgs) -> Result<Pool, String> {
         arch: args.arch.clone(),
         cache_dir: args.cache_dir.clone(),
         no_weak_deps: args.no_weak_deps,
+        repo_snapshot_time: None,
     };
     let mut sources = Sources::plan(&source_args, None)?;
     let paths = args

@@ -44,6 +44,11 @@ pub struct SourceArgs {
     /// Leave out Recommends and Supplements (tdnf installs them, so kiln does by default).
     #[arg(long)]
     pub no_weak_deps: bool,
+    /// A repository snapshot: packages of the `--repo` and remote repositories built after this
+    /// Unix time (seconds) are not candidates (tdnf's snapshottime, upstream's
+    /// REPO_SNAPSHOT_TIME). `--rpm-dir`s and an earlier fetch's output are not limited.
+    #[arg(long, value_name = "POSIX_TIME")]
+    pub repo_snapshot_time: Option<u64>,
 }
 
 impl SourceArgs {
@@ -55,10 +60,11 @@ impl SourceArgs {
     }
 }
 
-/// One source to load: a local directory or a repository by URL(s).
+/// One source to load: a local directory (whether the snapshot time limits it) or a repository
+/// by URL(s).
 #[derive(Debug, Clone)]
 enum Spec {
-    Dir(PathBuf),
+    Dir(PathBuf, bool),
     Url {
         id: String,
         urls: Vec<String>,
@@ -79,13 +85,20 @@ pub struct Sources {
     cache_dir: PathBuf,
     /// Paths the requests name: repositories read their filelists when these need them.
     wanted_paths: Vec<String>,
+    /// `--repo-snapshot-time`, and how many packages it left out.
+    snapshot_time: Option<u64>,
+    after_snapshot: usize,
 }
 
 impl Sources {
     /// Plans the tiers; nothing is loaded yet. `cache` is the output directory of an earlier
     /// fetch (its RPMs form the middle tier).
     pub fn plan(args: &SourceArgs, cache: Option<&Path>) -> Result<Sources, String> {
-        let mut local: Vec<Spec> = args.rpm_dirs.iter().cloned().map(Spec::Dir).collect();
+        let mut local: Vec<Spec> = args
+            .rpm_dirs
+            .iter()
+            .map(|d| Spec::Dir(d.clone(), false))
+            .collect();
         for r in &args.repos {
             local.push(if r.contains("://") {
                 Spec::Url {
@@ -95,12 +108,12 @@ impl Sources {
                     skip_if_unavailable: false,
                 }
             } else {
-                Spec::Dir(PathBuf::from(r))
+                Spec::Dir(PathBuf::from(r), true)
             });
         }
         let mut cached = Vec::new();
         if let Some(dir) = cache.filter(|d| has_rpms(d)) {
-            cached.push(Spec::Dir(dir.to_path_buf()));
+            cached.push(Spec::Dir(dir.to_path_buf(), false));
         }
         let mut remote = Vec::new();
         if !args.disable_upstream_repos {
@@ -152,6 +165,8 @@ impl Sources {
             fetcher: Fetcher::default(),
             cache_dir: args.cache_dir.clone(),
             wanted_paths: Vec::new(),
+            snapshot_time: args.repo_snapshot_time,
+            after_snapshot: 0,
         })
     }
 
@@ -163,8 +178,11 @@ impl Sources {
         let (name, specs) = self.pending.remove(0);
         for spec in specs {
             match spec {
-                Spec::Dir(dir) => {
-                    let packages = crate::plan::load_local(&dir, &self.wanted_paths)?;
+                Spec::Dir(dir, snapshot) => {
+                    let mut packages = crate::plan::load_local(&dir, &self.wanted_paths)?;
+                    if snapshot {
+                        self.keep_snapshot(&mut packages);
+                    }
                     self.add(
                         dir.display().to_string(),
                         99,
@@ -191,7 +209,10 @@ impl Sources {
                         }
                     }
                     match loaded {
-                        Some(repo) => self.add(id, priority, repo.base.clone(), repo.packages),
+                        Some(mut repo) => {
+                            self.keep_snapshot(&mut repo.packages);
+                            self.add(id, priority, repo.base.clone(), repo.packages)
+                        }
                         None if skip_if_unavailable => {
                             eprintln!("warning: skipping repository '{id}': {last_error}")
                         }
@@ -202,6 +223,16 @@ impl Sources {
         }
         self.tiers.push(name);
         Ok(true)
+    }
+
+    /// Leaves out the packages built after the snapshot time (as tdnf's snapshottime, by the
+    /// build time the repository metadata gives; one without a build time stays).
+    fn keep_snapshot(&mut self, packages: &mut Vec<Package>) {
+        if let Some(t) = self.snapshot_time {
+            let before = packages.len();
+            packages.retain(|p| p.build_time <= t);
+            self.after_snapshot += before - packages.len();
+        }
     }
 
     fn add(&mut self, name: String, priority: u32, base: String, packages: Vec<Package>) {
@@ -231,8 +262,16 @@ impl Sources {
                 Err(e) => last = Some(e.to_string()),
             }
         }
+        let snapshot = match self.snapshot_time {
+            Some(t) if self.after_snapshot > 0 => format!(
+                " ({} packages built after --repo-snapshot-time {t} were left out: give a later \
+                 time if the packages needed are newer)",
+                self.after_snapshot
+            ),
+            _ => String::new(),
+        };
         Err(format!(
-            "cannot resolve the packages (sources tried: {}): {}",
+            "cannot resolve the packages (sources tried: {}): {}{snapshot}",
             self.tiers.join(", "),
             last.unwrap_or_else(|| "no source has any package".into())
         ))

@@ -291,7 +291,8 @@ struct ImagePkgFetcherArgs {
     /// Use only local sources: no --repo-file repository.
     #[arg(long)]
     disable_upstream_repos: bool,
-    /// Not supported by kiln (repository snapshots): accepted and ignored with a warning.
+    /// Packages of the --repo-file repositories built after this Unix time are not candidates
+    /// (tdnf's --snapshottime); local and cached RPMs are not limited.
     #[arg(long, value_name = "POSIX_TIME")]
     repo_snapshot_time: Option<String>,
     /// Not supported by kiln (TLS client certificates): accepted and ignored with a warning.
@@ -336,9 +337,24 @@ fn image_pkg_fetcher(args: Vec<OsString>) -> ExitCode {
     }
     if a.external_only {
         return log.fatal(
-            "kiln does not support --external-only (fetching only what a package graph lacks)",
+            "kiln does not support --external-only: it keeps only the packages that upstream's \
+             package graph (--package-graph, made by upstream's package build) does not build \
+             locally, and kiln does not read that graph; leave out --external-only and \
+             --package-graph: kiln fetches the whole set, trying --rpm-dir and \
+             --toolchain-rpms-dir first",
         );
     }
+    let snapshot_time = match a.repo_snapshot_time.as_deref().map(str::parse::<u64>) {
+        None => None,
+        Some(Ok(t)) => Some(t),
+        Some(Err(_)) => {
+            return log.fatal(&format!(
+                "--repo-snapshot-time {:?} is not a POSIX time: give whole seconds since \
+                 1970-01-01 UTC (e.g. `date -d 2025-01-31 +%s`)",
+                a.repo_snapshot_time.as_deref().unwrap_or_default()
+            ))
+        }
+    };
     if a.enable_gpg_check && a.gpg_keys.is_empty() {
         return log.fatal("--enable-gpg-check requires at least one --gpg-key path");
     }
@@ -346,7 +362,6 @@ fn image_pkg_fetcher(args: Vec<OsString>) -> ExitCode {
         (true, "--tmp-dir"),
         (true, "--tdnf-worker"),
         (a.use_preview_repo, "--use-preview-repo"),
-        (a.repo_snapshot_time.is_some(), "--repo-snapshot-time"),
         (a.tls_cert.is_some(), "--tls-cert"),
         (a.tls_key.is_some(), "--tls-key"),
     ]);
@@ -371,6 +386,7 @@ fn image_pkg_fetcher(args: Vec<OsString>) -> ExitCode {
             arch: std::env::consts::ARCH.into(),
             cache_dir: PathBuf::from("out/cache/repodata"),
             no_weak_deps: false,
+            repo_snapshot_time: snapshot_time,
         },
         input_summary_file: a.input_summary_file,
         output_summary_file: a.output_summary_file,

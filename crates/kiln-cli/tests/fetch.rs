@@ -352,3 +352,139 @@ fn imagepkgfetcher_personality_takes_upstreams_flags() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("no package source"), "{}", stderr(&o));
 }
+
+/// A copy of the sample repository whose repodata gives sample-libfoo 1.0, 1.1 and 2.0 the
+/// build times 1000, 2000 and 3000 (everything else 1000): three builds of one package.
+fn repo_of_three_builds(dir: &Path) -> PathBuf {
+    let repo = dir.join("builds");
+    std::fs::create_dir_all(&repo).unwrap();
+    for name in rpms(&sample_repo()) {
+        std::fs::copy(sample_repo().join(&name), repo.join(&name)).unwrap();
+    }
+    let mut packages = kiln_repo::local::scan_dir(&repo).unwrap();
+    for p in &mut packages {
+        p.build_time = match (p.name.as_str(), p.evr.version.as_str()) {
+            ("sample-libfoo", "1.1") => 2000,
+            ("sample-libfoo", "2.0") => 3000,
+            _ => 1000,
+        };
+    }
+    kiln_repo::write::write_repodata(&repo, &packages, 1000).unwrap();
+    repo
+}
+
+#[test]
+fn a_repository_snapshot_time_leaves_out_later_builds() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = repo_of_three_builds(work.path());
+    let config = work.path().join("libfoo.json");
+    std::fs::write(
+        &config,
+        r#"{"SystemConfigs": [{"Name": "libfoo", "Packages": ["sample-libfoo"]}]}"#,
+    )
+    .unwrap();
+    let fetch = |out: &str, extra: &[&str]| {
+        kiln()
+            .arg("fetch")
+            .arg("--config")
+            .arg(&config)
+            .arg("--output-dir")
+            .arg(work.path().join(out))
+            .args(["--disable-upstream-repos", "--repo"])
+            .arg(&repo)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let libfoo = |out: &str| -> Vec<String> {
+        rpms(&work.path().join(out))
+            .into_iter()
+            .filter(|n| n.starts_with("sample-libfoo-"))
+            .collect()
+    };
+    let o = fetch("latest", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(libfoo("latest"), ["sample-libfoo-2.0-1.azl3.noarch.rpm"]);
+    // The build of time 3000 is after the snapshot: the one of 2000 is the newest candidate.
+    let o = fetch("snapshot", &["--repo-snapshot-time", "2500"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(libfoo("snapshot"), ["sample-libfoo-1.1-1.azl3.noarch.rpm"]);
+    // Exactly at a build time, that build is in the snapshot.
+    let o = fetch("at", &["--repo-snapshot-time", "3000"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(libfoo("at"), ["sample-libfoo-2.0-1.azl3.noarch.rpm"]);
+    // Before every build: nothing to install, and the error says why.
+    let o = fetch("none", &["--repo-snapshot-time", "999"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("built after --repo-snapshot-time 999 were left out"),
+        "{}",
+        stderr(&o)
+    );
+
+    // imagepkgfetcher takes upstream's flag: its --repo-file repositories are limited.
+    let repo_file = work.path().join("builds.repo");
+    std::fs::write(
+        &repo_file,
+        format!("[builds]\nbaseurl=file://{}\nenabled=1\n", repo.display()),
+    )
+    .unwrap();
+    let link = work.path().join("imagepkgfetcher");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kiln"), &link).unwrap();
+    let fetcher = |out: &str, snapshot: &str| {
+        Command::new(&link)
+            .arg(format!("--input={}", config.display()))
+            .arg(format!("--output-dir={}", work.path().join(out).display()))
+            .args([
+                "--rpm-dir=/nonexistent/RPMS",
+                "--toolchain-rpms-dir=/nonexistent/toolchain",
+                "--tmp-dir=/tmp/unused",
+                "--tdnf-worker=/tmp/unused.tar.gz",
+            ])
+            .arg(format!("--repo-file={}", repo_file.display()))
+            .arg(format!("--repo-snapshot-time={snapshot}"))
+            .output()
+            .unwrap()
+    };
+    let o = fetcher("upstream", "2500");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        !stderr(&o).contains("--repo-snapshot-time"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(libfoo("upstream"), ["sample-libfoo-1.1-1.azl3.noarch.rpm"]);
+    let o = fetcher("bad", "yesterday");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("--repo-snapshot-time \"yesterday\" is not a POSIX time"),
+        "{}",
+        stderr(&o)
+    );
+    // --external-only needs upstream's package graph, which kiln does not read: refused with
+    // the reason and what to do instead.
+    let o = Command::new(&link)
+        .arg(format!("--input={}", config.display()))
+        .arg(format!(
+            "--output-dir={}",
+            work.path().join("ext").display()
+        ))
+        .args([
+            "--rpm-dir=/nonexistent/RPMS",
+            "--toolchain-rpms-dir=/nonexistent/toolchain",
+            "--tmp-dir=/tmp/unused",
+            "--tdnf-worker=/tmp/unused.tar.gz",
+            "--external-only",
+            "--package-graph=/nonexistent/graph.dot",
+        ])
+        .arg(format!("--repo-file={}", repo_file.display()))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("kiln does not read that graph")
+            && stderr(&o).contains("leave out --external-only and --package-graph"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -293,7 +293,7 @@ pub fn clamp_times(dir: &Path, unix_time: u64) -> Result<(), Error> {
 /// Labels every file of the image with the policy's file contexts, as upstream's imager does
 /// after the install (SPEC §3.7): `setfiles` from the image, run inside it over the whole root
 /// (kiln's staged tree holds every partition's files at once, so one pass covers every mount).
-/// The labels are `security.selinux` attributes that mke2fs -d carries into ext filesystems.
+/// The labels are `security.selinux` attributes that kiln-fs carries into ext and xfs filesystems.
 pub fn label_selinux(
     root: &ImageRoot,
     policy: &str,

@@ -349,8 +349,9 @@ fn ustar_header(e: &Entry, prefix: &str, name: &str) -> [u8; BLOCK] {
     h
 }
 
-/// Extended attributes of `path` (not following symlinks), sorted by name.
-fn xattrs(path: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {
+/// Extended attributes of `path` (not following symlinks), sorted by name: none where the
+/// filesystem has none.
+pub fn xattrs(path: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {
     let c = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
     // SAFETY: a valid C string and a null buffer asks for the needed size.

@@ -9,7 +9,8 @@
 //!   mkfs.vfat, as upstream), then `mcopy -i disk@@offset` for the contents;
 //! - linux-swap: the swap signature page written natively (nothing is done on the build host);
 //! - xfs: `mkfs.xfs -p <prototype file>` into a scratch file copied into the range (owners,
-//!   modes, symlinks, devices; the sticky bit set afterwards with xfs_db; no xattrs).
+//!   modes, symlinks, devices), then sticky bits, extended attributes and hard links added
+//!   with xfs_db (and xfs_repair to free the hard links' placeholder inodes).
 //!
 //! Every filesystem UUID comes from the caller (derived from `SOURCE_DATE_EPOCH` for reproducible
 //! builds) and is returned, so fstab and the boot configuration can name it.
@@ -213,11 +214,8 @@ pub fn make(
         }
         FsKind::Vfat => {
             let id = u32::from_le_bytes(uuid[..4].try_into().expect("4 bytes"));
-            if offset % 512 != 0 || size % 1024 != 0 {
-                return Err(Error::Unsupported(
-                    "a FAT filesystem must start on a sector and have whole KiB".into(),
-                ));
-            }
+            // Any size: the scratch file is the partition's exact size (an MBR logical
+            // partition has an odd number of sectors), as the partition device is upstream's.
             // Not `--offset`: with it mkfs.vfat 4.2 picks the FAT size from the whole disk
             // file, not the partition (FAT32 for a 64 MiB ESP on a big disk, then fails).
             let mut cmd = Command::new("mkfs.vfat");
@@ -265,8 +263,8 @@ pub fn make(
             let text = uuid_text(uuid);
             let mut cmd = Command::new("mkfs.xfs");
             cmd.args(["-q", "-f", "-m"]).arg(format!("uuid={text}"));
-            // Contents come from a prototype file (mkfs.xfs -p); it cannot express the sticky
-            // bit, which xfs_db sets afterwards.
+            // Contents come from a prototype file (mkfs.xfs -p); what it cannot express
+            // (sticky bits, extended attributes, hard links) xfs_db adds afterwards.
             let proto = match content {
                 Some(dir) => Some(xfs_proto::write(dir, &disk.with_extension("xfs-proto"))?),
                 None => None,
@@ -274,12 +272,11 @@ pub fn make(
             if let Some(p) = &proto {
                 cmd.arg("-p").arg(&p.file);
             }
-            let fix_sticky = |scratch: &Path| match &proto {
-                Some(p) => xfs_proto::set_sticky(scratch, &p.sticky),
+            let finish = |scratch: &Path| match &proto {
+                Some(p) => p.finish(scratch),
                 None => Ok(()),
             };
-            let made =
-                format_in_scratch(disk, offset, size, cmd, "mkfs.xfs", "xfsprogs", &fix_sticky);
+            let made = format_in_scratch(disk, offset, size, cmd, "mkfs.xfs", "xfsprogs", &finish);
             if let Some(p) = &proto {
                 let _ = std::fs::remove_file(&p.file);
             }

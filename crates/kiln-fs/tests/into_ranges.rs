@@ -7,7 +7,7 @@ use kiln_formats::ident::Identity;
 use kiln_fs::{make, FsKind};
 use std::fs::File;
 use std::os::unix::fs::{FileExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn sh(cmd: &str) -> String {
@@ -38,36 +38,89 @@ fn extract(disk: &Path, offset: u64, len: u64, to: &Path) {
     }
 }
 
-#[test]
-fn every_filesystem_in_its_range() {
-    let doc = r#"{"Disks": [{"PartitionTableType": "gpt", "MaxSize": 800, "Partitions": [
-        {"ID": "esp", "Flags": ["esp", "boot"], "Start": 1, "End": 65, "FsType": "fat32"},
-        {"ID": "boot", "Start": 65, "End": 129, "FsType": "ext2"},
-        {"ID": "swap", "Start": 129, "End": 145, "FsType": "linux-swap"},
-        {"ID": "data", "Start": 145, "End": 465, "FsType": "xfs"},
-        {"ID": "var", "Start": 465, "End": 529, "FsType": "ext3"},
-        {"ID": "root", "Start": 529, "End": 0, "FsType": "ext4"}]}],
-      "SystemConfigs": [{"Name": "x", "Packages": ["p"]}]}"#;
+/// A config of the one disk `disk` (its `Disks[]` JSON), planned with an identity seeded by
+/// `seed`, and `disk.raw` of its size with its table in a new temporary directory.
+fn partitioned_disk(
+    disk: &str,
+    seed: &[u8],
+) -> (
+    tempfile::TempDir,
+    kiln_config::model::Disk,
+    kiln_disk::Layout,
+    std::path::PathBuf,
+    Identity,
+) {
+    let doc =
+        format!(r#"{{"Disks": [{disk}], "SystemConfigs": [{{"Name": "x", "Packages": ["p"]}}]}}"#);
     let opts = Options {
         base_dir: Some("/".into()),
         package_checks: false,
         file_checks: false,
     };
     let v = validate_bytes(doc.as_bytes(), Path::new("c.json"), &opts);
-    let disk_cfg = &v.config.unwrap().config.disks[0];
-    let identity = Identity::seeded(b"fs-test", 1_700_000_000);
-    let layout = plan(disk_cfg, &identity).unwrap();
-
+    let disk_cfg = v.config.unwrap().config.disks[0].clone();
+    let identity = Identity::seeded(seed, 1_700_000_000);
+    let layout = plan(&disk_cfg, &identity).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let disk = dir.path().join("disk.raw");
-    let f = File::create(&disk).unwrap();
+    let path = dir.path().join("disk.raw");
+    let f = File::create(&path).unwrap();
     f.set_len(layout.size).unwrap();
     write_table(
         &layout,
-        &File::options().read(true).write(true).open(&disk).unwrap(),
+        &File::options().read(true).write(true).open(&path).unwrap(),
     )
     .unwrap();
-    drop(f);
+    (dir, disk_cfg, layout, path, identity)
+}
+
+/// Makes config partition `i`'s filesystem (filled from `content`) in `disk`, copies the
+/// partition's bytes into `<disk>.<id>.img` and checks blkid's type and UUID there; returns
+/// the kind, that file and blkid's output.
+fn make_and_read(
+    disk: &Path,
+    layout: &kiln_disk::Layout,
+    i: usize,
+    p: &kiln_config::model::Partition,
+    content: Option<&Path>,
+    identity: &Identity,
+) -> (FsKind, String, String) {
+    let planned = layout.for_config(i).unwrap();
+    let kind = FsKind::from_config(&p.fs_type).unwrap().unwrap();
+    let made = make(
+        disk,
+        kind,
+        planned.offset(),
+        planned.size(),
+        content,
+        identity,
+        &p.id,
+    )
+    .unwrap_or_else(|e| panic!("{} ({} bytes): {e}", p.id, planned.size()));
+    let part = disk.with_file_name(format!("{}.img", p.id));
+    extract(disk, planned.offset(), planned.size(), &part);
+    let part = part.display().to_string();
+    let blkid = sh(&format!("blkid -p -o export {part}"));
+    assert!(
+        blkid.contains(&format!("TYPE={}", kind.fstab_type()))
+            && blkid.contains(&format!("UUID={}", made.uuid)),
+        "{}: {blkid} vs {}",
+        p.id,
+        made.uuid
+    );
+    (kind, part, blkid)
+}
+
+#[test]
+fn every_filesystem_in_its_range() {
+    let doc = r#"{"PartitionTableType": "gpt", "MaxSize": 800, "Partitions": [
+        {"ID": "esp", "Flags": ["esp", "boot"], "Start": 1, "End": 65, "FsType": "fat32"},
+        {"ID": "boot", "Start": 65, "End": 129, "FsType": "ext2"},
+        {"ID": "swap", "Start": 129, "End": 145, "FsType": "linux-swap"},
+        {"ID": "data", "Start": 145, "End": 465, "FsType": "xfs"},
+        {"ID": "var", "Start": 465, "End": 529, "FsType": "ext3"},
+        {"ID": "root", "Start": 529, "End": 0, "FsType": "ext4"}]}"#;
+    let (dir, disk_cfg, layout, disk, identity) = partitioned_disk(doc, b"fs-test");
+    let disk_cfg = &disk_cfg;
 
     // Contents.
     let esp = dir.path().join("esp");
@@ -86,38 +139,12 @@ fn every_filesystem_in_its_range() {
     std::os::unix::fs::symlink("../usr/bin/tool", root.join("etc/tool")).unwrap();
 
     for (i, p) in disk_cfg.partitions.iter().enumerate() {
-        let planned = layout.for_config(i).unwrap();
-        let kind = FsKind::from_config(&p.fs_type).unwrap().unwrap();
         let content = match p.id.as_str() {
             "esp" => Some(esp.as_path()),
             "root" => Some(root.as_path()),
             _ => None,
         };
-        let made = make(
-            &disk,
-            kind,
-            planned.offset(),
-            planned.size(),
-            content,
-            &identity,
-            &p.id,
-        )
-        .unwrap();
-        let part = dir.path().join(format!("{}.img", p.id));
-        extract(&disk, planned.offset(), planned.size(), &part);
-        let part = part.display().to_string();
-        let blkid = sh(&format!("blkid -p -o export {part}"));
-        assert!(
-            blkid.contains(&format!("TYPE={}", kind.fstab_type())),
-            "{}: {blkid}",
-            p.id
-        );
-        assert!(
-            blkid.contains(&format!("UUID={}", made.uuid)),
-            "{}: {blkid} vs {}",
-            p.id,
-            made.uuid
-        );
+        let (kind, part, blkid) = make_and_read(&disk, &layout, i, p, content, &identity);
         match kind {
             FsKind::Ext2 | FsKind::Ext3 | FsKind::Ext4 => {
                 sh(&format!("e2fsck -fn {part}"));
@@ -219,11 +246,29 @@ fn unknown_filesystems_and_unwritable_xfs_names_are_refused() {
     assert_eq!(names.len(), 2, "{names:?}");
 }
 
+/// A 400 MiB disk file in `dir` with an xfs filesystem at 1 MiB (350 MiB) filled from
+/// `content`; the filesystem's bytes are copied into `dir/fs.img`.
+fn xfs_from(dir: &Path, content: &Path) -> Result<(kiln_fs::Made, PathBuf), kiln_fs::Error> {
+    let disk = dir.join("disk.raw");
+    File::create(&disk).unwrap().set_len(400 << 20).unwrap();
+    let identity = Identity::seeded(b"fs-test", 0);
+    let made = make(
+        &disk,
+        FsKind::Xfs,
+        1 << 20,
+        350 << 20,
+        Some(content),
+        &identity,
+        "data",
+    )?;
+    let fs = dir.join("fs.img");
+    extract(&disk, 1 << 20, 350 << 20, &fs);
+    Ok((made, fs))
+}
+
 #[test]
 fn xfs_is_filled_from_a_directory() {
     let dir = tempfile::tempdir().unwrap();
-    let disk = dir.path().join("disk.raw");
-    File::create(&disk).unwrap().set_len(400 << 20).unwrap();
     let content = dir.path().join("content");
     std::fs::create_dir_all(content.join("etc")).unwrap();
     std::fs::create_dir_all(content.join("tmp")).unwrap();
@@ -236,19 +281,7 @@ fn xfs_is_filled_from_a_directory() {
     .unwrap();
     std::os::unix::fs::symlink("hostname", content.join("etc/name")).unwrap();
     std::os::unix::fs::chown(content.join("etc/hostname"), Some(12), Some(34)).unwrap();
-    let identity = Identity::seeded(b"fs-test", 0);
-    let made = make(
-        &disk,
-        FsKind::Xfs,
-        1 << 20,
-        350 << 20,
-        Some(&content),
-        &identity,
-        "data",
-    )
-    .unwrap();
-    let fs = dir.path().join("fs.img");
-    extract(&disk, 1 << 20, 350 << 20, &fs);
+    let (made, fs) = xfs_from(dir.path(), &content).unwrap();
     sh(&format!("xfs_repair -n {}", fs.display()));
     assert!(sh(&format!("blkid -o value -s UUID {}", fs.display())).contains(&made.uuid));
     let db = |cmds: &str| sh(&format!("xfs_db -r {cmds} {}", fs.display()));
@@ -294,4 +327,227 @@ fn a_symlink_in_a_fat_tree_never_copies_a_host_file() {
     );
     let written = std::fs::read(&disk).unwrap();
     assert!(!written.windows(11).any(|w| w == b"host secret"));
+}
+
+/// Upstream's parted layout gives MBR logical partitions an odd number of sectors (they start
+/// one sector after a MiB, aligned up, and end one sector after one): every filesystem kind is
+/// made on such a partition, with contents, and checks clean.
+#[test]
+fn every_filesystem_on_mbr_logical_partitions_of_odd_sizes() {
+    let doc = r#"{"PartitionTableType": "mbr", "MaxSize": 720, "Partitions": [
+        {"ID": "boot", "Flags": ["boot"], "Start": 1, "End": 33, "FsType": "ext2"},
+        {"ID": "p2", "Start": 33, "End": 65, "FsType": "ext3"},
+        {"ID": "p3", "Start": 65, "End": 97, "FsType": "linux-swap"},
+        {"ID": "esp", "Start": 97, "End": 161, "FsType": "fat32"},
+        {"ID": "root", "Start": 161, "End": 225, "FsType": "ext4"},
+        {"ID": "data", "Start": 225, "End": 545, "FsType": "xfs"},
+        {"ID": "swap", "Start": 545, "End": 577, "FsType": "linux-swap"},
+        {"ID": "last", "Start": 577, "End": 0, "FsType": "fat16"}]}"#;
+    let (dir, disk_cfg, layout, disk, identity) = partitioned_disk(doc, b"fs-test-mbr");
+    let disk_cfg = &disk_cfg;
+    let content = dir.path().join("content");
+    std::fs::create_dir_all(content.join("etc")).unwrap();
+    std::fs::write(content.join("etc/hostname"), "odd\n").unwrap();
+    std::fs::write(content.join("big"), vec![7u8; 300_000]).unwrap();
+
+    let mut odd = 0;
+    for (i, p) in disk_cfg.partitions.iter().enumerate() {
+        let planned = layout.for_config(i).unwrap();
+        let sectors = planned.size() / 512;
+        if i >= 3 && p.end != 0 {
+            assert_eq!(sectors % 2, 1, "{}: {sectors} sectors", p.id);
+            odd += 1;
+        }
+        let fill = (p.fs_type != "linux-swap").then_some(content.as_path());
+        let (kind, part, _) = make_and_read(&disk, &layout, i, p, fill, &identity);
+        match kind {
+            FsKind::Ext2 | FsKind::Ext3 | FsKind::Ext4 => {
+                sh(&format!("e2fsck -fn {part}"));
+                assert_eq!(
+                    sh(&format!(
+                        "debugfs -R 'cat /etc/hostname' {part} 2>/dev/null"
+                    )),
+                    "odd\n"
+                );
+            }
+            FsKind::Vfat => {
+                sh(&format!("fsck.vfat -n {part}"));
+                assert_eq!(
+                    sh(&format!(
+                        "MTOOLS_SKIP_CHECK=1 mtype -i {part} ::/etc/hostname"
+                    )),
+                    "odd\n"
+                );
+            }
+            FsKind::Xfs => {
+                sh(&format!("xfs_repair -n {part}"));
+                assert!(sh(&format!(
+                    "xfs_db -r -c 'path /big' -c 'print core.size' {part}"
+                ))
+                .contains("core.size = 300000"));
+            }
+            FsKind::Swap => {
+                let page = std::fs::read(&part).unwrap();
+                assert_eq!(&page[4086..4096], b"SWAPSPACE2", "{}", p.id);
+                let last = u32::from_le_bytes(page[1028..1032].try_into().unwrap());
+                assert_eq!(u64::from(last), planned.size() / 4096 - 1);
+            }
+        }
+    }
+    assert_eq!(odd, 4);
+    // Nothing else was written into the disk file's other partitions: sfdisk still reads it.
+    let table = sh(&format!("sfdisk -d {}", disk.display()));
+    assert_eq!(table.matches("start=").count(), 9, "{table}"); // and the extended one
+}
+
+/// `setfattr -n name -v value path` (`0x…` values are hex).
+fn setfattr(path: &Path, name: &str, value: &str) {
+    sh(&format!(
+        "setfattr -h -n {name} -v '{value}' '{}'",
+        path.display()
+    ));
+}
+
+/// Extended attributes (SELinux labels on every kind of inode, file capabilities, trusted.*
+/// and user.*; enough on one file to need an attribute block) and hard links (within one
+/// directory, across directories, into a directory too big to live in its inode) are carried
+/// into xfs, and the filesystem checks clean.
+#[test]
+fn xfs_keeps_extended_attributes_and_hard_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = dir.path().join("content");
+    std::fs::create_dir_all(c.join("usr/bin")).unwrap();
+    std::fs::create_dir_all(c.join("usr/sbin")).unwrap();
+    std::fs::create_dir_all(c.join("many")).unwrap();
+    std::fs::write(c.join("usr/bin/tool"), vec![5u8; 70_000]).unwrap();
+    std::fs::hard_link(c.join("usr/bin/tool"), c.join("usr/bin/tool-alias")).unwrap();
+    std::fs::hard_link(c.join("usr/bin/tool"), c.join("usr/sbin/tool")).unwrap();
+    for i in 0..300 {
+        std::fs::write(c.join(format!("many/file{i:03}")), format!("{i}\n")).unwrap();
+    }
+    std::fs::hard_link(c.join("many/file007"), c.join("many/zz-link")).unwrap();
+    std::fs::hard_link(c.join("many/file007"), c.join("usr/bin/seven")).unwrap();
+    std::os::unix::fs::symlink("tool", c.join("usr/bin/tl")).unwrap();
+    std::fs::write(c.join("ping"), "ping").unwrap();
+    std::fs::write(c.join("crowded"), "x").unwrap();
+
+    let label = |t: &str| format!("system_u:object_r:{t}:s0");
+    setfattr(&c, "security.selinux", &label("root_t"));
+    setfattr(&c.join("usr"), "security.selinux", &label("usr_t"));
+    setfattr(&c.join("usr/bin/tool"), "security.selinux", &label("bin_t"));
+    setfattr(&c.join("usr/bin/tl"), "security.selinux", &label("bin_t"));
+    setfattr(&c.join("many/file007"), "security.selinux", &label("etc_t"));
+    setfattr(&c.join("many/file008"), "security.selinux", &label("etc_t"));
+    // File capabilities (cap_net_raw+ep), binary.
+    let caps = "0x0100000200200000000000000000000000000000";
+    setfattr(&c.join("ping"), "security.capability", caps);
+    setfattr(&c.join("ping"), "trusted.kiln", "t-value");
+    setfattr(&c.join("ping"), "user.kiln", "u-value");
+    for i in 0..12 {
+        setfattr(
+            &c.join("crowded"),
+            &format!("user.a{i:02}"),
+            &"x".repeat(200 + i),
+        );
+    }
+    setfattr(&c.join("crowded"), "security.selinux", &label("crowded_t"));
+
+    let (_, fs) = xfs_from(dir.path(), &c).unwrap();
+    sh(&format!("xfs_repair -n {}", fs.display()));
+    let db = |cmds: &str| sh(&format!("xfs_db -r {cmds} {} 2>&1", fs.display()));
+    let ino = |path: &str| {
+        db(&format!("-c 'path {path}' -c inode"))
+            .trim()
+            .strip_prefix("current inode number is ")
+            .unwrap()
+            .to_string()
+    };
+
+    // Hard links: one inode, its link count the number of names, its data once.
+    let tool = ino("/usr/bin/tool");
+    assert_eq!(ino("/usr/bin/tool-alias"), tool);
+    assert_eq!(ino("/usr/sbin/tool"), tool);
+    let seven = ino("/many/file007");
+    assert_eq!(ino("/many/zz-link"), seven);
+    assert_eq!(ino("/usr/bin/seven"), seven);
+    assert_ne!(ino("/many/file008"), seven);
+    for (path, size) in [("/usr/sbin/tool", 70_000), ("/usr/bin/seven", 2)] {
+        let stat = db(&format!(
+            "-c 'path {path}' -c 'print core.nlinkv2 core.size'"
+        ));
+        assert!(
+            stat.contains("core.nlinkv2 = 3") && stat.contains(&format!("core.size = {size}")),
+            "{path}: {stat}"
+        );
+    }
+    let data = db("-c 'path /usr/bin/seven' -c 'dblock 0' -c 'type text' -c 'print'");
+    assert!(data.contains("37 0a"), "{data}");
+
+    // Extended attributes, each in its namespace with its value.
+    let attrs = |path: &str| {
+        db(&format!(
+            "-c 'path {path}' -c 'print a' -c 'ablock 0' -c 'print nvlist'"
+        ))
+    };
+    for (path, t) in [
+        ("/", "root_t"),
+        ("/usr", "usr_t"),
+        ("/usr/sbin/tool", "bin_t"),
+        ("/usr/bin/tl", "bin_t"),
+        ("/many/zz-link", "etc_t"),
+        ("/many/file008", "etc_t"),
+        ("/crowded", "crowded_t"),
+    ] {
+        let a = attrs(path);
+        assert!(a.contains(&format!("\"{}\"", label(t))), "{path}: {a}");
+        assert!(a.contains("\"selinux\""), "{path}: {a}");
+    }
+    let ping = attrs("/ping");
+    for want in [
+        "\"capability\"",
+        "\"\\001\\000\\000\\002\\000 \\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\"",
+        "\"t-value\"",
+        "\"u-value\"",
+        "list[0].secure = 1",
+        "list[1].root = 1",
+    ] {
+        assert!(ping.contains(want), "{want}: {ping}");
+    }
+    let crowded = attrs("/crowded");
+    assert!(
+        crowded.contains("core.aformat") || crowded.contains("a.bmx"),
+        "{crowded}"
+    );
+    for i in 0..12 {
+        assert!(
+            crowded.contains(&format!("\"a{i:02}\""))
+                && crowded.contains(&format!("\"{}\"", "x".repeat(200 + i))),
+            "a{i:02}: {crowded}"
+        );
+    }
+    assert!(!crowded.contains("vvvvvvvv"), "{crowded}");
+}
+
+/// An attribute xfs_db cannot make is an error naming the file and the attribute, and nothing
+/// is left behind.
+#[test]
+fn xfs_refuses_attributes_it_cannot_write_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = dir.path().join("content");
+    std::fs::create_dir_all(&c).unwrap();
+    std::fs::write(c.join("flagged"), "x").unwrap();
+    sh(&format!(
+        "setfattr -n user.empty '{}'",
+        c.join("flagged").display()
+    ));
+    let e = xfs_from(dir.path(), &c).unwrap_err().to_string();
+    assert!(
+        e.contains("flagged") && e.contains("\"user.empty\"") && e.contains("empty value"),
+        "{e}"
+    );
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
 }

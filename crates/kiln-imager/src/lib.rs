@@ -141,17 +141,6 @@ pub fn build_disk(
         });
     }
     let fstab = fstab_text(req.root.system, &parts)?;
-    let selinux = req.root.system.kernel_command_line.selinux != kiln_config::model::SELinux::Off;
-    if let Some(p) = parts.iter().find(|p| selinux && p.fs == Some(FsKind::Xfs)) {
-        return Err(Error {
-            step: "SELinux",
-            message: format!(
-                "partition {} ({}) is xfs, which kiln fills without extended attributes: its \
-                 SELinux labels would be lost; use ext4 there or turn SELinux off",
-                p.number, p.id
-            ),
-        });
-    }
 
     progress("composing the image root");
     let root = work.join("root");

@@ -283,6 +283,7 @@ pub fn read_rpm(path: &Path, location: &str) -> Result<Package, Error> {
         location: location.to_string(),
         size,
         installed_size: meta.get_installed_size().unwrap_or(0),
+        build_time: meta.get_build_time().unwrap_or(0),
         summary: meta.get_summary().unwrap_or("").to_string(),
         provides,
         requires,

@@ -52,6 +52,9 @@ pub struct Package {
     /// Size of the RPM file.
     pub size: u64,
     pub installed_size: u64,
+    /// When the package was built (Unix time, `<time build=…>`; 0 when not known): what a
+    /// repository snapshot time compares.
+    pub build_time: u64,
     pub summary: String,
     pub provides: Vec<Relation>,
     pub requires: Vec<Relation>,
@@ -336,6 +339,9 @@ pub fn parse_primary(input: impl BufRead, mut each: impl FnMut(Package)) -> Resu
                         }
                     }
                     b"location" => p.location = attr(&e, "href")?.unwrap_or_default(),
+                    b"time" => {
+                        p.build_time = attr(&e, "build")?.and_then(|x| x.parse().ok()).unwrap_or(0);
+                    }
                     b"size" => {
                         p.size = attr(&e, "package")?
                             .and_then(|x| x.parse().ok())

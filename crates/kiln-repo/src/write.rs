@@ -191,7 +191,7 @@ fn primary_package(p: &Package) -> String {
         "<package type=\"rpm\">\n  <name>{}</name>\n  <arch>{}</arch>\n  {}\n  \
          <checksum type=\"{}\" pkgid=\"YES\">{}</checksum>\n  <summary>{}</summary>\n  \
          <description></description>\n  <packager></packager>\n  <url></url>\n  \
-         <time file=\"0\" build=\"0\"/>\n  <size package=\"{}\" installed=\"{}\" archive=\"0\"/>\n  \
+         <time file=\"0\" build=\"{}\"/>\n  <size package=\"{}\" installed=\"{}\" archive=\"0\"/>\n  \
          <location href=\"{}\"/>\n  <format>\n",
         esc(&p.name),
         esc(&p.arch),
@@ -199,6 +199,7 @@ fn primary_package(p: &Package) -> String {
         esc(&p.checksum.kind),
         esc(&p.checksum.value),
         esc(&p.summary),
+        p.build_time,
         p.size,
         p.installed_size,
         esc(&p.location)
