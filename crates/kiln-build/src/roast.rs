@@ -56,6 +56,15 @@ pub(crate) fn roast_quietly(
         workers: req.workers,
     };
     let failed = Error::of(STAGE, ErrorKind::Artifact);
+    // Temporaries a killed kiln left in the output folder (only those nobody holds).
+    let mut say = |line: &str| {
+        on_event(Event::Step {
+            stage: STAGE,
+            message: line.to_string(),
+        })
+    };
+    crate::workdirs::sweep(&req.output_dir, &mut say)
+        .map_err(Error::of(STAGE, ErrorKind::WorkFolder))?;
     let (jobs, warnings) = kiln_roast::plan(validated.config(), &opts).map_err(&failed)?;
     let warn = |message: String| Event::Warning {
         stage: STAGE,
