@@ -19,8 +19,12 @@ pub enum FetchError {
         status: u16,
         reason: String,
     },
-    #[error("{url}: {reason} (not retried)")]
-    Unreachable { url: String, reason: String },
+    #[error("{reason} (not retried)")]
+    Unreachable {
+        url: String,
+        /// What failed, naming the URL.
+        reason: String,
+    },
     #[error("{url}: gave up after {attempts} attempts; last error: {last}")]
     Exhausted {
         url: String,
@@ -248,10 +252,15 @@ impl Fetcher {
                     ureq::ErrorKind::Dns | ureq::ErrorKind::ConnectionFailed
                 ) =>
             {
+                let reason = t.to_string();
                 return Attempt::Fatal(FetchError::Unreachable {
+                    reason: if reason.contains(url) {
+                        reason
+                    } else {
+                        format!("{url}: {reason}")
+                    },
                     url: url.into(),
-                    reason: t.to_string(),
-                })
+                });
             }
             Err(e) => return Attempt::Retry(e.to_string()),
         };
