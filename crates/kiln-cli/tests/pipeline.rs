@@ -394,5 +394,13 @@ fn json_lines_follow_the_documented_schema() {
     let error: serde_json::Value =
         serde_json::from_str(stdout(&o).lines().last().unwrap()).unwrap();
     assert_eq!(error["kind"], "invalid-config");
-    assert_eq!(error["at"]["path"], "SystemConfigs[0].Hostname");
+    assert!(error["at"]["line"].as_u64().is_some(), "{error}");
+    assert!(
+        error["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["path"] == "SystemConfigs[0].Hostname"),
+        "{error}"
+    );
 }
