@@ -1,6 +1,7 @@
 //! `kiln` subcommands.
 
 use crate::output::ColorChoice;
+use crate::render::{self, Renderer, Verbosity};
 use crate::validate::{self, Format};
 use clap::{CommandFactory, Parser, Subcommand};
 use clap_complete::Shell;
@@ -20,6 +21,14 @@ pub struct Cli {
     /// When to color output.
     #[arg(long, value_enum, global = true, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+
+    /// Print only errors and the final result.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Also print what programs run for the image print (rpm, scripts), on stderr.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
 
     #[command(subcommand)]
     pub command: Command,
@@ -87,6 +96,10 @@ pub enum Command {
     /// Explain why a package is in a config's image: the chain of requirements from the
     /// config's package lists to it.
     Why(crate::why::WhyArgs),
+    /// Say what a build of a config would do, without doing it (no root needed): the packages
+    /// it resolves to (versions and sizes), the partitions and filesystems, the artifacts and
+    /// the host programs it needs.
+    Summary(Box<crate::summary::SummaryArgs>),
     /// Print the JSON Schema of the image config format (for editors: completion and checks).
     Schema {
         /// Print the schema of package-list files instead.
@@ -121,6 +134,20 @@ impl Command {
     }
 }
 
+/// The flags every command takes.
+#[derive(Debug, Clone, Copy)]
+pub struct Global {
+    pub color: ColorChoice,
+    pub verbosity: Verbosity,
+}
+
+impl Global {
+    /// A renderer of kiln-build's events for this command.
+    pub fn renderer(self, json: bool) -> Renderer {
+        Renderer::new(render::Options::new(json, self.verbosity, self.color))
+    }
+}
+
 pub fn run(args: Vec<OsString>) -> ExitCode {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
@@ -135,6 +162,16 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
             return code;
         }
     }
+    let global = Global {
+        color: cli.color,
+        verbosity: if cli.quiet {
+            Verbosity::Quiet
+        } else if cli.verbose {
+            Verbosity::Verbose
+        } else {
+            Verbosity::Normal
+        },
+    };
     match cli.command {
         Command::Validate {
             configs,
@@ -142,14 +179,15 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
             format,
             no_package_checks,
         } => validate::run(&configs, base_dir, format, !no_package_checks, cli.color),
-        Command::Roast(args) => crate::roast::run(*args, cli.color),
+        Command::Roast(args) => crate::roast::run(*args, global),
         Command::Verify(args) => crate::verify::run(args),
         Command::Resolve(args) => crate::resolve::run(args),
-        Command::Compose(args) => crate::compose::run(args, cli.color),
-        Command::Fetch(args) => crate::fetch::run(*args, cli.color),
-        Command::Build(args) => crate::build::run(*args, cli.color),
+        Command::Compose(args) => crate::compose::run(args, global),
+        Command::Fetch(args) => crate::fetch::run(*args, global),
+        Command::Build(args) => crate::build::run(*args, global),
+        Command::Summary(args) => crate::summary::run(*args, global),
         Command::BootTest(args) => crate::boot_test::run(args),
-        Command::Why(args) => crate::why::run(args, cli.color),
+        Command::Why(args) => crate::why::run(args, global),
         Command::Schema { package_list } => {
             let schema = if package_list {
                 kiln_config::schema::package_list_schema()

@@ -1,13 +1,10 @@
-//! `kiln compose`: a config's image built from local repositories (imager's stage): the root
-//! filesystem of a rootfs config, or the disk of a disk config (kiln-imager).
+//! `kiln compose`: a config's image built from local repositories (imager's stage) through
+//! [`kiln_build::compose`]: the root filesystem of a rootfs config, or the disk of a disk config.
 
-use crate::output::ColorChoice;
+use crate::cli::Global;
+use crate::sources::{ConfigArg, JsonArg, SandboxArgs};
 use clap::Args;
-use kiln_compose::install::PackageFile;
-use kiln_compose::rootfs::{populate, Inputs};
-use kiln_formats::ident::Identity;
-use kiln_solve::solve::{resolve, Options as SolveOptions, Request};
-use std::os::unix::fs::MetadataExt;
+use kiln_build::{ComposeRequest, ValidateRequest};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -15,288 +12,73 @@ use std::time::Instant;
 #[derive(Debug, Clone, Args)]
 pub struct ComposeArgs {
     /// The image config (JSON). Its first SystemConfig is built, as upstream's imager does.
-    #[arg(long, value_name = "CONFIG")]
-    pub config: PathBuf,
+    #[command(flatten)]
+    config: ConfigArg,
     /// A local package source: a directory with `repodata/` (e.g. out/sample-repo) or a
     /// directory of RPM files. Repeatable; earlier ones are preferred on equal versions.
     #[arg(long = "repo", value_name = "DIR", required = true)]
-    pub repos: Vec<PathBuf>,
+    repos: Vec<PathBuf>,
     /// Where the result goes: `<DIR>/rootfs` for a rootfs config (it must not exist yet),
     /// `<DIR>/disk0.raw` (and `disk0.partition<i>.raw` for ext4 partition artifacts) for a
     /// disk config.
     #[arg(long, value_name = "DIR", default_value = "out/images")]
-    pub output_dir: PathBuf,
+    output_dir: PathBuf,
     /// Leave out Recommends and Supplements (tdnf installs them, so kiln does by default).
     #[arg(long)]
-    pub no_weak_deps: bool,
+    no_weak_deps: bool,
     /// BUILD_NUMBER written to /etc/image-id.
     #[arg(long, default_value = "", value_name = "N")]
-    pub build_number: String,
+    build_number: String,
     #[command(flatten)]
-    pub sandbox: SandboxArgs,
+    sandbox: SandboxArgs,
+    #[command(flatten)]
+    output: JsonArg,
 }
 
-/// How programs run for the image (rpm scriptlets, scripts, setfiles, grub2-mkconfig): always in
-/// kiln's build sandbox (docs/security.md).
-#[derive(Debug, Clone, Args)]
-pub struct SandboxArgs {
-    /// Stop a step (an rpm transaction, a script, setfiles, grub2-mkconfig) that runs longer
-    /// than this, with every process it started, and fail the build naming it.
-    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
-    pub script_timeout: u64,
-    /// Give scripts and scriptlets the build host's network (they have none by default).
-    #[arg(long)]
-    pub sandbox_network: bool,
-}
-
-impl Default for SandboxArgs {
-    fn default() -> Self {
-        SandboxArgs {
-            script_timeout: 3600,
-            sandbox_network: false,
-        }
-    }
-}
-
-impl SandboxArgs {
-    pub fn run_options(&self) -> kiln_compose::RunOptions {
-        kiln_compose::RunOptions {
-            timeout: std::time::Duration::from_secs(self.script_timeout.max(1)),
-            network: self.sandbox_network,
-        }
-    }
-}
-
-fn fail(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {message}");
-    ExitCode::from(1)
-}
-
-pub fn run(args: ComposeArgs, color: ColorChoice) -> ExitCode {
+pub fn run(args: ComposeArgs, global: Global) -> ExitCode {
     let started = Instant::now();
-    let loaded = match crate::plan::load_config(&args.config, color) {
-        Ok(l) => l,
-        Err(e) => return fail(e),
+    let req = ComposeRequest {
+        repos: args.repos.clone(),
+        output_dir: args.output_dir.clone(),
+        no_weak_deps: args.no_weak_deps,
+        build_number: args.build_number.clone(),
+        sandbox: args.sandbox.options(),
     };
-    let mut report = |what: &str| eprintln!("[{:6.1} s] {what}", started.elapsed().as_secs_f64());
-    match compose(&loaded, &args, &mut report) {
-        Ok(Composed { outputs, .. }) => {
-            eprintln!(
-                "composed {} in {:.1} s: {}",
-                loaded.config.system_configs[0].name,
-                started.elapsed().as_secs_f64(),
-                outputs.join(", ")
-            );
+    let mut r = global.renderer(args.output.json);
+    // No build log here: what programs print is shown.
+    r.show_program_output();
+    let result = {
+        let mut sink = r.sink();
+        kiln_build::validate(&ValidateRequest::new(args.config.path()), &mut sink).and_then(
+            |validated| {
+                kiln_build::compose(&req, &validated, &mut sink)
+                    .map(|c| (validated.config().system_configs[0].name.clone(), c))
+            },
+        )
+    };
+    r.finish();
+    match result {
+        Ok((name, composed)) => {
+            if args.output.json {
+                let result = serde_json::json!({
+                    "event": "result",
+                    "output_dir": args.output_dir.display().to_string(),
+                    "outputs": composed.outputs,
+                    "packages": composed.packages.iter().map(|p| p.nevra()).collect::<Vec<_>>(),
+                });
+                println!("{result}");
+            } else {
+                eprintln!(
+                    "composed {name} in {:.1} s: {}",
+                    started.elapsed().as_secs_f64(),
+                    composed.outputs.join(", ")
+                );
+            }
             ExitCode::SUCCESS
         }
-        Err(e) => fail(e),
-    }
-}
-
-/// Whether this process may install packages (rpm runs scriptlets in a chroot and sets owners).
-pub fn require_root(what: &str) -> Result<(), String> {
-    // /proc/self belongs to the process's effective user.
-    if std::fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .unwrap_or(0)
-        != 0
-    {
-        return Err(format!(
-            "{what} installs packages with rpm --root, which runs their scriptlets in a chroot \
-             and sets file owners: run it as root"
-        ));
-    }
-    Ok(())
-}
-
-/// What composing made: the output names and the packages installed.
-pub struct Composed {
-    pub outputs: Vec<String>,
-    pub packages: Vec<kiln_repo::Package>,
-}
-
-/// Composes the first SystemConfig of `loaded` from `args.repos` into `args.output_dir`: a
-/// disk config's `disk0.raw` (and partition dumps), or a rootfs config's `rootfs/`.
-pub fn compose(
-    loaded: &kiln_config::model::LoadedConfig,
-    args: &ComposeArgs,
-    report: &mut dyn FnMut(&str),
-) -> Result<Composed, String> {
-    require_root("kiln compose")?;
-    // rpm --root wants absolute paths.
-    let absolute = |p: &PathBuf| std::path::absolute(p).unwrap_or_else(|_| p.clone());
-    let args = &ComposeArgs {
-        output_dir: absolute(&args.output_dir),
-        repos: args.repos.iter().map(absolute).collect(),
-        ..args.clone()
-    };
-    let sc = loaded
-        .config
-        .system_configs
-        .first()
-        .ok_or("the config has no SystemConfigs")?;
-    let disk_image = !loaded.config.disks.is_empty() && !sc.partition_settings.is_empty();
-    let rootfs = args.output_dir.join("rootfs");
-    if !disk_image && rootfs.exists() {
-        return Err(format!(
-            "output rootfs directory ({}) already exists",
-            rootfs.display()
-        ));
-    }
-
-    // Resolve.
-    let pool = crate::plan::local_pool(&args.repos, &crate::plan::requested_paths(loaded))?;
-    let options = SolveOptions {
-        weak_deps: !args.no_weak_deps,
-        ..SolveOptions::default()
-    };
-    let (requests, resolution) = crate::plan::resolve_config(loaded, &pool, &options)?;
-    // Sources are named by their directories.
-    let source_dir = |id| PathBuf::from(&pool.source(id).name);
-    let files: Vec<PackageFile> = resolution
-        .packages
-        .iter()
-        .map(|&id| PackageFile {
-            name: pool.package(id).name.clone(),
-            path: source_dir(id).join(&pool.package(id).location),
-        })
-        .collect();
-    // shadow-utils and what it needs go in before the users are added, as upstream does.
-    let early: Vec<String> = if sc.users.is_empty() && sc.groups.is_empty() {
-        Vec::new()
-    } else {
-        let shadow = [Request::new("shadow-utils", None, "Users")];
-        match resolve(&pool, &shadow, &options) {
-            Ok(r) => r
-                .packages
-                .iter()
-                .map(|&id| pool.package(id).name.clone())
-                .collect(),
-            Err(_) => {
-                return Err(
-                    "shadow-utils package must be added to the image's package lists when setting users or groups".into(),
-                )
-            }
-        }
-    };
-    let early: Vec<&str> = early.iter().map(String::as_str).collect();
-    let installed: Vec<kiln_repo::Package> = resolution
-        .packages
-        .iter()
-        .map(|&id| pool.package(id).clone())
-        .collect();
-    report(&format!(
-        "resolved {} requested packages to {} packages",
-        requests.len(),
-        files.len()
-    ));
-
-    // Seeded by the SystemConfig too: two images built with one SOURCE_DATE_EPOCH do not share
-    // filesystem UUIDs (a machine with both disks attached must tell them apart).
-    let identity = Identity::from_env(&format!("kiln compose {}", sc.name));
-    std::fs::create_dir_all(&args.output_dir)
-        .map_err(|e| format!("cannot create {}: {e}", args.output_dir.display()))?;
-    crate::workdirs::sweep(&args.output_dir, report)?;
-    if disk_image {
-        // GRUB's BIOS boot code comes from the grub2-pc package, fetched as build tooling.
-        let grub_pc = pool
-            .by_name("grub2-pc")
-            .into_iter()
-            .next()
-            .map(|id| source_dir(id).join(&pool.package(id).location));
-        let req = kiln_imager::Request {
-            config: &loaded.config,
-            root: Inputs {
-                system: sc,
-                packages: &files,
-                early: &early,
-                base_dir: &loaded.base_dir,
-                identity: &identity,
-                build_number: &args.build_number,
-                fstab: None,
-                run: args.sandbox.run_options(),
-            },
-            grub_pc: grub_pc.as_deref(),
-        };
-        return build_disk_outputs(&req, &args.output_dir, report)
-            .map(|outputs| Composed {
-                outputs,
-                packages: installed,
-            })
-            .map_err(|e| format!("composing {}: {e}", sc.name));
-    }
-
-    // Populate a temporary folder beside it, then give it its final name (dropped: removed).
-    let staging = kiln_formats::files::TempDir::create(&rootfs).map_err(|e| {
-        format!(
-            "cannot create a folder in {}: {e}",
-            args.output_dir.display()
-        )
-    })?;
-    let inputs = Inputs {
-        system: sc,
-        packages: &files,
-        early: &early,
-        base_dir: &loaded.base_dir,
-        identity: &identity,
-        build_number: &args.build_number,
-        fstab: None,
-        run: args.sandbox.run_options(),
-    };
-    populate(staging.path(), &inputs, report).map_err(|e| format!("composing {}: {e}", sc.name))?;
-    staging
-        .persist(&rootfs)
-        .map_err(|e| format!("{}: {e}", rootfs.display()))?;
-    Ok(Composed {
-        outputs: vec!["rootfs".to_string()],
-        packages: installed,
-    })
-}
-
-/// Builds a disk config's image in a temporary work folder beside the outputs and moves out what
-/// upstream's imager leaves: `disk0.raw` (when the disk has Artifacts) and
-/// `disk0.partition<i>.raw` for `ext4` partition artifacts. Returns the output names.
-fn build_disk_outputs(
-    req: &kiln_imager::Request,
-    out: &std::path::Path,
-    report: &mut dyn FnMut(&str),
-) -> Result<Vec<String>, String> {
-    let disk = &req.config.disks[0];
-    for (i, p) in disk.partitions.iter().enumerate() {
-        for a in &p.artifacts {
-            if matches!(a.ty.as_str(), "diff" | "rdiff") {
-                return Err(format!(
-                    "partition {i} ({}): {} partition artifacts are not supported yet",
-                    p.id, a.ty
-                ));
-            }
+        Err(e) => {
+            r.error(&e, "");
+            ExitCode::from(1)
         }
     }
-    // A temporary work folder beside the outputs (removed when dropped).
-    let work = kiln_formats::files::TempDir::create(&out.join("build"))
-        .map_err(|e| format!("cannot create a folder in {}: {e}", out.display()))?;
-    let result = (|| {
-        let built = kiln_imager::build_disk(req, work.path(), report).map_err(|e| e.to_string())?;
-        let mut outputs = Vec::new();
-        for p in &built.partitions {
-            let wants_dump = disk.partitions[p.index]
-                .artifacts
-                .iter()
-                .any(|a| a.ty == "ext4");
-            if wants_dump {
-                let name = format!("disk0.partition{}.raw", p.index);
-                kiln_imager::dump_partition(&built.disk, p, &out.join(&name))
-                    .map_err(|e| format!("{name}: {e}"))?;
-                outputs.push(name);
-            }
-        }
-        if disk.artifacts.is_some() {
-            std::fs::rename(&built.disk, out.join("disk0.raw"))
-                .map_err(|e| format!("disk0.raw: {e}"))?;
-            outputs.push("disk0.raw".to_string());
-        }
-        Ok(outputs)
-    })();
-    drop(work);
-    result
 }

@@ -1,371 +1,96 @@
-//! `kiln fetch` (and the `imagepkgfetcher` personality): every package a config's image needs,
-//! resolved with its dependencies and copied or downloaded into a flat local repository with
-//! `repodata/`, as upstream's imagepkgfetcher leaves it for the imager.
+//! `kiln fetch`: every package a config's image needs, resolved with its dependencies and copied
+//! or downloaded into a flat local repository with `repodata/`, as upstream's imagepkgfetcher
+//! leaves it for the imager ([`kiln_build::fetch`]).
 
-use crate::output::ColorChoice;
-use crate::sources::{SourceArgs, Sources};
+use crate::cli::Global;
+use crate::sources::{ConfigArg, JsonArg, SourceArgs};
 use clap::Args;
-use kiln_repo::fetch::Download;
-use kiln_repo::{summary, Package};
-use kiln_solve::pool::PackageId;
-use kiln_solve::solve::Request;
-use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use kiln_build::{FetchRequest, ValidateRequest};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
 #[derive(Debug, Args)]
 pub struct FetchArgs {
     /// The image config (JSON). The packages of every SystemConfig are fetched.
-    #[arg(long, value_name = "CONFIG")]
-    pub config: PathBuf,
+    #[command(flatten)]
+    config: ConfigArg,
     /// The local repository to fill: RPMs and `repodata/`. RPMs already there that verify
     /// are kept (and serve as a cache tier).
     #[arg(long, value_name = "DIR")]
-    pub output_dir: PathBuf,
+    output_dir: PathBuf,
     /// Directory relative paths in the config are resolved against (default: the config's
     /// directory).
     #[arg(long, value_name = "DIR")]
-    pub base_dir: Option<PathBuf>,
+    base_dir: Option<PathBuf>,
     #[command(flatten)]
-    pub sources: SourceArgs,
+    sources: SourceArgs,
     /// Fetch exactly the packages of this summary file (written by --output-summary-file) and
     /// nothing else, to reproduce an earlier package set.
     #[arg(long, value_name = "FILE")]
-    pub input_summary_file: Option<PathBuf>,
+    input_summary_file: Option<PathBuf>,
     /// Write the fetched package set as a summary file (upstream's image_deps.json).
     #[arg(long, value_name = "FILE")]
-    pub output_summary_file: Option<PathBuf>,
+    output_summary_file: Option<PathBuf>,
     /// Check every fetched RPM's signature against the --gpg-key keys.
     #[arg(long, requires = "gpg_keys")]
-    pub enable_gpg_check: bool,
+    enable_gpg_check: bool,
     /// A public key (ASCII-armored) for --enable-gpg-check. Repeatable.
     #[arg(long = "gpg-key", value_name = "FILE")]
-    pub gpg_keys: Vec<PathBuf>,
+    gpg_keys: Vec<PathBuf>,
     /// Downloads at a time.
     #[arg(long, default_value_t = 4, value_name = "N")]
-    pub jobs: usize,
+    jobs: usize,
+    #[command(flatten)]
+    output: JsonArg,
 }
 
-/// What a fetch did.
-pub struct Fetched {
-    pub packages: Vec<Package>,
-    pub tiers: Vec<&'static str>,
-    pub downloaded: usize,
-    pub copied: usize,
-    pub kept: usize,
-}
-
-pub fn run(args: FetchArgs, color: ColorChoice) -> ExitCode {
+pub fn run(args: FetchArgs, global: Global) -> ExitCode {
     let started = Instant::now();
-    match fetch(&args, color) {
+    let validate = ValidateRequest {
+        base_dir: args.base_dir.clone(),
+        ..ValidateRequest::new(args.config.path())
+    };
+    let req = FetchRequest {
+        input_summary_file: args.input_summary_file.clone(),
+        output_summary_file: args.output_summary_file.clone(),
+        enable_gpg_check: args.enable_gpg_check,
+        gpg_keys: args.gpg_keys.clone(),
+        jobs: args.jobs,
+        ..FetchRequest::new(&args.output_dir, args.sources.options())
+    };
+    let mut r = global.renderer(args.output.json);
+    let result = {
+        let mut sink = r.sink();
+        kiln_build::validate(&validate, &mut sink)
+            .and_then(|validated| kiln_build::fetch(&req, &validated, &mut sink))
+    };
+    r.finish();
+    match result {
         Ok(f) => {
-            eprintln!(
-                "kiln: {} packages in {} (sources: {}; {} downloaded, {} copied, {} already there) in {:.1}s",
-                f.packages.len(),
-                args.output_dir.display(),
-                f.tiers.join(", "),
-                f.downloaded,
-                f.copied,
-                f.kept,
-                started.elapsed().as_secs_f64()
-            );
+            if args.output.json {
+                let result = serde_json::json!({
+                    "event": "result",
+                    "packages": f.packages.iter().map(|p| p.nevra()).collect::<Vec<_>>(),
+                    "output_dir": args.output_dir.display().to_string(),
+                    "sources": f.tiers,
+                    "downloaded": f.downloaded,
+                    "copied": f.copied,
+                    "kept": f.kept,
+                });
+                println!("{result}");
+            } else {
+                eprintln!(
+                    "kiln: {} in {:.1}s",
+                    f.describe(&args.output_dir),
+                    started.elapsed().as_secs_f64()
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            r.error(&e, "");
             ExitCode::from(1)
         }
     }
-}
-
-/// The package strings of every SystemConfig, plus the build tooling upstream fetches.
-pub fn requests(
-    loaded: &kiln_config::model::LoadedConfig,
-    arch: &str,
-) -> Result<Vec<Request>, String> {
-    let disk = !loaded.config.disks.is_empty();
-    let mut seen = std::collections::HashSet::new();
-    let mut out = Vec::new();
-    let mut push = |text: String, origin: String| -> Result<(), String> {
-        if seen.insert(text.clone()) {
-            out.push(Request::parse(&text, &origin)?);
-        }
-        Ok(())
-    };
-    for sc in &loaded.config.system_configs {
-        let disk_image = disk && !sc.partition_settings.is_empty();
-        for (text, origin) in kiln_config::packages::requested(sc, &loaded.config_path, disk_image)?
-        {
-            push(text, origin)?;
-        }
-        // Every kernel of KernelOptions (keys starting with `_` are comments).
-        for (key, value) in &sc.kernel_options {
-            let value = value.trim();
-            if !key.starts_with('_') && !value.is_empty() {
-                let name = Path::new(value)
-                    .file_name()
-                    .map_or(value.to_string(), |n| n.to_string_lossy().into_owned());
-                push(
-                    name,
-                    format!("{} (KernelOptions)", loaded.config_path.display()),
-                )?;
-            }
-        }
-    }
-    if arch == "x86_64" {
-        push(
-            "grub2-pc".into(),
-            "build tooling (upstream fetches grub2-pc for legacy-BIOS images on x86_64)".into(),
-        )?;
-    }
-    Ok(out)
-}
-
-pub fn fetch(args: &FetchArgs, color: ColorChoice) -> Result<Fetched, String> {
-    let loaded = crate::plan::load_config_in(&args.config, args.base_dir.as_deref(), color)?;
-    std::fs::create_dir_all(&args.output_dir)
-        .map_err(|e| format!("cannot create {}: {e}", args.output_dir.display()))?;
-    let mut sources = Sources::plan(&args.sources, Some(&args.output_dir))?;
-    let chosen: Vec<PackageId> = match &args.input_summary_file {
-        Some(file) => from_summary(&mut sources, file)?,
-        None => {
-            let requests = requests(&loaded, &args.sources.arch)?;
-            let options = args.sources.solve_options();
-            sources.resolve_tiered(&requests, &options)?.packages
-        }
-    };
-    let (downloaded, copied, kept) = transfer(&sources, &chosen, &args.output_dir, args.jobs)?;
-    if args.enable_gpg_check {
-        let files: Vec<PathBuf> = chosen
-            .iter()
-            .map(|&id| {
-                args.output_dir
-                    .join(file_name(&sources.pool.package(id).location))
-            })
-            .collect();
-        check_signatures(&files, &args.gpg_keys)?;
-    }
-    // The output directory becomes a repository of everything in it (as upstream's
-    // createrepo run over it does).
-    let packages = kiln_repo::local::scan_dir(&args.output_dir).map_err(|e| e.to_string())?;
-    kiln_repo::write::write_repodata(&args.output_dir, &packages, timestamp())
-        .map_err(|e| format!("cannot write the repository metadata: {e}"))?;
-    let fetched: Vec<Package> = chosen
-        .iter()
-        .map(|&id| sources.pool.package(id).clone())
-        .collect();
-    if let Some(file) = &args.output_summary_file {
-        write_atomically(file, summary::write(&fetched).as_bytes())
-            .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
-    }
-    Ok(Fetched {
-        packages: fetched,
-        tiers: sources.tiers.clone(),
-        downloaded,
-        copied,
-        kept,
-    })
-}
-
-/// The packages a summary file names, found tier by tier; every entry must be found.
-fn from_summary(sources: &mut Sources, file: &Path) -> Result<Vec<PackageId>, String> {
-    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let entries = summary::read(&text).map_err(|e| format!("{}: {e}", file.display()))?;
-    let mut found: Vec<Option<PackageId>> = vec![None; entries.len()];
-    while found.iter().any(Option::is_none) && sources.load_next_tier()? {
-        for (slot, entry) in found.iter_mut().zip(&entries) {
-            if slot.is_none() {
-                *slot = sources
-                    .pool
-                    .ids()
-                    .find(|&id| entry.matches(sources.pool.package(id)));
-            }
-        }
-    }
-    let missing: Vec<String> = entries
-        .iter()
-        .zip(&found)
-        .filter(|(_, f)| f.is_none())
-        .map(|(e, _)| format!("{}-{}.{}", e.name, e.version, e.arch))
-        .collect();
-    if !missing.is_empty() {
-        return Err(format!(
-            "{}: {} package(s) of the summary are in no source ({}): {}",
-            file.display(),
-            missing.len(),
-            sources.tiers.join(", "),
-            missing.join(", ")
-        ));
-    }
-    Ok(found.into_iter().flatten().collect())
-}
-
-fn file_name(location: &str) -> &str {
-    location.rsplit('/').next().unwrap_or(location)
-}
-
-/// Copies local packages and downloads remote ones into `out`, each verified against its
-/// checksum before it takes its final name. Returns (downloaded, copied, already there).
-fn transfer(
-    sources: &Sources,
-    chosen: &[PackageId],
-    out: &Path,
-    jobs: usize,
-) -> Result<(usize, usize, usize), String> {
-    let (mut copied, mut kept) = (0, 0);
-    let mut downloads = Vec::new();
-    // Part files a killed run left behind (no live process holds their lock).
-    kiln_repo::fetch::remove_stale_parts(out)
-        .map_err(|e| format!("cannot clean {}: {e}", out.display()))?;
-    for &id in chosen {
-        let p = sources.pool.package(id);
-        let dest = out.join(file_name(&p.location));
-        let origin = sources.origin_of(id);
-        let verified =
-            |path: &Path| p.checksum.value.is_empty() || p.checksum.verify_file(path).is_ok();
-        if dest.exists() && verified(&dest) {
-            kept += 1;
-            continue;
-        }
-        if origin.contains("://") {
-            downloads.push(Download {
-                url: origin,
-                dest,
-                checksum: p.checksum.clone(),
-                size: p.size,
-            });
-            continue;
-        }
-        if Path::new(&origin) == dest {
-            return Err(format!(
-                "{} does not match its checksum ({}); delete it and fetch again",
-                dest.display(),
-                p.checksum.value
-            ));
-        }
-        let part = out.join(format!(".{}.kiln-part", file_name(&p.location)));
-        let copy = || -> std::io::Result<std::fs::File> {
-            let mut to = kiln_repo::fetch::create_part(&part)?;
-            std::io::copy(&mut std::fs::File::open(&origin)?, &mut to)?;
-            Ok(to)
-        };
-        let _held = copy().map_err(|e| {
-            let _ = std::fs::remove_file(&part);
-            format!("cannot copy {origin}: {e}")
-        })?;
-        if !verified(&part) {
-            let _ = std::fs::remove_file(&part);
-            return Err(format!(
-                "{origin} does not match the checksum its repository gives ({}): the source is \
-                 corrupt or changed",
-                p.checksum.value
-            ));
-        }
-        if let Err(e) = kiln_repo::local::verify_digests(&part) {
-            let _ = std::fs::remove_file(&part);
-            return Err(format!("{origin}: {e}"));
-        }
-        std::fs::rename(&part, &dest).map_err(|e| format!("{}: {e}", dest.display()))?;
-        copied += 1;
-    }
-    let total = downloads.len();
-    if total > 0 {
-        let fetcher = kiln_repo::fetch::Fetcher::default();
-        let bar = if std::io::stderr().is_terminal() {
-            indicatif::ProgressBar::new(0)
-        } else {
-            indicatif::ProgressBar::hidden()
-        };
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            )
-            .expect("valid template"),
-        );
-        bar.set_message(format!("downloading {total} packages"));
-        let progress = |done: u64, all: u64| {
-            bar.set_length(all);
-            bar.set_position(done);
-        };
-        let failures = fetcher.fetch_all(&downloads, jobs, &progress);
-        bar.finish_and_clear();
-        if !failures.is_empty() {
-            let list: Vec<String> = failures
-                .iter()
-                .map(|(d, e)| format!("  {}: {e}", d.url))
-                .collect();
-            return Err(format!(
-                "{} of {total} downloads failed (nothing unverified was kept):\n{}",
-                failures.len(),
-                list.join("\n")
-            ));
-        }
-    }
-    Ok((total, copied, kept))
-}
-
-/// Checks every file's RPM signature against `keys` with rpmkeys, in a keyring of its own.
-pub fn check_signatures(files: &[PathBuf], keys: &[PathBuf]) -> Result<(), String> {
-    let db = tempfile::tempdir().map_err(|e| format!("cannot make a keyring: {e}"))?;
-    let dbpath = db.path().display().to_string();
-    for key in keys {
-        let out = std::process::Command::new("rpmkeys")
-            .args(["--dbpath", &dbpath, "--import"])
-            .arg(key)
-            .output()
-            .map_err(|e| format!("cannot run rpmkeys (install rpm): {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "{} is not a usable public key: {}",
-                key.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-    }
-    let mut bad = Vec::new();
-    for chunk in files.chunks(200) {
-        let out = std::process::Command::new("rpmkeys")
-            .args(["--dbpath", &dbpath, "--checksig"])
-            .args(chunk)
-            .output()
-            .map_err(|e| format!("cannot run rpmkeys: {e}"))?;
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            // "<file>: digests signatures OK" when signed by a known key.
-            if !line.ends_with("signatures OK") {
-                bad.push(line.to_string());
-            }
-        }
-        if !out.status.success() && bad.is_empty() {
-            bad.push(String::from_utf8_lossy(&out.stderr).trim().to_string());
-        }
-    }
-    if bad.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "GPG check failed for {} package(s) (unsigned, or signed by a key not given with \
-             --gpg-key):\n  {}",
-            bad.len(),
-            bad.join("\n  ")
-        ))
-    }
-}
-
-/// SOURCE_DATE_EPOCH when set, else now.
-fn timestamp() -> u64 {
-    std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs())
-        })
-}
-
-fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("kiln-part");
-    std::fs::write(&tmp, data)?;
-    std::fs::rename(&tmp, path)
 }

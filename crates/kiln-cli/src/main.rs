@@ -7,21 +7,24 @@
 //! first make kiln root: started by an ordinary user, kiln enters a user namespace of its own
 //! ([`kiln_sandbox::userns`]) before anything else runs.
 
+// kiln_build::Error is a flat struct of about 200 bytes (stage, place, help): see kiln-build.
+#![allow(clippy::result_large_err)]
+
 mod boot_test;
 mod build;
 mod cli;
 mod compose;
 mod fetch;
 mod output;
-mod plan;
+mod render;
 mod resolve;
 mod roast;
 mod sources;
+mod summary;
 mod upstream;
 mod validate;
 mod verify;
 mod why;
-mod workdirs;
 
 use std::process::ExitCode;
 

@@ -1,7 +1,7 @@
 //! `kiln resolve`: package strings resolved against the given sources only, printed as NEVRAs.
 
-use crate::sources::{SourceArgs, Sources};
 use clap::Args;
+use kiln_build::{SourceOptions, Sources};
 use kiln_solve::pool::Pool;
 use kiln_solve::solve::{resolve, Options, Request};
 use std::path::PathBuf;
@@ -106,25 +106,33 @@ fn load_sources(args: &ResolveArgs) -> Result<Pool, String> {
     if args.repos.is_empty() && args.repo_files.is_empty() {
         return Err("no package source: give --repo URL|DIR or --repo-file FILE".into());
     }
-    let source_args = SourceArgs {
+    let source_args = SourceOptions {
         repos: args.repos.clone(),
-        rpm_dirs: Vec::new(),
         repo_files: args.repo_files.clone(),
-        disable_upstream_repos: false,
         disable_default_repos: true,
         releasever: args.releasever.clone(),
         arch: args.arch.clone(),
         cache_dir: args.cache_dir.clone(),
         no_weak_deps: args.no_weak_deps,
-        repo_snapshot_time: None,
+        ..SourceOptions::default()
     };
-    let mut sources = Sources::plan(&source_args, None)?;
+    let mut sources = Sources::plan(&source_args, None).map_err(|e| e.to_string())?;
     let paths = args
         .packages
         .iter()
         .filter(|p| p.starts_with('/'))
         .cloned()
         .collect();
-    sources.load_all(paths)?;
+    let mut warn = |e: kiln_build::Event| {
+        if let Some(line) = e.plain() {
+            eprintln!("{line}");
+        }
+    };
+    sources
+        .load_all(paths, &mut warn)
+        .map_err(|e| match &e.help {
+            Some(help) => format!("{e}\n  help: {help}"),
+            None => e.to_string(),
+        })?;
     Ok(sources.pool)
 }

@@ -1,12 +1,11 @@
 //! `kiln roast`: convert a raw disk image into a distributable format.
 
-use crate::output::ColorChoice;
+use crate::cli::Global;
 use clap::{Args, ValueEnum};
-use kiln_formats::{convert, Compression, ConvertOptions, Format, Subformat};
-use std::io::IsTerminal;
+use kiln_build::{ConvertRequest, RoastRequest, ValidateRequest};
+use kiln_formats::{Compression, ConvertOptions, Format, Subformat};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -98,6 +97,8 @@ pub struct RoastArgs {
     /// Cluster compression (QCOW2 only).
     #[arg(long, value_enum, default_value_t = CompressionArg::None)]
     compression: CompressionArg,
+    #[command(flatten)]
+    output_format: crate::sources::JsonArg,
 }
 
 fn format_from_extension(path: &Path) -> Option<FormatArg> {
@@ -134,7 +135,7 @@ impl RoastArgs {
     }
 }
 
-pub fn run(args: RoastArgs, color: ColorChoice) -> ExitCode {
+pub fn run(args: RoastArgs, global: Global) -> ExitCode {
     let ignored: Vec<&str> = [
         (args.timestamp_file.is_some(), "--timestamp-file"),
         (args.log_file.is_some(), "--log-file"),
@@ -151,8 +152,8 @@ pub fn run(args: RoastArgs, color: ColorChoice) -> ExitCode {
         );
     }
     match (&args.input, &args.output, &args.dir) {
-        (Some(input), Some(output), None) => convert_one(&args, input, output, color),
-        (None, None, Some(_)) => jobs(&args, color),
+        (Some(input), Some(output), None) => convert_one(&args, input, output, global),
+        (None, None, Some(_)) => jobs(&args, global),
         _ => {
             eprintln!("error: give either --input and --output (convert one disk), or --dir, --config and --output-dir (a config's artifacts)");
             ExitCode::from(2)
@@ -160,34 +161,12 @@ pub fn run(args: RoastArgs, color: ColorChoice) -> ExitCode {
     }
 }
 
-/// The upstream form: every artifact of a config.
-fn jobs(args: &RoastArgs, color: ColorChoice) -> ExitCode {
+/// The upstream form: every artifact of a config ([`kiln_build::roast`]).
+fn jobs(args: &RoastArgs, global: Global) -> ExitCode {
     let (Some(dir), Some(config), Some(output_dir)) = (&args.dir, &args.config, &args.output_dir)
     else {
         eprintln!("error: --dir needs --config and --output-dir");
         return ExitCode::from(2);
-    };
-    let warn = if color.stderr() {
-        "\x1b[1;33mwarning\x1b[0m"
-    } else {
-        "warning"
-    };
-    let opts = kiln_config::Options {
-        base_dir: None,
-        package_checks: false,
-        file_checks: false,
-    };
-    let v = match kiln_config::validate_file(config, &opts) {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("error: cannot read the config: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let Some(loaded) = v.config else {
-        eprint!("{}", v.report.render(color.stderr()));
-        eprintln!("error: {} is not a valid config", config.display());
-        return ExitCode::FAILURE;
     };
     for d in [Some(output_dir), args.tmp_dir.as_ref()]
         .into_iter()
@@ -198,83 +177,50 @@ fn jobs(args: &RoastArgs, color: ColorChoice) -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let mut say = |line: &str| eprintln!("{line}");
-    if let Err(e) = crate::workdirs::sweep(output_dir, &mut say) {
-        eprintln!("error: {e}");
-        return ExitCode::FAILURE;
-    }
-    match roast_config(
-        &loaded.config,
-        dir,
-        output_dir,
-        &args.release_version,
-        &args.image_tag,
-        args.workers,
-        warn,
-        &mut say,
-    ) {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// Builds every artifact `config` asks for from imager's output in `input_dir` into
-/// `output_dir`, as upstream's roast does; `say` hears progress and warnings (prefixed with
-/// `warn`). Returns the artifacts' paths.
-#[allow(clippy::too_many_arguments)]
-pub fn roast_config(
-    config: &kiln_config::model::Config,
-    input_dir: &Path,
-    output_dir: &Path,
-    release_version: &str,
-    image_tag: &str,
-    workers: usize,
-    warn: &str,
-    say: &mut (dyn FnMut(&str) + Send),
-) -> Result<Vec<PathBuf>, String> {
-    let opts = kiln_roast::Options {
-        input_dir: input_dir.to_path_buf(),
-        output_dir: output_dir.to_path_buf(),
-        release_version: release_version.to_string(),
-        image_tag: image_tag.to_string(),
-        workers,
+    let validate = ValidateRequest {
+        package_checks: false,
+        file_checks: false,
+        ..ValidateRequest::new(config)
     };
-    let (jobs, warnings) = kiln_roast::plan(config, &opts).map_err(|e| e.to_string())?;
-    for w in warnings {
-        say(&format!("{warn}: {w}"));
-    }
-    if jobs.is_empty() {
-        say("roast: the config asks for no artifacts");
-        return Ok(Vec::new());
-    }
-    let say = std::sync::Mutex::new(say);
-    let made = std::sync::Mutex::new(Vec::new());
-    kiln_roast::run(&jobs, &opts, |o| {
-        let mut say = say.lock().expect("no panic while held");
-        for w in &o.warnings {
-            say(&format!("{warn}: {}: {w}", o.job.full_name));
-        }
-        match &o.result {
-            Ok(path) => {
-                say(&format!(
-                    "roast: {} ({:.1} s)",
-                    path.display(),
-                    o.elapsed.as_secs_f64()
-                ));
-                made.lock().expect("no panic while held").push(path.clone());
+    let req = RoastRequest {
+        input_dir: dir.clone(),
+        output_dir: output_dir.clone(),
+        release_version: args.release_version.clone(),
+        image_tag: args.image_tag.clone(),
+        workers: args.workers,
+    };
+    let mut r = global.renderer(args.output_format.json);
+    let result = {
+        let mut sink = r.sink();
+        kiln_build::validate(&validate, &mut sink)
+            .and_then(|validated| kiln_build::roast(&req, &validated, &mut sink))
+    };
+    r.finish();
+    match result {
+        Ok(made) => {
+            if args.output_format.json {
+                let paths: Vec<String> =
+                    made.iter().map(|a| a.path.display().to_string()).collect();
+                println!(
+                    "{}",
+                    serde_json::json!({"event": "result", "artifacts": paths})
+                );
             }
-            Err(e) => say(&format!("roast: {} failed: {e}", o.job.full_name)),
+            ExitCode::SUCCESS
         }
-    })
-    .map_err(|e| e.to_string())?;
-    Ok(made.into_inner().expect("threads joined"))
+        Err(e) => {
+            r.error(&e, "");
+            if e.kind == kiln_build::ErrorKind::ConfigUnreadable {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
 }
 
-/// The direct form: one raw disk into one image.
-fn convert_one(args: &RoastArgs, input: &Path, output: &Path, color: ColorChoice) -> ExitCode {
+/// The direct form: one raw disk into one image ([`kiln_build::convert`]).
+fn convert_one(args: &RoastArgs, input: &Path, output: &Path, global: Global) -> ExitCode {
     let Some(format) = args.format.or_else(|| format_from_extension(output)) else {
         eprintln!(
             "error: cannot tell the format from {}; pass --format raw|vhd|vhdx|qcow2|vmdk",
@@ -306,72 +252,43 @@ fn convert_one(args: &RoastArgs, input: &Path, output: &Path, color: ColorChoice
         eprintln!("error: --compression applies to qcow2 only");
         return ExitCode::from(2);
     }
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        bar.set_message(format!("converting to {}", format.name()));
-        bar
-    });
-    if let Some(bar) = &bar {
-        let b = bar.clone();
-        opts.progress = Some(Arc::new(move |done, total| {
-            b.set_length(total);
-            b.set_position(done);
-        }));
-    }
-    // Temporaries of a killed kiln beside the output (only those nobody holds) go first.
-    let beside = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
+    let kind = match (format, opts.subformat()) {
+        (Format::Vhd | Format::Vhdx, Subformat::Fixed) => format!("{} fixed", format.name()),
+        (Format::Vhd | Format::Vhdx, Subformat::Dynamic) => format!("{} dynamic", format.name()),
+        _ => format.name().to_string(),
     };
-    if let Err(e) = crate::workdirs::sweep(beside, &mut |line| eprintln!("{line}")) {
-        eprintln!("error: {e}");
-        return ExitCode::FAILURE;
-    }
     let started = Instant::now();
-    let result = convert(input, output, &opts);
-    if let Some(bar) = &bar {
-        bar.finish_and_clear();
-    }
-    let warn = if color.stderr() {
-        "\x1b[1;33mwarning\x1b[0m"
-    } else {
-        "warning"
+    let req = ConvertRequest {
+        input: input.to_path_buf(),
+        output: output.to_path_buf(),
+        options: opts,
     };
+    let mut r = global.renderer(args.output_format.json);
+    let result = kiln_build::convert(req, &mut r.sink());
+    r.finish();
     match result {
         Ok(done) => {
-            for w in &done.warnings {
-                eprintln!("{warn}: {w}");
+            if args.output_format.json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "event": "result", "output": output.display().to_string(), "format": kind,
+                        "virtual_size": done.virtual_size, "on_disk": done.on_disk,
+                    })
+                );
+            } else {
+                eprintln!(
+                    "wrote {} ({kind}, virtual size {}, {} on disk) in {:.1} s",
+                    output.display(),
+                    human_bytes(done.virtual_size),
+                    human_bytes(done.on_disk),
+                    started.elapsed().as_secs_f64()
+                );
             }
-            let on_disk = std::fs::metadata(output)
-                .map(|m| std::os::unix::fs::MetadataExt::blocks(&m) * 512)
-                .unwrap_or(0);
-            let kind = match (format, opts.subformat()) {
-                (Format::Vhd | Format::Vhdx, Subformat::Fixed) => {
-                    format!("{} fixed", format.name())
-                }
-                (Format::Vhd | Format::Vhdx, Subformat::Dynamic) => {
-                    format!("{} dynamic", format.name())
-                }
-                _ => format.name().to_string(),
-            };
-            eprintln!(
-                "wrote {} ({kind}, virtual size {}, {} on disk) in {:.1} s",
-                output.display(),
-                human_bytes(done.virtual_size),
-                human_bytes(on_disk),
-                started.elapsed().as_secs_f64()
-            );
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            r.error(&e, "");
             ExitCode::FAILURE
         }
     }

@@ -1,16 +1,9 @@
-//! Package sources in upstream's tiers (SPEC §4): locally built RPMs and the repositories given
-//! with `--repo` first; then what an earlier fetch left in the output directory (upstream's
-//! "fetcher-cloned" cache); then remote repositories (`--repo-file`s, i.e. REPO_LIST, and the
-//! Azure Linux 3.0 repositories kiln ships). A later tier is loaded only when the earlier ones
-//! cannot satisfy the request, so a build from local sources never touches the network.
+//! The flags commands share: package sources (kiln-build's [`SourceOptions`]), the config (as
+//! `--config CONFIG` or a positional CONFIG), the sandbox and `--json`.
 
 use clap::Args;
-use kiln_repo::fetch::Fetcher;
-use kiln_repo::repofile::{self, Vars, AZURE_LINUX_3};
-use kiln_repo::Package;
-use kiln_solve::pool::{PackageId, Pool, Source};
-use kiln_solve::solve::{resolve, Options, Request, Resolution};
-use std::path::{Path, PathBuf};
+use kiln_build::{SandboxOptions, SourceOptions};
+use std::path::PathBuf;
 
 #[derive(Debug, Clone, Args)]
 pub struct SourceArgs {
@@ -52,251 +45,75 @@ pub struct SourceArgs {
 }
 
 impl SourceArgs {
-    pub fn solve_options(&self) -> Options {
-        Options {
+    /// The sources as kiln-build takes them.
+    pub fn options(&self) -> SourceOptions {
+        SourceOptions {
+            repos: self.repos.clone(),
+            rpm_dirs: self.rpm_dirs.clone(),
+            repo_files: self.repo_files.clone(),
+            disable_upstream_repos: self.disable_upstream_repos,
+            disable_default_repos: self.disable_default_repos,
+            releasever: self.releasever.clone(),
             arch: self.arch.clone(),
-            weak_deps: !self.no_weak_deps,
+            cache_dir: self.cache_dir.clone(),
+            no_weak_deps: self.no_weak_deps,
+            repo_snapshot_time: self.repo_snapshot_time,
         }
     }
 }
 
-/// One source to load: a local directory (whether the snapshot time limits it) or a repository
-/// by URL(s).
-#[derive(Debug, Clone)]
-enum Spec {
-    Dir(PathBuf, bool),
-    Url {
-        id: String,
-        urls: Vec<String>,
-        priority: u32,
-        skip_if_unavailable: bool,
-    },
+/// The image config: `kiln build CONFIG` or `kiln build --config CONFIG`.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArg {
+    /// The image config (JSON).
+    #[arg(value_name = "CONFIG", required_unless_present = "config_flag")]
+    config: Option<PathBuf>,
+    /// The image config (JSON), as a flag (upstream's scripts pass it so).
+    #[arg(
+        long = "config",
+        id = "config_flag",
+        value_name = "CONFIG",
+        conflicts_with = "config"
+    )]
+    config_flag: Option<PathBuf>,
 }
 
-/// A pool with, for every source, where its package locations are relative to.
-pub struct Sources {
-    pub pool: Pool,
-    /// Per source (in pool order): a directory path or a base URL.
-    pub bases: Vec<String>,
-    /// The tiers loaded, by name.
-    pub tiers: Vec<&'static str>,
-    pending: Vec<(&'static str, Vec<Spec>)>,
-    fetcher: Fetcher,
-    cache_dir: PathBuf,
-    /// Paths the requests name: repositories read their filelists when these need them.
-    wanted_paths: Vec<String>,
-    /// `--repo-snapshot-time`, and how many packages it left out.
-    snapshot_time: Option<u64>,
-    after_snapshot: usize,
-}
-
-impl Sources {
-    /// Plans the tiers; nothing is loaded yet. `cache` is the output directory of an earlier
-    /// fetch (its RPMs form the middle tier).
-    pub fn plan(args: &SourceArgs, cache: Option<&Path>) -> Result<Sources, String> {
-        let mut local: Vec<Spec> = args
-            .rpm_dirs
-            .iter()
-            .map(|d| Spec::Dir(d.clone(), false))
-            .collect();
-        for r in &args.repos {
-            local.push(if r.contains("://") {
-                Spec::Url {
-                    id: r.clone(),
-                    urls: vec![r.clone()],
-                    priority: 99,
-                    skip_if_unavailable: false,
-                }
-            } else {
-                Spec::Dir(PathBuf::from(r), true)
-            });
-        }
-        let mut cached = Vec::new();
-        if let Some(dir) = cache.filter(|d| has_rpms(d)) {
-            cached.push(Spec::Dir(dir.to_path_buf(), false));
-        }
-        let mut remote = Vec::new();
-        if !args.disable_upstream_repos {
-            let vars = Vars {
-                releasever: args.releasever.clone(),
-                basearch: args.arch.clone(),
-            };
-            let mut files: Vec<(String, String)> = Vec::new();
-            for f in &args.repo_files {
-                let text =
-                    std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
-                files.push((f.display().to_string(), text));
-            }
-            if !args.disable_default_repos {
-                files.push((
-                    "azurelinux-3.0.repo (built in)".into(),
-                    AZURE_LINUX_3.into(),
-                ));
-            }
-            for (name, text) in files {
-                let defs = repofile::parse(&text, &name, &vars).map_err(|e| e.to_string())?;
-                for d in defs.into_iter().filter(|d| d.enabled) {
-                    remote.push(Spec::Url {
-                        id: d.id,
-                        urls: d.baseurls,
-                        priority: d.priority,
-                        skip_if_unavailable: d.skip_if_unavailable,
-                    });
-                }
-            }
-        }
-        let pending: Vec<(&'static str, Vec<Spec>)> =
-            [("local", local), ("cache", cached), ("remote", remote)]
-                .into_iter()
-                .filter(|(_, specs)| !specs.is_empty())
-                .collect();
-        if pending.is_empty() {
-            return Err(
-                "no package source: give --repo URL|DIR, --rpm-dir DIR or --repo-file \
-                        FILE, or leave the upstream repositories enabled"
-                    .into(),
-            );
-        }
-        Ok(Sources {
-            pool: Pool::new(),
-            bases: Vec::new(),
-            tiers: Vec::new(),
-            pending,
-            fetcher: Fetcher::default(),
-            cache_dir: args.cache_dir.clone(),
-            wanted_paths: Vec::new(),
-            snapshot_time: args.repo_snapshot_time,
-            after_snapshot: 0,
-        })
-    }
-
-    /// Loads the next tier into the pool; `Ok(false)` when there is none left.
-    pub fn load_next_tier(&mut self) -> Result<bool, String> {
-        if self.pending.is_empty() {
-            return Ok(false);
-        }
-        let (name, specs) = self.pending.remove(0);
-        for spec in specs {
-            match spec {
-                Spec::Dir(dir, snapshot) => {
-                    let mut packages = crate::plan::load_local(&dir, &self.wanted_paths)?;
-                    if snapshot {
-                        self.keep_snapshot(&mut packages);
-                    }
-                    self.add(
-                        dir.display().to_string(),
-                        99,
-                        dir.display().to_string(),
-                        packages,
-                    );
-                }
-                Spec::Url {
-                    id,
-                    urls,
-                    priority,
-                    skip_if_unavailable,
-                } => {
-                    let mut last_error = format!("repository '{id}' has no baseurl");
-                    let mut loaded = None;
-                    for url in &urls {
-                        let lists = kiln_repo::Filelists::WhenNeeded(self.wanted_paths.clone());
-                        match kiln_repo::load_url(url, &self.cache_dir, &self.fetcher, lists) {
-                            Ok(repo) => {
-                                loaded = Some(repo);
-                                break;
-                            }
-                            Err(e) => last_error = format!("{url}: {e}"),
-                        }
-                    }
-                    match loaded {
-                        Some(mut repo) => {
-                            self.keep_snapshot(&mut repo.packages);
-                            self.add(id, priority, repo.base.clone(), repo.packages)
-                        }
-                        None if skip_if_unavailable => {
-                            eprintln!("warning: skipping repository '{id}': {last_error}")
-                        }
-                        None => return Err(format!("repository '{id}': {last_error}")),
-                    }
-                }
-            }
-        }
-        self.tiers.push(name);
-        Ok(true)
-    }
-
-    /// Leaves out the packages built after the snapshot time (as tdnf's snapshottime, by the
-    /// build time the repository metadata gives; one without a build time stays).
-    fn keep_snapshot(&mut self, packages: &mut Vec<Package>) {
-        if let Some(t) = self.snapshot_time {
-            let before = packages.len();
-            packages.retain(|p| p.build_time <= t);
-            self.after_snapshot += before - packages.len();
-        }
-    }
-
-    fn add(&mut self, name: String, priority: u32, base: String, packages: Vec<Package>) {
-        self.pool.add_source(Source { name, priority }, packages);
-        self.bases.push(base);
-    }
-
-    /// Resolves `requests` with as few tiers as possible, loading the next tier while the
-    /// loaded ones cannot satisfy them (upstream tries its tiers the same way).
-    pub fn resolve_tiered(
-        &mut self,
-        requests: &[Request],
-        options: &Options,
-    ) -> Result<Resolution, String> {
-        self.wanted_paths = requests
-            .iter()
-            .map(|r| r.name.clone())
-            .filter(|n| n.starts_with('/'))
-            .collect();
-        let mut last = None;
-        while self.load_next_tier()? {
-            if self.pool.is_empty() {
-                continue;
-            }
-            match resolve(&self.pool, requests, options) {
-                Ok(r) => return Ok(r),
-                Err(e) => last = Some(e.to_string()),
-            }
-        }
-        let snapshot = match self.snapshot_time {
-            Some(t) if self.after_snapshot > 0 => format!(
-                " ({} packages built after --repo-snapshot-time {t} were left out: give a later \
-                 time if the packages needed are newer)",
-                self.after_snapshot
-            ),
-            _ => String::new(),
-        };
-        Err(format!(
-            "cannot resolve the packages (sources tried: {}): {}{snapshot}",
-            self.tiers.join(", "),
-            last.unwrap_or_else(|| "no source has any package".into())
-        ))
-    }
-
-    /// Loads every tier (for commands that use all the given sources at once).
-    pub fn load_all(&mut self, wanted_paths: Vec<String>) -> Result<(), String> {
-        self.wanted_paths = wanted_paths;
-        while self.load_next_tier()? {}
-        Ok(())
-    }
-
-    /// Where package `id` is fetched from: a local path or a URL.
-    pub fn origin_of(&self, id: PackageId) -> String {
-        let base = &self.bases[self.pool.source_index(id)];
-        let location = &self.pool.package(id).location;
-        let base = base.strip_prefix("file://").unwrap_or(base);
-        format!("{}/{location}", base.trim_end_matches('/'))
+impl ConfigArg {
+    pub fn path(&self) -> PathBuf {
+        self.config
+            .clone()
+            .or_else(|| self.config_flag.clone())
+            .expect("clap requires one of them")
     }
 }
 
-fn has_rpms(dir: &Path) -> bool {
-    std::fs::read_dir(dir).is_ok_and(|entries| {
-        entries
-            .filter_map(|e| e.ok())
-            .any(|e| e.file_name().to_string_lossy().ends_with(".rpm"))
-    })
+/// How programs run for the image (rpm scriptlets, scripts, setfiles, grub2-mkconfig): always in
+/// kiln's build sandbox (docs/security.md).
+#[derive(Debug, Clone, Args)]
+pub struct SandboxArgs {
+    /// Stop a step (an rpm transaction, a script, setfiles, grub2-mkconfig) that runs longer
+    /// than this, with every process it started, and fail the build naming it.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    pub script_timeout: u64,
+    /// Give scripts and scriptlets the build host's network (they have none by default).
+    #[arg(long)]
+    pub sandbox_network: bool,
+}
+
+impl SandboxArgs {
+    pub fn options(&self) -> SandboxOptions {
+        SandboxOptions {
+            script_timeout: self.script_timeout,
+            network: self.sandbox_network,
+        }
+    }
+}
+
+/// `--json`: events as JSON lines on stdout.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct JsonArg {
+    /// Print one JSON object per event (progress, warnings, the result or the error) on
+    /// stdout, one per line (docs/json.md).
+    #[arg(long)]
+    pub json: bool,
 }

@@ -197,6 +197,38 @@ impl Log {
         ExitCode::FAILURE
     }
 
+    /// Logs an event of kiln-build as a line (warnings unless `warnings` is false; program
+    /// output not: it would drown upstream's log).
+    fn event(&mut self, e: &kiln_build::Event, warnings: bool) {
+        match e {
+            kiln_build::Event::Output { .. } => {}
+            kiln_build::Event::Warning { .. } if !warnings => {}
+            _ => {
+                if let Some(text) = e.plain() {
+                    let line = format!("{text}\n");
+                    let colored = match text.strip_prefix("warning") {
+                        Some(rest) => format!("\x1b[1;33mwarning\x1b[0m{rest}\n"),
+                        None => line.clone(),
+                    };
+                    self.write(&line, &colored);
+                }
+            }
+        }
+    }
+
+    /// Logs a kiln-build error as upstream logs a fatal one: an invalid config's report, then
+    /// `<context><message>`, and the help line; exit 1.
+    fn error(&mut self, e: &kiln_build::Error, context: &str) -> ExitCode {
+        if let Some(report) = &e.report {
+            self.write(&report.render(false), &report.render(true));
+        }
+        if let Some(help) = &e.help {
+            let line = format!("help: {help}\n");
+            self.write(&line, &line);
+        }
+        self.fatal(&format!("{context}{}", e.message))
+    }
+
     fn write(&mut self, plain: &str, colored: &str) {
         eprint!("{}", if self.color { colored } else { plain });
         if let Some(f) = &mut self.file {
@@ -372,40 +404,44 @@ fn image_pkg_fetcher(args: Vec<OsString>) -> ExitCode {
         .into_iter()
         .filter(|d| d.is_dir())
         .collect();
-    let args = crate::fetch::FetchArgs {
-        config: a.input,
-        base_dir: a.base_dir,
-        output_dir: a.output_dir,
-        sources: crate::sources::SourceArgs {
-            repos: Vec::new(),
-            rpm_dirs,
-            repo_files: a.repo_files,
-            disable_upstream_repos: a.disable_upstream_repos,
-            disable_default_repos: true, // upstream's default repos come in through --repo-file
-            releasever: "3.0".into(),
-            arch: std::env::consts::ARCH.into(),
-            cache_dir: PathBuf::from("out/cache/repodata"),
-            no_weak_deps: false,
-            repo_snapshot_time: snapshot_time,
-        },
+    let sources = kiln_build::SourceOptions {
+        rpm_dirs,
+        repo_files: a.repo_files,
+        disable_upstream_repos: a.disable_upstream_repos,
+        disable_default_repos: true, // upstream's default repos come in through --repo-file
+        arch: std::env::consts::ARCH.into(),
+        repo_snapshot_time: snapshot_time,
+        ..kiln_build::SourceOptions::default()
+    };
+    let req = kiln_build::FetchRequest {
         input_summary_file: a.input_summary_file,
         output_summary_file: a.output_summary_file,
         enable_gpg_check: a.enable_gpg_check,
         gpg_keys: a.gpg_keys,
-        jobs: 4,
+        ..kiln_build::FetchRequest::new(&a.output_dir, sources)
     };
-    match crate::fetch::fetch(&args, a.go.log_color) {
+    let validate = kiln_build::ValidateRequest {
+        base_dir: a.base_dir,
+        ..kiln_build::ValidateRequest::new(&a.input)
+    };
+    let show_warnings = a.go.log_level >= LogLevel::Warn;
+    let result = {
+        let mut sink = |e: kiln_build::Event| log.event(&e, show_warnings);
+        kiln_build::validate(&validate, &mut sink)
+            .and_then(|validated| kiln_build::fetch(&req, &validated, &mut sink))
+    };
+    match result {
         Ok(f) => {
             let line = format!(
                 "Fetched {} packages into {} (sources: {})\n",
                 f.packages.len(),
-                args.output_dir.display(),
+                a.output_dir.display(),
                 f.tiers.join(", ")
             );
             log.write(&line, &line);
             ExitCode::SUCCESS
         }
-        Err(e) => log.fatal(&e),
+        Err(e) => log.error(&e, ""),
     }
 }
 
@@ -482,19 +518,28 @@ fn imager(args: Vec<OsString>) -> ExitCode {
     if a.live_install {
         return log.fatal("kiln's imager does not install onto a device (--live-install)");
     }
-    let loaded = match crate::plan::load_config_in(&a.input, a.base_dir.as_deref(), a.go.log_color)
-    {
-        Ok(l) => l,
+    let validate = kiln_build::ValidateRequest {
+        base_dir: a.base_dir.clone(),
+        ..kiln_build::ValidateRequest::new(&a.input)
+    };
+    let validated = {
+        let mut sink = |e: kiln_build::Event| log.event(&e, a.go.log_level >= LogLevel::Warn);
+        kiln_build::validate(&validate, &mut sink)
+    };
+    let validated = match validated {
+        Ok(v) => v,
         Err(e) => {
-            return log.fatal(&format!(
-                "Failed to load configuration file ({}) with base directory ({}): {e}",
-                a.input.display(),
-                a.base_dir.as_deref().unwrap_or(Path::new("")).display()
-            ))
+            return log.error(
+                &e,
+                &format!(
+                    "Failed to load configuration file ({}) with base directory ({}): ",
+                    a.input.display(),
+                    a.base_dir.as_deref().unwrap_or(Path::new("")).display()
+                ),
+            )
         }
     };
-    let args = crate::compose::ComposeArgs {
-        config: a.input.clone(),
+    let req = kiln_build::ComposeRequest {
         repos: vec![a.local_repo.clone()],
         output_dir: a.output_dir.clone(),
         no_weak_deps: false,
@@ -502,17 +547,21 @@ fn imager(args: Vec<OsString>) -> ExitCode {
         sandbox: Default::default(),
     };
     let emit = a.emit_progress;
-    let mut steps = 0usize;
-    let mut report = |what: &str| {
-        steps += 1;
-        if emit {
-            // The steps of a build are about twenty: progress climbs towards 100.
-            println!("progress:{}", (steps * 5).min(99));
-            println!("action:{what}");
-        }
-        eprintln!("{what}");
+    let mut progress = crate::render::Renderer::with_mode(
+        crate::render::Mode::EmitProgress,
+        crate::render::Options::new(false, Default::default(), a.go.log_color),
+    );
+    let result = {
+        let mut sink = |e: kiln_build::Event| {
+            if emit {
+                progress.event(e);
+            } else {
+                log.event(&e, a.go.log_level >= LogLevel::Warn);
+            }
+        };
+        kiln_build::compose(&req, &validated, &mut sink)
     };
-    match crate::compose::compose(&loaded, &args, &mut report) {
+    match result {
         Ok(done) => {
             if let Some(path) = &a.output_image_contents {
                 if let Err(e) = std::fs::write(path, kiln_repo::summary::write(&done.packages)) {
@@ -530,7 +579,7 @@ fn imager(args: Vec<OsString>) -> ExitCode {
             log.write(&line, &line);
             ExitCode::SUCCESS
         }
-        Err(e) => log.fatal(&e),
+        Err(e) => log.error(&e, ""),
     }
 }
 
@@ -545,14 +594,22 @@ struct RoastCommand {
 fn roast(args: Vec<OsString>) -> ExitCode {
     match RoastCommand::try_parse_from(args) {
         Ok(c) if c.args.reads_imager_output() => match crate::become_root() {
-            Ok(_) => crate::roast::run(c.args, ColorChoice::Auto),
+            Ok(_) => crate::roast::run(c.args, personality()),
             Err(code) => code,
         },
-        Ok(c) => crate::roast::run(c.args, ColorChoice::Auto),
+        Ok(c) => crate::roast::run(c.args, personality()),
         Err(e) => {
             let _ = e.print();
             ExitCode::from(e.exit_code() as u8)
         }
+    }
+}
+
+/// The global flags of a personality (which has none of kiln's own).
+fn personality() -> crate::cli::Global {
+    crate::cli::Global {
+        color: ColorChoice::Auto,
+        verbosity: Default::default(),
     }
 }
 

@@ -1,7 +1,8 @@
 //! `kiln why`: the chain of requirements that pulls a package into a config's image.
 
-use crate::output::ColorChoice;
+use crate::cli::Global;
 use clap::Args;
+use kiln_build::ValidateRequest;
 use kiln_solve::solve::Options;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,15 +23,24 @@ pub struct WhyArgs {
     no_weak_deps: bool,
 }
 
-pub fn run(args: WhyArgs, color: ColorChoice) -> ExitCode {
+pub fn run(args: WhyArgs, global: Global) -> ExitCode {
+    let mut r = global.renderer(false);
+    let validated = kiln_build::validate(&ValidateRequest::new(&args.config), &mut r.sink());
+    let validated = match validated {
+        Ok(v) => v,
+        Err(e) => {
+            r.error(&e, "");
+            return ExitCode::from(1);
+        }
+    };
     let result = (|| {
-        let loaded = crate::plan::load_config(&args.config, color)?;
-        let pool = crate::plan::local_pool(&args.repos, &crate::plan::requested_paths(&loaded))?;
+        let loaded = &validated.loaded;
+        let pool = kiln_build::local_pool(&args.repos, &kiln_build::requested_paths(loaded))?;
         let options = Options {
             weak_deps: !args.no_weak_deps,
             ..Options::default()
         };
-        let (requests, resolution) = crate::plan::resolve_config(&loaded, &pool, &options)?;
+        let (requests, resolution) = kiln_build::resolve_config(loaded, &pool, &options)?;
         let id = resolution
             .packages
             .iter()

@@ -1,5 +1,6 @@
 //! Downloads over `http(s)://` and `file://`: retried with exponential back-off on server errors,
-//! timeouts and dropped connections; verified against the expected checksum before the file gets
+//! timeouts and dropped connections (a host name that does not resolve or a refused connection
+//! is not retried: it is the network or the URL, and retrying only makes the user wait); verified against the expected checksum before the file gets
 //! its final name, so a killed or failed run never leaves a corrupt file behind.
 
 use crate::Checksum;
@@ -11,10 +12,17 @@ use std::time::Duration;
 /// Why a download failed, after retries.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
+    /// The host name does not resolve or the connection is refused.
     #[error("{url}: {status} {reason} (not retried: the server says the request itself is wrong)")]
     Client {
         url: String,
         status: u16,
+        reason: String,
+    },
+    #[error("{reason} (not retried)")]
+    Unreachable {
+        url: String,
+        /// What failed, naming the URL.
         reason: String,
     },
     #[error("{url}: gave up after {attempts} attempts; last error: {last}")]
@@ -106,6 +114,14 @@ enum Attempt {
     /// Worth another try (5xx, timeout, dropped connection, bad checksum).
     Retry(String),
     Fatal(FetchError),
+}
+
+impl FetchError {
+    /// Whether the server could not be reached at all (no network, a wrong host name, nothing
+    /// listening), as opposed to a server that answered badly.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, FetchError::Unreachable { .. })
+    }
 }
 
 impl Fetcher {
@@ -229,6 +245,22 @@ impl Fetcher {
                     status: code,
                     reason: r.status_text().to_string(),
                 })
+            }
+            Err(ureq::Error::Transport(t))
+                if matches!(
+                    t.kind(),
+                    ureq::ErrorKind::Dns | ureq::ErrorKind::ConnectionFailed
+                ) =>
+            {
+                let reason = t.to_string();
+                return Attempt::Fatal(FetchError::Unreachable {
+                    reason: if reason.contains(url) {
+                        reason
+                    } else {
+                        format!("{url}: {reason}")
+                    },
+                    url: url.into(),
+                });
             }
             Err(e) => return Attempt::Retry(e.to_string()),
         };

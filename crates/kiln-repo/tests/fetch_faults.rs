@@ -233,3 +233,19 @@ fn a_killed_runs_part_files_are_removed_by_the_next_run() {
         leftovers(cache.path())
     );
 }
+
+#[test]
+fn unresolvable_hosts_and_refused_connections_are_not_retried() {
+    let cache = tempfile::tempdir().unwrap();
+    // Many attempts with a long back-off: were these retried, the test would take minutes.
+    let patient = Fetcher::new(Duration::from_secs(5), 6, Duration::from_secs(20));
+    // Port 9 (discard) on the loopback: nothing listens there.
+    for url in ["http://kiln-test.invalid/repo", "http://127.0.0.1:9/repo"] {
+        let e = load_url(url, cache.path(), &patient, false).unwrap_err();
+        assert!(
+            matches!(&e, Error::Fetch(f) if f.is_unreachable()),
+            "{url}: {e}"
+        );
+        assert!(e.to_string().contains("(not retried)"), "{e}");
+    }
+}

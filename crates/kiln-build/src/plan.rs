@@ -1,43 +1,10 @@
-//! What several commands share: a config loaded and validated, local repositories in one pool,
-//! and the config's package strings resolved against it.
+//! What several stages share: local repositories in one pool, and a config's package strings
+//! resolved against it.
 
-use crate::output::ColorChoice;
 use kiln_config::model::LoadedConfig;
-use kiln_config::{validate_file, Options};
 use kiln_solve::pool::{Pool, Source};
 use kiln_solve::solve::{resolve, Options as SolveOptions, Request, Resolution};
 use std::path::{Path, PathBuf};
-
-/// Validates `path`; an invalid config's diagnostics are printed and the error says so.
-pub fn load_config(path: &Path, color: ColorChoice) -> Result<LoadedConfig, String> {
-    load_config_in(path, None, color)
-}
-
-/// As [`load_config`], with relative paths in the config resolved against `base_dir` (default:
-/// the config's directory).
-pub fn load_config_in(
-    path: &Path,
-    base_dir: Option<&Path>,
-    color: ColorChoice,
-) -> Result<LoadedConfig, String> {
-    let options = Options {
-        base_dir: base_dir.map(Path::to_path_buf),
-        ..Options::default()
-    };
-    let validation =
-        validate_file(path, &options).map_err(|e| format!("cannot read the config: {e}"))?;
-    match validation.config {
-        Some(loaded) if !loaded.config.system_configs.is_empty() => Ok(loaded),
-        Some(_) => Err("the config has no SystemConfigs".into()),
-        None => {
-            print!("{}", validation.report.render(color.stdout()));
-            Err(format!(
-                "{} is not a valid config (see above)",
-                path.display()
-            ))
-        }
-    }
-}
 
 /// Local repositories (directories with `repodata/`, or of RPM files) in one pool, earlier ones
 /// preferred; each source is named by its directory.

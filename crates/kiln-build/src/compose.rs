@@ -1,0 +1,313 @@
+//! The compose stage: a config's image built from local repositories (imager's stage): the
+//! root filesystem of a rootfs config, or the disk of a disk config (kiln-imager).
+
+use crate::error::{Error, ErrorKind};
+use crate::event::{from_line, staged, Event, Stage};
+use crate::validate::Validated;
+use kiln_compose::install::PackageFile;
+use kiln_compose::rootfs::{populate, Inputs};
+use kiln_formats::ident::Identity;
+use kiln_solve::solve::{resolve, Options as SolveOptions, Request};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+
+/// What to compose from and where.
+#[derive(Debug, Clone)]
+pub struct ComposeRequest {
+    /// Local package sources: directories with `repodata/` or of RPM files; earlier ones are
+    /// preferred on equal versions.
+    pub repos: Vec<PathBuf>,
+    /// `<DIR>/rootfs` for a rootfs config (it must not exist yet), `<DIR>/disk0.raw` (and
+    /// `disk0.partition<i>.raw` for ext4 partition artifacts) for a disk config.
+    pub output_dir: PathBuf,
+    /// Leave out Recommends and Supplements.
+    pub no_weak_deps: bool,
+    /// BUILD_NUMBER written to /etc/image-id.
+    pub build_number: String,
+    pub sandbox: SandboxOptions,
+}
+
+/// How programs run for the image (rpm scriptlets, scripts, setfiles, grub2-mkconfig): always in
+/// kiln's build sandbox (docs/security.md).
+#[derive(Debug, Clone)]
+pub struct SandboxOptions {
+    /// Stop a step that runs longer than this many seconds, with every process it started.
+    pub script_timeout: u64,
+    /// Give scripts and scriptlets the build host's network.
+    pub network: bool,
+}
+
+impl Default for SandboxOptions {
+    fn default() -> Self {
+        SandboxOptions {
+            script_timeout: 3600,
+            network: false,
+        }
+    }
+}
+
+impl SandboxOptions {
+    pub fn run_options(&self) -> kiln_compose::RunOptions {
+        kiln_compose::RunOptions {
+            timeout: std::time::Duration::from_secs(self.script_timeout.max(1)),
+            network: self.network,
+        }
+    }
+}
+
+/// Whether this process may install packages (rpm runs scriptlets in a chroot and sets owners).
+fn require_root(what: &str) -> Result<(), String> {
+    // /proc/self belongs to the process's effective user.
+    if std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(0)
+        != 0
+    {
+        return Err(format!(
+            "{what} installs packages with rpm --root, which runs their scriptlets in a chroot \
+             and sets file owners: run it as root"
+        ));
+    }
+    Ok(())
+}
+
+/// What composing made: the output names and the packages installed.
+#[derive(Debug, Clone)]
+pub struct Composed {
+    pub outputs: Vec<String>,
+    pub packages: Vec<kiln_repo::Package>,
+}
+
+/// The compose stage: the first SystemConfig of the config composed from `req.repos` into
+/// `req.output_dir`: a disk config's `disk0.raw` (and partition dumps), or a rootfs config's
+/// `rootfs/`. The host programs it needs are checked first.
+pub fn compose(
+    req: &ComposeRequest,
+    validated: &Validated,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Composed, Error> {
+    staged(STAGE, on_event, |on_event| {
+        crate::host::require(&crate::host::compose_tools(validated.config()), STAGE)?;
+        compose_quietly(req, validated, on_event)
+    })
+}
+
+const STAGE: Stage = Stage::Compose;
+
+pub(crate) fn compose_quietly(
+    req: &ComposeRequest,
+    validated: &Validated,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Composed, Error> {
+    let mut installs = 0;
+    let mut transactions = 0;
+    let mut tell = |line: &str, transactions: usize| {
+        on_event(from_line(STAGE, line, transactions, &mut installs))
+    };
+    compose_lines(req, &validated.loaded, &mut transactions, &mut tell).map_err(|e| {
+        let kind = if e.contains("run it as root") {
+            ErrorKind::Usage
+        } else {
+            ErrorKind::Compose
+        };
+        let mut error = Error::new(STAGE, kind, e);
+        if let Some(p) = package_in(&error.message) {
+            error.package = Some(p);
+        }
+        error
+    })
+}
+
+/// The package a compose failure names (`… required by "x"`, `installing … x-1.0-1.x86_64`).
+fn package_in(message: &str) -> Option<String> {
+    let (_, rest) = message.split_once("nothing provides ")?;
+    Some(rest.split_whitespace().next()?.to_string())
+}
+
+fn compose_lines(
+    args: &ComposeRequest,
+    loaded: &kiln_config::model::LoadedConfig,
+    transactions: &mut usize,
+    tell: &mut dyn FnMut(&str, usize),
+) -> Result<Composed, String> {
+    require_root("kiln compose")?;
+    // rpm --root wants absolute paths.
+    let absolute = |p: &PathBuf| std::path::absolute(p).unwrap_or_else(|_| p.clone());
+    let args = &ComposeRequest {
+        output_dir: absolute(&args.output_dir),
+        repos: args.repos.iter().map(absolute).collect(),
+        ..args.clone()
+    };
+    let sc = loaded
+        .config
+        .system_configs
+        .first()
+        .ok_or("the config has no SystemConfigs")?;
+    let disk_image = !loaded.config.disks.is_empty() && !sc.partition_settings.is_empty();
+    let rootfs = args.output_dir.join("rootfs");
+    if !disk_image && rootfs.exists() {
+        return Err(format!(
+            "output rootfs directory ({}) already exists",
+            rootfs.display()
+        ));
+    }
+
+    // Resolve.
+    let pool = crate::plan::local_pool(&args.repos, &crate::plan::requested_paths(loaded))?;
+    let options = SolveOptions {
+        weak_deps: !args.no_weak_deps,
+        ..SolveOptions::default()
+    };
+    let (requests, resolution) = crate::plan::resolve_config(loaded, &pool, &options)?;
+    // Sources are named by their directories.
+    let source_dir = |id| PathBuf::from(&pool.source(id).name);
+    let files: Vec<PackageFile> = resolution
+        .packages
+        .iter()
+        .map(|&id| PackageFile {
+            name: pool.package(id).name.clone(),
+            path: source_dir(id).join(&pool.package(id).location),
+        })
+        .collect();
+    // shadow-utils and what it needs go in before the users are added, as upstream does.
+    let early: Vec<String> = if sc.users.is_empty() && sc.groups.is_empty() {
+        Vec::new()
+    } else {
+        let shadow = [Request::new("shadow-utils", None, "Users")];
+        match resolve(&pool, &shadow, &options) {
+            Ok(r) => r
+                .packages
+                .iter()
+                .map(|&id| pool.package(id).name.clone())
+                .collect(),
+            Err(_) => {
+                return Err(
+                    "shadow-utils package must be added to the image's package lists when setting users or groups".into(),
+                )
+            }
+        }
+    };
+    let early: Vec<&str> = early.iter().map(String::as_str).collect();
+    *transactions = kiln_compose::install::stages(&files, &early).len();
+    let count = *transactions;
+    let report = &mut |line: &str| tell(line, count);
+    let installed: Vec<kiln_repo::Package> = resolution
+        .packages
+        .iter()
+        .map(|&id| pool.package(id).clone())
+        .collect();
+    report(&format!(
+        "resolved {} requested packages to {} packages",
+        requests.len(),
+        files.len()
+    ));
+
+    // Seeded by the SystemConfig too: two images built with one SOURCE_DATE_EPOCH do not share
+    // filesystem UUIDs (a machine with both disks attached must tell them apart).
+    let identity = Identity::from_env(&format!("kiln compose {}", sc.name));
+    std::fs::create_dir_all(&args.output_dir)
+        .map_err(|e| format!("cannot create {}: {e}", args.output_dir.display()))?;
+    crate::workdirs::sweep(&args.output_dir, report)?;
+    if disk_image {
+        // GRUB's BIOS boot code comes from the grub2-pc package, fetched as build tooling.
+        let grub_pc = pool
+            .by_name("grub2-pc")
+            .into_iter()
+            .next()
+            .map(|id| source_dir(id).join(&pool.package(id).location));
+        let req = kiln_imager::Request {
+            config: &loaded.config,
+            root: Inputs {
+                system: sc,
+                packages: &files,
+                early: &early,
+                base_dir: &loaded.base_dir,
+                identity: &identity,
+                build_number: &args.build_number,
+                fstab: None,
+                run: args.sandbox.run_options(),
+            },
+            grub_pc: grub_pc.as_deref(),
+        };
+        return build_disk_outputs(&req, &args.output_dir, report)
+            .map(|outputs| Composed {
+                outputs,
+                packages: installed,
+            })
+            .map_err(|e| format!("composing {}: {e}", sc.name));
+    }
+
+    // Populate a temporary folder beside it, then give it its final name (dropped: removed).
+    let staging = kiln_formats::files::TempDir::create(&rootfs).map_err(|e| {
+        format!(
+            "cannot create a folder in {}: {e}",
+            args.output_dir.display()
+        )
+    })?;
+    let inputs = Inputs {
+        system: sc,
+        packages: &files,
+        early: &early,
+        base_dir: &loaded.base_dir,
+        identity: &identity,
+        build_number: &args.build_number,
+        fstab: None,
+        run: args.sandbox.run_options(),
+    };
+    populate(staging.path(), &inputs, report).map_err(|e| format!("composing {}: {e}", sc.name))?;
+    staging
+        .persist(&rootfs)
+        .map_err(|e| format!("{}: {e}", rootfs.display()))?;
+    Ok(Composed {
+        outputs: vec!["rootfs".to_string()],
+        packages: installed,
+    })
+}
+
+/// Builds a disk config's image in a temporary work folder beside the outputs and moves out what
+/// upstream's imager leaves: `disk0.raw` (when the disk has Artifacts) and
+/// `disk0.partition<i>.raw` for `ext4` partition artifacts. Returns the output names.
+fn build_disk_outputs(
+    req: &kiln_imager::Request,
+    out: &std::path::Path,
+    report: &mut dyn FnMut(&str),
+) -> Result<Vec<String>, String> {
+    let disk = &req.config.disks[0];
+    for (i, p) in disk.partitions.iter().enumerate() {
+        for a in &p.artifacts {
+            if matches!(a.ty.as_str(), "diff" | "rdiff") {
+                return Err(format!(
+                    "partition {i} ({}): {} partition artifacts are not supported yet",
+                    p.id, a.ty
+                ));
+            }
+        }
+    }
+    // A temporary work folder beside the outputs (removed when dropped).
+    let work = kiln_formats::files::TempDir::create(&out.join("build"))
+        .map_err(|e| format!("cannot create a folder in {}: {e}", out.display()))?;
+    let result = (|| {
+        let built = kiln_imager::build_disk(req, work.path(), report).map_err(|e| e.to_string())?;
+        let mut outputs = Vec::new();
+        for p in &built.partitions {
+            let wants_dump = disk.partitions[p.index]
+                .artifacts
+                .iter()
+                .any(|a| a.ty == "ext4");
+            if wants_dump {
+                let name = format!("disk0.partition{}.raw", p.index);
+                kiln_imager::dump_partition(&built.disk, p, &out.join(&name))
+                    .map_err(|e| format!("{name}: {e}"))?;
+                outputs.push(name);
+            }
+        }
+        if disk.artifacts.is_some() {
+            std::fs::rename(&built.disk, out.join("disk0.raw"))
+                .map_err(|e| format!("disk0.raw: {e}"))?;
+            outputs.push("disk0.raw".to_string());
+        }
+        Ok(outputs)
+    })();
+    drop(work);
+    result
+}
