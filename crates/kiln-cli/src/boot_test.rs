@@ -30,9 +30,11 @@ pub struct BootTestArgs {
     /// starts. It is not modified: the machine writes to a snapshot.
     #[arg(value_name = "ARTIFACT")]
     artifact: PathBuf,
-    /// The firmware the machine starts with.
-    #[arg(long, value_enum, default_value_t = Firmware::Uefi)]
-    firmware: Firmware,
+    /// The firmware the machine starts with (default: what the disk's partition table is made
+    /// for — UEFI for an EFI system partition, BIOS for a BIOS boot partition or an MBR without
+    /// one).
+    #[arg(long, value_enum)]
+    firmware: Option<Firmware>,
     /// How the disk is attached.
     #[arg(long, value_enum, default_value_t = DiskBus::Virtio)]
     disk: DiskBus,
@@ -113,6 +115,37 @@ fn qemu_format(artifact: &Path) -> &'static str {
     }
 }
 
+/// The firmware asked for, or the one the disk's partition table is made for.
+fn firmware(args: &BootTestArgs) -> Result<Firmware, String> {
+    if let Some(f) = args.firmware {
+        return Ok(f);
+    }
+    let (disk, _) = kiln_formats::image::open(&args.artifact).map_err(|e| e.to_string())?;
+    let mut head = vec![0u8; (disk.len() as usize).min(1 << 20)];
+    disk.read_exact_at(&mut head, 0)
+        .map_err(|e| format!("{}: {e}", args.artifact.display()))?;
+    let found = kiln_disk::detect::firmware(&head).ok_or_else(|| {
+        format!(
+            "{} has no partition table to tell the firmware from: give --firmware uefi|bios",
+            args.artifact.display()
+        )
+    })?;
+    let firmware = match found.firmware {
+        kiln_disk::detect::Firmware::Uefi => Firmware::Uefi,
+        kiln_disk::detect::Firmware::Bios => Firmware::Bios,
+    };
+    eprintln!(
+        "firmware: {} ({}; --firmware chooses another)",
+        if firmware == Firmware::Uefi {
+            "UEFI"
+        } else {
+            "BIOS"
+        },
+        found.why
+    );
+    Ok(firmware)
+}
+
 fn qemu_command(args: &BootTestArgs, vars: &Path) -> Result<Command, String> {
     let format = qemu_format(&args.artifact);
     let mut cmd = Command::new("qemu-system-x86_64");
@@ -127,7 +160,7 @@ fn qemu_command(args: &BootTestArgs, vars: &Path) -> Result<Command, String> {
     ])
     .args(["-m", &args.memory.to_string()])
     .args(["-serial", "stdio", "-snapshot"]);
-    if args.firmware == Firmware::Uefi {
+    if firmware(args)? == Firmware::Uefi {
         let code = [
             "/usr/share/OVMF/OVMF_CODE_4M.fd",
             "/usr/share/OVMF/OVMF_CODE.fd",

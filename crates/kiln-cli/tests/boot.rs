@@ -50,9 +50,10 @@ fn demo_efi_boots_under_ovmf_and_logs_in() {
 fn demo_xfs_boots_with_a_separate_boot_and_an_xfs_root() {
     let work = tempfile::tempdir().unwrap();
     let qcow2 = build("demo-xfs.json", work.path(), "demo-xfs.qcow2");
+    // No --firmware: the GPT's EFI system partition says UEFI.
     boot_test(
         &qcow2,
-        "uefi",
+        "auto",
         &[
             "uid=1000(kiln)",
             "\nkiln-xfs\n",
@@ -71,9 +72,10 @@ fn demo_xfs_boots_with_a_separate_boot_and_an_xfs_root() {
 fn demo_legacy_boots_under_seabios_from_its_bios_boot_partition_on_nvme() {
     let work = tempfile::tempdir().unwrap();
     let vhd = build("demo-legacy.json", work.path(), "demo-legacy.vhd");
+    // No --firmware: a GPT with a BIOS boot partition and no ESP says BIOS (read from the VHD).
     boot_test_on(
         &vhd,
-        "bios",
+        "auto",
         "nvme",
         &[
             "uid=1000(kiln)",
@@ -90,9 +92,10 @@ fn demo_legacy_boots_under_seabios_from_its_bios_boot_partition_on_nvme() {
 fn demo_mbr_boots_under_seabios_with_enable_grub_mkconfig_false() {
     let work = tempfile::tempdir().unwrap();
     let raw = build("demo-mbr.json", work.path(), "demo-mbr.raw");
+    // No --firmware: an MBR without an EFI system partition says BIOS.
     boot_test(
         &raw,
-        "bios",
+        "auto",
         &[
             "uid=1000(kiln)",
             "\nkiln-mbr\n",

@@ -7,6 +7,7 @@
 //! numbers them, starts shifted and aligned as upstream computes them), and type GUIDs or MBR
 //! type bytes as parted derives them from the filesystem, `Type`/`TypeUUID` and the flags.
 
+pub mod detect;
 pub mod gpt;
 pub mod layout;
 pub mod mbr;

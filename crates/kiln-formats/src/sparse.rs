@@ -103,6 +103,11 @@ impl SparseInput {
         self.len == 0
     }
 
+    /// Fills `buf` with the guest bytes at `offset` (it must lie inside the image).
+    pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.source.read_exact_at(buf, offset)
+    }
+
     /// The extents `[start, end)` that may hold data, in order.
     pub fn extents(&self) -> io::Result<Vec<(u64, u64)>> {
         self.source.extents()

@@ -111,14 +111,16 @@ pub fn build(config: &str, work: &Path) -> (Output, PathBuf) {
     (o, work.join("images"))
 }
 
-/// `kiln boot-test` of `artifact` (firmware uefi or bios, disk virtio or nvme): logs in as
+/// `kiln boot-test` of `artifact` (firmware uefi, bios or auto, disk virtio or nvme): logs in as
 /// kiln:kiln, runs each of `runs`, and checks the console shows each of `expect`.
 pub fn boot_test(artifact: &Path, firmware: &str, disk: &str, runs: &[&str], expect: &[&str]) {
     let mut cmd = kiln();
-    cmd.arg("boot-test")
-        .arg(artifact)
-        .args(["--firmware", firmware, "--disk", disk])
-        .args(["--login", "kiln:kiln", "--timeout", "600"]);
+    cmd.arg("boot-test").arg(artifact).args(["--disk", disk]);
+    // "auto": boot-test picks the firmware from the partition table.
+    if firmware != "auto" {
+        cmd.args(["--firmware", firmware]);
+    }
+    cmd.args(["--login", "kiln:kiln", "--timeout", "600"]);
     for r in runs {
         cmd.args(["--run", r]);
     }
