@@ -19,18 +19,20 @@ PYTHON       ?= /usr/bin/python3
 DEFAULT_CONFIG := imageconfigs/demo-efi.json
 LOG_LEVEL    ?= info
 LOG_COLOR    ?= auto
+# Upstream's LOG_LEVEL as kiln's verbosity: panic/fatal/error/warn → -q, debug/trace → -v.
+KILN_VERBOSITY = $(if $(filter panic fatal error warn,$(LOG_LEVEL)),-q,$(if $(filter debug trace,$(LOG_LEVEL)),-v))
 
 # Upstream's image targets need CONFIG_FILE; kiln's `make image` defaults to its offline demo.
 IMAGE_CONFIG    = $(or $(CONFIG_FILE),$(DEFAULT_CONFIG))
 CONFIG_BASE_DIR ?= $(dir $(IMAGE_CONFIG))
 
-.PHONY: image iso validate-image-config test lint host-deps kiln sample-repo fuzz bench clean
+.PHONY: image iso validate-image-config test lint host-deps kiln sample-repo fuzz bench clean clean-downloads
 
 # The kiln binary and its upstream-named links. Cargo rebuilds only what changed.
 kiln:
 	@$(CARGO) build --release --locked -q -p kiln-cli
 	@mkdir -p $(BIN_DIR)
-	@install -m 0755 target/release/kiln $(KILN)
+	@install -m 0755 target/release/kiln $(KILN).tmp.$$$$ && mv -f $(KILN).tmp.$$$$ $(KILN)
 	@ln -sf kiln $(BIN_DIR)/imageconfigvalidator
 	@ln -sf kiln $(BIN_DIR)/roast
 	@ln -sf kiln $(BIN_DIR)/imagepkgfetcher
@@ -54,8 +56,9 @@ IMAGE_SOURCES = $(if $(CONFIG_FILE),,--repo $(OUT_DIR)/sample-repo --disable-ups
 	$(if $(filter y,$(DISABLE_UPSTREAM_REPOS)),--disable-upstream-repos)
 image: kiln $(if $(CONFIG_FILE),,sample-repo)
 	@scripts/install-host-deps.sh build
-	@$(KILN) build --config $(IMAGE_CONFIG) $(IMAGE_SOURCES) \
-		--release-version "$(RELEASE_VERSION)" --image-tag "$(IMAGE_TAG)" --build-number "$(BUILD_ID)"
+	@$(KILN) build --config $(IMAGE_CONFIG) $(IMAGE_SOURCES) --base-dir $(CONFIG_BASE_DIR) \
+		--release-version "$(RELEASE_VERSION)" --image-tag "$(IMAGE_TAG)" --build-number "$(BUILD_ID)" \
+		--color $(LOG_COLOR) $(KILN_VERBOSITY)
 
 iso: kiln
 	@test -n "$(CONFIG_FILE)" || { echo "Must set CONFIG_FILE="; exit 1; }
@@ -108,5 +111,10 @@ bench: kiln
 	scripts/bench-sandbox.sh
 	scripts/bench-encrypt.sh
 
+# Downloads stay: they live in the machine-wide cache (/var/cache/kiln, or $KILN_DEB_CACHE),
+# which `make clean-downloads` empties.
 clean:
 	rm -rf $(OUT_DIR)
+
+clean-downloads:
+	rm -rf $(or $(KILN_DEB_CACHE),/var/cache/kiln/debs)

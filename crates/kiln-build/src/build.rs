@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone)]
 pub struct BuildRequest {
     pub config: PathBuf,
+    /// Directory relative paths in the config are resolved against (upstream's
+    /// CONFIG_BASE_DIR; default: the config's directory).
+    pub base_dir: Option<PathBuf>,
     pub sources: SourceOptions,
     /// Where the artifacts go (default: out/images/<config name>). Locked while building.
     pub output_dir: Option<PathBuf>,
@@ -42,6 +45,7 @@ impl BuildRequest {
     pub fn new(config: impl Into<PathBuf>, sources: SourceOptions) -> BuildRequest {
         BuildRequest {
             config: config.into(),
+            base_dir: None,
             sources,
             output_dir: None,
             build_dir: None,
@@ -213,8 +217,13 @@ fn stages(
         };
         crate::workdirs::sweep(output_dir, &mut say)
             .map_err(Error::of(Stage::Validate, ErrorKind::WorkFolder))?;
-        let validated =
-            crate::validate::validate_quietly(&ValidateRequest::new(&req.config), on_event)?;
+        let validated = crate::validate::validate_quietly(
+            &ValidateRequest {
+                base_dir: req.base_dir.clone(),
+                ..ValidateRequest::new(&req.config)
+            },
+            on_event,
+        )?;
         // Every host program the build will run, before any work.
         let mut tools = crate::host::compose_tools(validated.config());
         tools.extend(crate::host::roast_tools(validated.config()));

@@ -14,6 +14,10 @@ use std::process::ExitCode;
 pub struct BuildArgs {
     #[command(flatten)]
     config: ConfigArg,
+    /// Directory relative paths in the config (scripts, files, package lists) are resolved
+    /// against (upstream's CONFIG_BASE_DIR; default: the config's directory).
+    #[arg(long, value_name = "DIR")]
+    base_dir: Option<PathBuf>,
     #[command(flatten)]
     sources: SourceArgs,
     /// Where the artifacts go (default: out/images/<config name>). Locked while building
@@ -52,6 +56,7 @@ pub struct BuildArgs {
 impl BuildArgs {
     fn request(&self) -> BuildRequest {
         BuildRequest {
+            base_dir: self.base_dir.clone(),
             output_dir: self.output_dir.clone(),
             build_dir: self.build_dir.clone(),
             wait_lock: self.wait_lock,
