@@ -6,8 +6,11 @@
 #   sample-repo/build.sh [OUT_DIR]        (default: out/sample-repo)
 #
 # The result is rebuilt only when an input changes: the spec files, files/, this script, or the
-# versions of the Debian packages. Downloads are cached in out/sample-repo-cache (or
-# $SAMPLE_REPO_CACHE). The repository appears under OUT_DIR only when complete.
+# versions of the Debian packages. Downloaded .deb files are kept in a machine-wide cache keyed
+# by name and version, /var/cache/kiln/debs (or $KILN_DEB_CACHE; ~/.cache/kiln/debs when that
+# is not writable), so other checkouts, CI and `make clean` keep them; the work folder is
+# out/sample-repo-cache (or $SAMPLE_REPO_CACHE). The repository appears under OUT_DIR only when
+# complete.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -57,14 +60,23 @@ if [ -f "$out/.kiln-sample-repo" ] && [ "$(cat "$out/.kiln-sample-repo")" = "$ke
     exit 0
 fi
 
-# Download (cached) and unpack.
+# Download (into the machine-wide cache, once per version) and unpack.
+debcache=$(realpath -m "${KILN_DEB_CACHE:-/var/cache/kiln/debs}")
+if ! mkdir -p "$debcache" 2>/dev/null || [ ! -w "$debcache" ]; then
+    debcache="${XDG_CACHE_HOME:-$HOME/.cache}/kiln/debs"
+    mkdir -p "$debcache"
+fi
+# The cached .deb of package $1 at version $2 (apt names files name_version_arch.deb, with the
+# epoch's ':' as %3a).
+cached_deb() { ls "$debcache/${1}_${2/:/%3a}_"*.deb 2>/dev/null | head -1; }
 mkdir -p "$cache/debs"
+rm -f "$cache/debs/"*.deb
 for p in "${debs[@]}"; do
-    if ! ls "$cache/debs/${p}_"*.deb >/dev/null 2>&1 || ! dpkg-deb -f "$cache/debs/${p}_"*.deb Version | grep -qx "${version[$p]}"; then
-        rm -f "$cache/debs/${p}_"*.deb
+    if [ -z "$(cached_deb "$p" "${version[$p]}")" ]; then
         log "downloading $p ${version[$p]}"
-        (cd "$cache/debs" && apt-get download -q -o APT::Sandbox::User=root "$p=${version[$p]}" >/dev/null)
+        (cd "$debcache" && apt-get download -q -o APT::Sandbox::User=root "$p=${version[$p]}" >/dev/null)
     fi
+    ln -sf "$(cached_deb "$p" "${version[$p]}")" "$cache/debs/"
 done
 rm -rf "$cache/unpack" "$cache/payload" "$cache/rpmbuild"
 mkdir -p "$cache/unpack" "$cache/payload"
