@@ -20,8 +20,10 @@ declare -A GROUP_PACKAGES=(
     # xfsprogs (e2fsprogs is always there). Password hashes are checked with openssl and
     # python3's crypt (libxcrypt); account files with shadow-utils (passwd). The sandbox tests
     # run a static busybox as the image (busybox-static). The rootless tests run kiln as an
-    # ordinary user, which maps its user namespace with newuidmap/newgidmap (uidmap).
-    [test]="python3 python3-jsonschema qemu-utils cpio squashfs-tools attr rpm zstd createrepo-c fdisk dnf parted gdisk dosfstools mtools xfsprogs openssl passwd gpg libsolv-tools strace busybox-static uidmap"
+    # ordinary user, which maps its user namespace with newuidmap/newgidmap (uidmap). kiln-iso's
+    # ISOs are judged by xorriso (El Torito report, extraction) and isoinfo (genisoimage), and its
+    # boot test uses GRUB's BIOS and UEFI images (grub-pc-bin, grub-efi-amd64-bin).
+    [test]="python3 python3-jsonschema qemu-utils cpio squashfs-tools attr rpm zstd createrepo-c fdisk dnf parted gdisk dosfstools mtools xfsprogs openssl passwd gpg libsolv-tools strace busybox-static uidmap xorriso genisoimage grub-pc-bin grub-efi-amd64-bin"
     # `make image` / `kiln build`: rpm installs the packages (and rpm2cpio reads grub2-pc's
     # payload), e2fsprogs, dosfstools + mtools and xfsprogs make the filesystems, grub-mkimage
     # (grub-common) the BIOS core image, mksquashfs (squashfs-tools) squashfs artifacts, and
