@@ -106,6 +106,7 @@ bench: kiln
 	scripts/bench-resolve.sh $(KILN)
 	scripts/bench-build.sh $(KILN)
 	scripts/bench-sandbox.sh
+	scripts/bench-iso.sh
 
 clean:
 	rm -rf $(OUT_DIR)
