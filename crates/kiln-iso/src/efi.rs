@@ -1,7 +1,7 @@
 //! The EFI system image (`efiboot.img`) El Torito's UEFI entry points at: a FAT filesystem
 //! holding `EFI/BOOT/*`, made by `mkfs.vfat` and filled by `mcopy` (kiln-fs), without a mount.
 
-use crate::{Error, Identity};
+use crate::{io_err, Error, Identity};
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -12,11 +12,6 @@ pub struct EfiImage {
     pub size: u64,
     /// The FAT volume id (`XXXX-XXXX`).
     pub volume_id: String,
-}
-
-fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
-    let path = path.to_path_buf();
-    move |source| Error::Io { what, path, source }
 }
 
 /// Builds at `output` a FAT image holding the regular files of `efi_boot_dir` (e.g. the ISO's

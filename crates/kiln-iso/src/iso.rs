@@ -2,7 +2,7 @@
 
 use crate::susp::{self, AreaAlloc, Placed};
 use crate::tree::{Body, Content, Tree};
-use crate::{boot, time, Error, IsoOptions, IsoReport, MAX_ELTORITO_EFI_IMAGE};
+use crate::{boot, io_err, time, Error, IsoOptions, IsoReport, MAX_ELTORITO_EFI_IMAGE};
 use kiln_formats::sparse::{is_zero, SparseInput};
 use kiln_formats::OutFile;
 use std::fs::File;
@@ -428,11 +428,6 @@ impl Plan<'_> {
         v[881] = 1;
         v
     }
-}
-
-fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
-    let path = path.to_path_buf();
-    move |source| Error::Io { what, path, source }
 }
 
 fn plan<'a>(staged: &Path, opts: &'a IsoOptions) -> Result<Plan<'a>, Error> {

@@ -18,7 +18,13 @@ pub use efi::{efi_boot_image, EfiImage};
 pub use iso::write_iso;
 pub use kiln_formats::ident::Identity;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// Turns an I/O error on `path` into [`Error::Io`] saying what was being done.
+pub(crate) fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.to_path_buf();
+    move |source| Error::Io { what, path, source }
+}
 
 /// The largest EFI image an El Torito entry can describe: its sector count is a u16 of 512-byte
 /// sectors.

@@ -1,7 +1,7 @@
 //! The staged tree read into memory (metadata only), and the names each node gets in the ISO
 //! 9660 and Joliet directories.
 
-use crate::Error;
+use crate::{io_err, Error};
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -77,11 +77,6 @@ impl Node {
 pub(crate) struct Tree {
     pub nodes: Vec<Node>,
     pub data: Vec<Data>,
-}
-
-fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
-    let path = path.to_path_buf();
-    move |source| Error::Io { what, path, source }
 }
 
 impl Tree {

@@ -12,6 +12,16 @@ use std::process::Command;
 
 const EPOCH: u64 = 1_700_000_000;
 
+/// `xorriso -osirrox on -indev ISO ARGS…`.
+fn xorriso_read(iso: &Path, args: &[&OsStr]) -> String {
+    tool(
+        Command::new("xorriso")
+            .args(["-osirrox", "on", "-indev"])
+            .arg(iso)
+            .args(args),
+    )
+}
+
 fn tool(cmd: &mut Command) -> String {
     let out = cmd
         .output()
@@ -228,13 +238,7 @@ fn installer_iso_passes_the_oracles() {
     // The tree comes back whole: names, modes, symlinks, contents. The catalog is kiln's, and
     // the BIOS image differs only in its boot info table (bytes 8..64).
     let out = tmp.path().join("x");
-    tool(
-        Command::new("xorriso")
-            .args(["-osirrox", "on", "-indev"])
-            .arg(&iso)
-            .args(["-extract", "/"])
-            .arg(&out),
-    );
+    xorriso_read(&iso, &["-extract".as_ref(), "/".as_ref(), out.as_os_str()]);
     let bin = |r: &Path| fs::read(r.join("isolinux/isolinux.bin")).unwrap();
     let (staged, extracted) = (bin(&root), bin(&out));
     assert_eq!(staged[..8], extracted[..8]);
@@ -362,21 +366,13 @@ fn a_file_of_4_gib_or_more_is_multi_extent() {
         assert_eq!(&got, format!("{at:09x}").as_bytes(), "at {at}");
     }
     let out = tmp.path().join("cut");
-    tool(
-        Command::new("xorriso")
-            .args(["-osirrox", "on", "-indev"])
-            .arg(&iso)
-            .args(["-extract_cut", "/big.img", "0", "9"])
-            .arg(&out),
-    );
+    let cut = ["-extract_cut", "/big.img", "0", "9"].map(OsStr::new);
+    xorriso_read(&iso, &[&cut[..], &[out.as_os_str()]].concat());
     assert_eq!(fs::read(&out).unwrap(), b"000000000");
     let small = tmp.path().join("small");
-    tool(
-        Command::new("xorriso")
-            .args(["-osirrox", "on", "-indev"])
-            .arg(&iso)
-            .args(["-extract", "/small"])
-            .arg(&small),
+    xorriso_read(
+        &iso,
+        &["-extract".as_ref(), "/small".as_ref(), small.as_os_str()],
     );
     assert_eq!(fs::read(&small).unwrap(), b"small");
 }
