@@ -546,6 +546,8 @@ fn plan<'a>(staged: &Path, opts: &'a IsoOptions) -> Result<Plan<'a>, Error> {
         let data = &mut tree.data[d];
         match data.content {
             Content::Catalog => data.lba = catalog_lba.unwrap_or(0),
+            // Empty files point at block 0, as symlinks do.
+            Content::Path(_) if data.size == 0 => data.lba = 0,
             Content::Path(_) => {
                 data.lba = next.min(u64::from(u32::MAX)) as u32;
                 next += blocks(data.size);
