@@ -110,6 +110,7 @@ bench: kiln
 	scripts/bench-build.sh $(KILN)
 	scripts/bench-sandbox.sh
 	scripts/bench-encrypt.sh
+	scripts/bench-iso.sh
 
 # Downloads stay: they live in the machine-wide cache (/var/cache/kiln, or $KILN_DEB_CACHE),
 # which `make clean-downloads` empties.
