@@ -50,11 +50,15 @@ validate-image-config: kiln
 RELEASE_VERSION ?=
 IMAGE_TAG       ?=
 BUILD_ID        ?=
-IMAGE_SOURCES = $(if $(CONFIG_FILE),,--repo $(OUT_DIR)/sample-repo --disable-upstream-repos) \
+# SAMPLE_REPO=y (kiln's): build any config from the offline sample repository, e.g.
+#   make image CONFIG_FILE=imageconfigs/demo-legacy.json SAMPLE_REPO=y DISABLE_UPSTREAM_REPOS=y
+USE_SAMPLE_REPO = $(or $(if $(CONFIG_FILE),,y),$(filter y,$(SAMPLE_REPO)))
+IMAGE_SOURCES = $(if $(USE_SAMPLE_REPO),--repo $(OUT_DIR)/sample-repo) \
+	$(if $(CONFIG_FILE),,--disable-upstream-repos) \
 	$(if $(wildcard $(OUT_DIR)/RPMS),--rpm-dir $(OUT_DIR)/RPMS) \
 	$(foreach f,$(REPO_LIST),--repo-file $(f)) \
 	$(if $(filter y,$(DISABLE_UPSTREAM_REPOS)),--disable-upstream-repos)
-image: kiln $(if $(CONFIG_FILE),,sample-repo)
+image: kiln $(if $(USE_SAMPLE_REPO),sample-repo)
 	@scripts/install-host-deps.sh build
 	@$(KILN) build --config $(IMAGE_CONFIG) $(IMAGE_SOURCES) --base-dir $(CONFIG_BASE_DIR) \
 		--release-version "$(RELEASE_VERSION)" --image-tag "$(IMAGE_TAG)" --build-number "$(BUILD_ID)" \
