@@ -56,6 +56,10 @@ pub struct BootTestArgs {
     /// Write the whole console transcript here.
     #[arg(long, value_name = "FILE")]
     transcript: Option<PathBuf>,
+    /// Print one JSON document: {"artifact", "booted": bool, "seconds", "summary" (when it
+    /// booted), "error" (when not)}.
+    #[arg(long)]
+    json: bool,
 }
 
 /// The console so far, filled by a reader thread.
@@ -192,6 +196,24 @@ fn qemu_command(args: &BootTestArgs, vars: &Path) -> Result<Command, String> {
 pub fn run(args: BootTestArgs) -> ExitCode {
     let started = Instant::now();
     let result = boot(&args, started);
+    if args.json {
+        let (booted, text) = match &result {
+            Ok(summary) => (true, ("summary", summary)),
+            Err(e) => (false, ("error", e)),
+        };
+        let mut doc = serde_json::json!({
+            "artifact": args.artifact,
+            "booted": booted,
+            "seconds": started.elapsed().as_secs_f64(),
+        });
+        doc[text.0] = serde_json::Value::from(text.1.as_str());
+        println!("{doc}");
+        return if booted {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
     match result {
         Ok(summary) => {
             println!("{summary}");

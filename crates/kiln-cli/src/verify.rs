@@ -26,16 +26,62 @@ pub struct VerifyArgs {
     /// size = virtual size + 512.
     #[arg(long)]
     azure: bool,
+    /// Print one JSON document: {"image", "format", "subformat", "virtual_size", "verdict":
+    /// "ok"|"errors"|"not supported", "problems": [{"severity", "offset", "message"}]}.
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(args: VerifyArgs) -> ExitCode {
     let report = match verify(&args.image, VerifyOptions { azure: args.azure }) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: {e}");
+            if args.json {
+                let doc = serde_json::json!({"image": args.image, "error": e.to_string()});
+                println!("{doc}");
+            } else {
+                eprintln!("error: {e}");
+            }
             return ExitCode::from(2);
         }
     };
+    let errors = report.count(Severity::Error);
+    let unsupported = report.count(Severity::Unsupported);
+    let status = if errors > 0 {
+        ExitCode::FAILURE
+    } else if unsupported > 0 {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    };
+    if args.json {
+        let problems: Vec<_> = report
+            .problems
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "severity": p.severity.name(),
+                    "offset": p.offset,
+                    "message": p.message,
+                })
+            })
+            .collect();
+        let verdict = match (errors, unsupported) {
+            (0, 0) => "ok",
+            (0, _) => "not supported",
+            _ => "errors",
+        };
+        let doc = serde_json::json!({
+            "image": args.image,
+            "format": report.format.to_string(),
+            "subformat": report.subformat.map(|s| s.to_string()),
+            "virtual_size": report.virtual_size,
+            "verdict": verdict,
+            "problems": problems,
+        });
+        println!("{doc}");
+        return status;
+    }
     for p in &report.problems {
         println!("{}: {p}", args.image.display());
     }
@@ -46,8 +92,6 @@ pub fn run(args: VerifyArgs) -> ExitCode {
     let size = report
         .virtual_size
         .map_or("unknown".to_string(), |s| format!("{s} bytes"));
-    let errors = report.count(Severity::Error);
-    let unsupported = report.count(Severity::Unsupported);
     let verdict = if errors > 0 {
         format!("{errors} error(s)")
     } else if unsupported > 0 {
@@ -59,11 +103,5 @@ pub fn run(args: VerifyArgs) -> ExitCode {
         "{}: {kind}, virtual size {size}: {verdict}",
         args.image.display()
     );
-    if errors > 0 {
-        ExitCode::FAILURE
-    } else if unsupported > 0 {
-        ExitCode::from(3)
-    } else {
-        ExitCode::SUCCESS
-    }
+    status
 }

@@ -329,6 +329,18 @@ fn roast_converts_and_verify_checks() {
         "{}",
         stdout(&o)
     );
+    // The same as one JSON document, for tools.
+    let o = kiln()
+        .args(["verify", "--json"])
+        .arg(&vhd)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(doc["format"], "vhd");
+    assert_eq!(doc["verdict"], "errors");
+    assert_eq!(doc["problems"][0]["severity"], "error");
+    assert_eq!(doc["problems"][0]["offset"], 4194368);
 
     // Unknown extension without --format: usage error; missing input: failure, no output left.
     let o = kiln()
@@ -401,6 +413,15 @@ fn non_images_are_refused_by_verify_roast_and_boot_test() {
     let o = kiln().arg("boot-test").arg(&tgz).output().unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("is a gzip file"), "{}", stderr(&o));
+    let o = kiln()
+        .args(["boot-test", "--json"])
+        .arg(&tgz)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(doc["booted"], false);
+    assert!(doc["error"].as_str().unwrap().contains("is a gzip file"));
     let fifo = dir.path().join("fifo");
     assert!(std::process::Command::new("mkfifo")
         .arg(&fifo)

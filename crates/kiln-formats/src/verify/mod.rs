@@ -32,13 +32,20 @@ pub struct Problem {
     pub message: String,
 }
 
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = match self.severity {
+impl Severity {
+    /// How messages and JSON name it.
+    pub fn name(self) -> &'static str {
+        match self {
             Severity::Error => "error",
             Severity::Unsupported => "not supported",
             Severity::Warning => "warning",
-        };
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.severity.name();
         write!(
             f,
             "{s}: offset {} (0x{:x}): {}",
