@@ -23,11 +23,12 @@ pub enum DiskBus {
     Nvme,
 }
 
+/// The machine QEMU starts: the disk, its firmware and bus, the memory.
 #[derive(Debug, Args)]
-pub struct BootTestArgs {
+pub struct MachineArgs {
     /// The image: raw, vhd, vhdx or qcow2 (told apart by extension; raw otherwise). A file
     /// whose contents say another format, or that is not a disk image, is refused before QEMU
-    /// starts. It is not modified: the machine writes to a snapshot.
+    /// starts.
     #[arg(value_name = "ARTIFACT")]
     artifact: PathBuf,
     /// The firmware the machine starts with (default: what the disk's partition table is made
@@ -38,6 +39,16 @@ pub struct BootTestArgs {
     /// How the disk is attached.
     #[arg(long, value_enum, default_value_t = DiskBus::Virtio)]
     disk: DiskBus,
+    /// Memory of the machine, in MiB.
+    #[arg(long, default_value_t = 1024, value_name = "MIB")]
+    memory: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct BootTestArgs {
+    /// The image is not modified: the machine writes to a snapshot.
+    #[command(flatten)]
+    machine: MachineArgs,
     /// Log in on the serial console as USER with PASSWORD, then run the commands (--run).
     #[arg(long, value_name = "USER:PASSWORD")]
     login: Option<String>,
@@ -50,9 +61,6 @@ pub struct BootTestArgs {
     /// Seconds the whole test may take.
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     timeout: u64,
-    /// Memory of the machine, in MiB.
-    #[arg(long, default_value_t = 1024, value_name = "MIB")]
-    memory: u32,
     /// Write the whole console transcript here.
     #[arg(long, value_name = "FILE")]
     transcript: Option<PathBuf>,
@@ -60,6 +68,15 @@ pub struct BootTestArgs {
     /// booted), "error" (when not)}.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct QemuArgs {
+    #[command(flatten)]
+    machine: MachineArgs,
+    /// Let the machine write to the image (default: a throwaway snapshot).
+    #[arg(long)]
+    persist: bool,
 }
 
 /// The console so far, filled by a reader thread.
@@ -120,7 +137,7 @@ fn qemu_format(artifact: &Path) -> &'static str {
 }
 
 /// The firmware asked for, or the one the disk's partition table is made for.
-fn firmware(args: &BootTestArgs) -> Result<Firmware, String> {
+fn firmware(args: &MachineArgs) -> Result<Firmware, String> {
     if let Some(f) = args.firmware {
         return Ok(f);
     }
@@ -150,20 +167,31 @@ fn firmware(args: &BootTestArgs) -> Result<Firmware, String> {
     Ok(firmware)
 }
 
-fn qemu_command(args: &BootTestArgs, vars: &Path) -> Result<Command, String> {
+/// How the console is attached: piped to kiln (boot-test) or to the terminal (kiln qemu, with
+/// QEMU's monitor on Ctrl-A C).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Serial {
+    Piped,
+    Terminal,
+}
+
+fn qemu_command(
+    args: &MachineArgs,
+    vars: &Path,
+    serial: Serial,
+    snapshot: bool,
+) -> Result<Command, String> {
     let format = qemu_format(&args.artifact);
     let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args([
-        "-accel",
-        "tcg",
-        "-display",
-        "none",
-        "-monitor",
-        "none",
-        "-no-reboot",
-    ])
-    .args(["-m", &args.memory.to_string()])
-    .args(["-serial", "stdio", "-snapshot"]);
+    cmd.args(["-accel", "tcg", "-display", "none"])
+        .args(["-m", &args.memory.to_string()]);
+    match serial {
+        Serial::Piped => cmd.args(["-monitor", "none", "-no-reboot", "-serial", "stdio"]),
+        Serial::Terminal => cmd.args(["-serial", "mon:stdio"]),
+    };
+    if snapshot {
+        cmd.arg("-snapshot");
+    }
     if firmware(args)? == Firmware::Uefi {
         let code = [
             "/usr/share/OVMF/OVMF_CODE_4M.fd",
@@ -202,7 +230,7 @@ pub fn run(args: BootTestArgs) -> ExitCode {
             Err(e) => (false, ("error", e)),
         };
         let mut doc = serde_json::json!({
-            "artifact": args.artifact,
+            "artifact": args.machine.artifact,
             "booted": booted,
             "seconds": started.elapsed().as_secs_f64(),
         });
@@ -222,6 +250,45 @@ pub fn run(args: BootTestArgs) -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `kiln qemu`: the image booted in QEMU with its serial console on this terminal.
+pub fn run_interactive(args: QemuArgs) -> ExitCode {
+    let m = &args.machine;
+    let prepared = refuse_non_disk(&m.artifact).and_then(|_| {
+        let work = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let cmd = qemu_command(
+            m,
+            &work.path().join("vars.fd"),
+            Serial::Terminal,
+            !args.persist,
+        )?;
+        Ok((work, cmd))
+    });
+    let (_work, mut cmd) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    eprintln!(
+        "kiln qemu: {} ({}); Ctrl-A X quits, Ctrl-A C switches to QEMU's monitor",
+        m.artifact.display(),
+        if args.persist {
+            "changes are written to the image"
+        } else {
+            "changes go to a throwaway snapshot"
+        }
+    );
+    match cmd.status() {
+        Ok(s) if s.success() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: cannot run qemu-system-x86_64 (Debian package qemu-system-x86): {e}");
+            ExitCode::from(2)
         }
     }
 }
@@ -258,12 +325,20 @@ fn refuse_non_disk(artifact: &Path) -> Result<(), String> {
 }
 
 fn boot(args: &BootTestArgs, started: Instant) -> Result<String, String> {
-    if !args.artifact.exists() {
-        return Err(format!("{}: no such image", args.artifact.display()));
+    if !args.machine.artifact.exists() {
+        return Err(format!(
+            "{}: no such image",
+            args.machine.artifact.display()
+        ));
     }
-    refuse_non_disk(&args.artifact)?;
+    refuse_non_disk(&args.machine.artifact)?;
     let work = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let mut cmd = qemu_command(args, &work.path().join("vars.fd"))?;
+    let mut cmd = qemu_command(
+        &args.machine,
+        &work.path().join("vars.fd"),
+        Serial::Piped,
+        true,
+    )?;
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -299,7 +374,7 @@ fn boot(args: &BootTestArgs, started: Instant) -> Result<String, String> {
     match outcome {
         Ok(found) => Ok(format!(
             "{}: booted{} in {:.1} s; saw {}",
-            args.artifact.display(),
+            args.machine.artifact.display(),
             args.login
                 .as_deref()
                 .map(|l| format!(" and logged in as {}", l.split(':').next().unwrap_or(l)))

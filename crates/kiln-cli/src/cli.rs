@@ -81,6 +81,9 @@ pub enum Command {
     /// Exit status: 0 everything expected was seen, 1 otherwise (the console's last lines are
     /// printed).
     BootTest(crate::boot_test::BootTestArgs),
+    /// Boot an image in QEMU (TCG) with its serial console on this terminal, to look around:
+    /// firmware from the partition table, changes to a throwaway snapshot unless --persist.
+    Qemu(crate::boot_test::QemuArgs),
     /// Fetch every package a config's image needs (resolved with dependencies, as tdnf
     /// would) into a flat local repository with `repodata/`, as upstream's imagepkgfetcher
     /// does. Sources are tried in tiers: --rpm-dir and --repo first, then RPMs already in the
@@ -187,6 +190,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Command::Build(args) => crate::build::run(*args, global),
         Command::Summary(args) => crate::summary::run(*args, global),
         Command::BootTest(args) => crate::boot_test::run(args),
+        Command::Qemu(args) => crate::boot_test::run_interactive(args),
         Command::Why(args) => crate::why::run(args, global),
         Command::Schema { package_list } => {
             let schema = if package_list {

@@ -86,6 +86,62 @@ fn demo_legacy_boots_under_seabios_from_its_bios_boot_partition_on_nvme() {
             "/dev/nvme0n1p2 on / type ext4",
         ],
     );
+    qemu_gives_its_console_to_the_terminal(&vhd);
+}
+
+/// `kiln qemu`: the serial console is the terminal (here a pipe): log in, run a command, quit
+/// with Ctrl-A X.
+fn qemu_gives_its_console_to_the_terminal(image: &Path) {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+    let mut child = common::kiln()
+        .arg("qemu")
+        .arg(image)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let seen = Arc::new(Mutex::new(String::new()));
+    let mut out = child.stdout.take().unwrap();
+    let sink = seen.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let mut stdin = child.stdin.take().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    let mut wait_for = |text: &str, from: usize| -> usize {
+        loop {
+            if let Some(i) = seen.lock().unwrap()[from..].find(text) {
+                return from + i + text.len();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {text:?} in:\n{}",
+                seen.lock().unwrap()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    let at = wait_for("login:", 0);
+    stdin.write_all(b"kiln\n").unwrap();
+    let at = wait_for("assword:", at);
+    stdin.write_all(b"kiln\n").unwrap();
+    let at = wait_for("$ ", at);
+    stdin.write_all(b"echo MARK-$((6*7))\n").unwrap();
+    wait_for("MARK-42", at);
+    stdin.write_all(b"\x01x").unwrap();
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    assert!(status.success() || status.code().is_some());
 }
 
 #[test]
