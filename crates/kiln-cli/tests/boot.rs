@@ -118,7 +118,7 @@ fn qemu_gives_its_console_to_the_terminal(image: &Path) {
     });
     let mut stdin = child.stdin.take().unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
-    let mut wait_for = |text: &str, from: usize| -> usize {
+    let wait_for = |text: &str, from: usize| -> usize {
         loop {
             if let Some(i) = seen.lock().unwrap()[from..].find(text) {
                 return from + i + text.len();
