@@ -36,8 +36,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Check an image config the way the Azure Linux toolkit's imageconfigvalidator does, and
-    /// report every mistake at once with its line, column and JSON path.
+    /// Check image configs as upstream's imageconfigvalidator does.
+    ///
+    /// Every mistake is reported at once with its line, column and JSON path.
     ///
     /// Exit status: 0 valid (warnings allowed), 1 invalid, 2 usage or I/O error.
     Validate {
@@ -57,59 +58,77 @@ pub enum Command {
         #[arg(long)]
         no_package_checks: bool,
     },
-    /// Make image artifacts: convert a raw disk (raw, VHD, VHDX, QCOW2), or build a config's
-    /// artifacts from imager's output as upstream's roast does.
+    /// Convert a disk image, or make a config's artifacts as upstream's roast does.
+    ///
+    /// Converts a raw, VHD, VHDX or QCOW2 disk, or builds a config's artifacts from imager's
+    /// output.
     Roast(Box<crate::roast::RoastArgs>),
-    /// Check the structure of a raw, VHD, VHDX or QCOW2 image (and Azure's rules with --azure).
+    /// Check the structure of a disk image (and Azure's rules with --azure).
     Verify(crate::verify::VerifyArgs),
-    /// Resolve package strings against the given repositories, as tdnf would for an empty
-    /// root, and print the NEVRAs to install (sorted, one per line).
+    /// Resolve package strings as tdnf would and print the NEVRAs to install.
+    ///
+    /// Resolves against the given repositories for an empty root; prints the NEVRAs sorted, one
+    /// per line.
     ///
     /// Exit status: 0 resolved, 1 unsatisfiable (the chain of requirements is printed), 2 usage
     /// or a repository that cannot be read.
     Resolve(crate::resolve::ResolveArgs),
-    /// Build a config's image end to end, as upstream's `make image`: validate, fetch the
-    /// packages (tiered sources, as `kiln fetch`), compose the disk or root filesystem (as
-    /// `kiln compose`), and make the artifacts (as `kiln roast`) into out/images/<config name>/.
+    /// Build a config's image end to end, as upstream's `make image`.
+    ///
+    /// Validates, fetches the
+    /// packages (tiered sources, as `kiln fetch`), composes the disk or root filesystem (as
+    /// `kiln compose`), and makes the artifacts (as `kiln roast`) into out/images/<config name>/.
     /// Prints the output directory; the step timings and a log go to stderr and out/logs/.
     /// Runs as root, or as an ordinary user with a range in /etc/subuid and /etc/subgid (kiln
     /// is then root in a user namespace of its own; docs/security.md).
     Build(Box<crate::build::BuildArgs>),
-    /// Boot a built image in QEMU (TCG: no KVM needed) from a throwaway snapshot, optionally log
-    /// in on the serial console and run commands, and check what the console shows.
+    /// Boot an image in QEMU, log in and check what the console shows.
+    ///
+    /// QEMU runs with TCG (no KVM needed) from a throwaway snapshot; optionally kiln logs in on
+    /// the serial console and runs commands.
     ///
     /// Exit status: 0 everything expected was seen, 1 otherwise (the console's last lines are
     /// printed).
     BootTest(crate::boot_test::BootTestArgs),
-    /// Boot an image in QEMU (TCG) with its serial console on this terminal, to look around:
-    /// firmware from the partition table, changes to a throwaway snapshot unless --persist.
+    /// Boot an image in QEMU with its serial console on this terminal, to look around.
+    ///
+    /// The firmware comes from the partition table; changes go to a throwaway snapshot unless
+    /// --persist. Ctrl-A X quits.
     Qemu(crate::boot_test::QemuArgs),
-    /// Fetch every package a config's image needs (resolved with dependencies, as tdnf
-    /// would) into a flat local repository with `repodata/`, as upstream's imagepkgfetcher
-    /// does. Sources are tried in tiers: --rpm-dir and --repo first, then RPMs already in the
-    /// output directory, then remote repositories (--repo-file, and the Azure Linux 3.0
-    /// repositories unless --disable-upstream-repos or --disable-default-repos).
+    /// Fetch every package a config's image needs into a local repository (imagepkgfetcher).
+    ///
+    /// Packages are resolved with their dependencies as tdnf would, into a flat repository with
+    /// `repodata/`, as upstream's imagepkgfetcher does. Sources are tried in tiers: --rpm-dir
+    /// and --repo first, then RPMs already in the output directory, then remote repositories
+    /// (--repo-file, and the Azure Linux 3.0 repositories unless --disable-upstream-repos or
+    /// --disable-default-repos).
     Fetch(Box<crate::fetch::FetchArgs>),
-    /// Build a config's image from local repositories, as upstream's imager does: packages
-    /// resolved and installed with rpm, users, files, scripts, then for a disk config the
-    /// partition table, filesystems and bootloader written into `<output-dir>/disk0.raw` (no
-    /// loop device, no mount), for a root-filesystem config `<output-dir>/rootfs`. Runs as root,
-    /// or as an ordinary user in kiln's user namespace (as `kiln build`).
+    /// Build a config's image from local repositories, as upstream's imager does.
+    ///
+    /// Packages are resolved and installed with rpm, then users, files and scripts applied
+    /// (everything that runs in the image runs in kiln's build sandbox); for a disk config the
+    /// partition table, filesystems and bootloader are written into `<output-dir>/disk0.raw`
+    /// (no loop device, no mount), for a root-filesystem config `<output-dir>/rootfs`. Runs as
+    /// root, or as an ordinary user in kiln's user namespace (as `kiln build`).
     Compose(crate::compose::ComposeArgs),
-    /// Explain why a package is in a config's image: the chain of requirements from the
-    /// config's package lists to it.
+    /// Explain why a package is in a config's image.
+    ///
+    /// Prints the chain of requirements from the config's package lists to it.
     Why(crate::why::WhyArgs),
-    /// Say what a build of a config would do, without doing it (no root needed): the packages
-    /// it resolves to (versions and sizes), the partitions and filesystems, the artifacts and
+    /// Say what a build of a config would do, without doing it.
+    ///
+    /// No root needed: the packages it resolves to (versions and sizes), the partitions and filesystems, the artifacts and
     /// the host programs it needs.
     Summary(Box<crate::summary::SummaryArgs>),
-    /// Print the JSON Schema of the image config format (for editors: completion and checks).
+    /// Print the JSON Schema of the image config format (for editors).
     Schema {
         /// Print the schema of package-list files instead.
         #[arg(long)]
         package_list: bool,
     },
-    /// Print a shell completion script, e.g. `kiln completions bash > /etc/bash_completion.d/kiln`.
+    /// Print a shell completion script.
+    ///
+    /// E.g. `kiln completions bash > /etc/bash_completion.d/kiln`.
     Completions {
         /// The shell to complete for.
         shell: Shell,
