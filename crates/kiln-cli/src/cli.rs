@@ -111,6 +111,12 @@ pub enum Command {
     /// (no loop device, no mount), for a root-filesystem config `<output-dir>/rootfs`. Runs as
     /// root, or as an ordinary user in kiln's user namespace (as `kiln build`).
     Compose(crate::compose::ComposeArgs),
+    /// Run a shell (or a command) inside an image root, in the build sandbox.
+    ///
+    /// The root is a folder such as `kiln compose`'s `<output-dir>/rootfs`; the shell sees it as
+    /// `/` with a private /dev, /proc, read-only /sys and /run, no network unless --network, and
+    /// cannot touch the host. Changes stay in the folder. Needs root (or kiln's user namespace).
+    Shell(crate::shell::ShellArgs),
     /// Explain why a package is in a config's image.
     ///
     /// Prints the chain of requirements from the config's package lists to it.
@@ -149,7 +155,10 @@ impl Command {
     /// writes files with an image's owners (or reads them, for a root filesystem's archive).
     fn needs_root(&self) -> bool {
         match self {
-            Command::Build(_) | Command::Compose(_) | Command::UsernsProbe { .. } => true,
+            Command::Build(_)
+            | Command::Compose(_)
+            | Command::Shell(_)
+            | Command::UsernsProbe { .. } => true,
             Command::Roast(args) => args.reads_imager_output(),
             _ => false,
         }
@@ -210,6 +219,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Command::Summary(args) => crate::summary::run(*args, global),
         Command::BootTest(args) => crate::boot_test::run(args),
         Command::Qemu(args) => crate::boot_test::run_interactive(args),
+        Command::Shell(args) => crate::shell::run(args),
         Command::Why(args) => crate::why::run(args, global),
         Command::Schema { package_list } => {
             let schema = if package_list {

@@ -19,6 +19,7 @@ mod output;
 mod render;
 mod resolve;
 mod roast;
+mod shell;
 mod sources;
 mod summary;
 mod upstream;

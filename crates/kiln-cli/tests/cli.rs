@@ -595,6 +595,20 @@ fn compose_builds_the_demo_container_root() {
     );
     assert!(read("etc/image-id").contains("IMAGE_BUILD_DATE=20231114221320"));
     assert!(!root.join("tmp/kiln-scripts").exists());
+
+    // kiln shell: a command in the composed root, in the sandbox; its status comes back.
+    let o = kiln()
+        .arg("shell")
+        .arg(&root)
+        .args([
+            "/bin/sh",
+            "-c",
+            "echo pid=$$; id -un; test -c /dev/null && exit 7",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "pid=2\nroot\n");
     let left: Vec<String> = std::fs::read_dir(out.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -109,6 +109,7 @@ pub struct Sandbox {
     read_only: Vec<PathBuf>,
     network: bool,
     image_mounts: bool,
+    interactive: bool,
     timeout: Duration,
     env: Vec<(String, String)>,
     workdir: String,
@@ -123,6 +124,7 @@ impl Sandbox {
             read_only: Vec::new(),
             network: false,
             image_mounts: true,
+            interactive: false,
             timeout: DEFAULT_TIMEOUT,
             env: vec![
                 (
@@ -154,6 +156,14 @@ impl Sandbox {
     /// namespace's (a rootless build).
     pub fn image_mounts(mut self, on: bool) -> Sandbox {
         self.image_mounts = on;
+        self
+    }
+
+    /// Gives the program kiln's own standard input, output and error (a terminal, for `kiln
+    /// shell`) instead of streaming its output to the caller; it stays in kiln's session so a
+    /// shell gets job control. The caller's `log` then hears nothing.
+    pub fn interactive(mut self, on: bool) -> Sandbox {
+        self.interactive = on;
         self
     }
 
@@ -516,6 +526,7 @@ struct Plan {
     links: Vec<(CString, CString)>,
     network: bool,
     image_mounts: bool,
+    interactive: bool,
     argv: Vec<CString>,
     env: Vec<CString>,
     workdir: CString,
@@ -595,6 +606,7 @@ impl Plan {
             links,
             network: s.network,
             image_mounts: s.image_mounts,
+            interactive: s.interactive,
             argv: argv
                 .iter()
                 .map(|a| cstring(a.as_ref()))
@@ -794,15 +806,17 @@ fn exec(plan: &Plan, pipes: &Pipes) -> ! {
     env.push(std::ptr::null());
     // SAFETY: system calls on our own process with valid, NUL-terminated arrays.
     unsafe {
-        libc::setsid();
         libc::umask(0o022);
-        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
-        if null < 0 {
-            fail(err, "opening /dev/null", io::Error::last_os_error());
+        if !plan.interactive {
+            libc::setsid();
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+            if null < 0 {
+                fail(err, "opening /dev/null", io::Error::last_os_error());
+            }
+            libc::dup2(null, 0);
+            libc::dup2(pipes.stdout.as_ref().map_or(out, |f| f.as_raw_fd()), 1);
+            libc::dup2(out, 2);
         }
-        libc::dup2(null, 0);
-        libc::dup2(pipes.stdout.as_ref().map_or(out, |f| f.as_raw_fd()), 1);
-        libc::dup2(out, 2);
         if libc::chdir(plan.workdir.as_ptr()) != 0 {
             fail(
                 err,
