@@ -11,6 +11,7 @@ pub mod detect;
 pub mod gpt;
 pub mod layout;
 pub mod mbr;
+pub mod read;
 
 pub use layout::{plan, Kind, Layout, PlannedPartition};
 

@@ -258,3 +258,64 @@ fn impossible_layouts_are_refused() {
     let e = plan(&d, &Identity::seeded(b"x", 0)).unwrap_err();
     assert!(e.to_string().contains("outside the 64 MiB disk"), "{e}");
 }
+
+/// What kiln writes, read back by `kiln_disk::read::table`: the same numbers, places, types
+/// and names as the layout (GPT with names; MBR with logical partitions through the EBR chain).
+#[test]
+fn tables_read_back_as_written() {
+    for json in [
+        r#"{"PartitionTableType": "gpt", "MaxSize": 64, "Partitions": [
+            {"ID": "esp", "Name": "esp", "Flags": ["esp", "boot"], "Start": 1, "End": 9, "FsType": "fat32"},
+            {"ID": "bios", "Flags": ["bios_grub"], "Start": 9, "End": 10},
+            {"ID": "root", "Name": "rootfs", "Start": 10, "End": 0, "FsType": "ext4"}]}"#,
+        r#"{"PartitionTableType": "mbr", "MaxSize": 64, "Partitions": [
+            {"ID": "p0", "Start": 1, "End": 9}, {"ID": "p1", "Start": 9, "End": 17}, {"ID": "p2", "Start": 17, "End": 25},
+            {"ID": "p3", "Start": 25, "End": 33, "FsType": "linux-swap"}, {"ID": "p4", "Start": 33, "End": 41}, {"ID": "p5", "Start": 41, "End": 0}]}"#,
+    ] {
+        let d = disk(json);
+        let layout = plan(&d, &Identity::seeded(b"read", 0)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("disk.img");
+        let f = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&img)
+            .unwrap();
+        f.set_len(layout.size).unwrap();
+        write_table(&layout, &f).unwrap();
+        let mut read = |o: u64, b: &mut [u8]| std::os::unix::fs::FileExt::read_exact_at(&f, b, o);
+        let table = kiln_disk::read::table(layout.size, &mut read)
+            .unwrap()
+            .unwrap();
+        let got: Vec<(u32, u64, u64)> = table
+            .partitions
+            .iter()
+            .filter(|p| p.kind != "Extended")
+            .map(|p| (p.number, p.start / 512, (p.start + p.size) / 512 - 1))
+            .collect();
+        let want: Vec<(u32, u64, u64)> = layout
+            .partitions
+            .iter()
+            .filter(|p| p.kind != Kind::Extended)
+            .map(|p| (p.number, p.first_sector, p.last_sector))
+            .collect();
+        assert_eq!(got, want, "{json}");
+        if table.scheme == "gpt" {
+            let kinds: Vec<(&str, &str)> = table
+                .partitions
+                .iter()
+                .map(|p| (p.kind.as_str(), p.name.as_str()))
+                .collect();
+            assert_eq!(
+                kinds,
+                [
+                    ("EFI system", "esp"),
+                    ("BIOS boot", ""),
+                    ("Linux filesystem", "rootfs")
+                ]
+            );
+        }
+    }
+}
