@@ -24,6 +24,7 @@ mod error;
 mod event;
 mod fetch;
 pub mod host;
+pub mod inspect;
 mod plan;
 mod roast;
 pub mod sources;

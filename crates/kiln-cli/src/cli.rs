@@ -111,6 +111,12 @@ pub enum Command {
     /// (no loop device, no mount), for a root-filesystem config `<output-dir>/rootfs`. Runs as
     /// root, or as an ordinary user in kiln's user namespace (as `kiln build`).
     Compose(crate::compose::ComposeArgs),
+    /// Look into a built image: its partitions and filesystems, files, installed packages.
+    ///
+    /// Nothing is mounted: ext2/3/4 is read with debugfs, FAT with mtools, the rpmdb with the
+    /// host's rpm; VHD, VHDX and QCOW2 images are read natively. `--ls PATH`, `--cat PATH` and
+    /// `--packages` read the largest ext or xfs partition unless `--partition N` says another.
+    Inspect(crate::inspect::InspectArgs),
     /// Run a shell (or a command) inside an image root, in the build sandbox.
     ///
     /// The root is a folder such as `kiln compose`'s `<output-dir>/rootfs`; the shell sees it as
@@ -220,6 +226,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Command::BootTest(args) => crate::boot_test::run(args),
         Command::Qemu(args) => crate::boot_test::run_interactive(args),
         Command::Shell(args) => crate::shell::run(args),
+        Command::Inspect(args) => crate::inspect::run(args),
         Command::Why(args) => crate::why::run(args, global),
         Command::Schema { package_list } => {
             let schema = if package_list {

@@ -15,6 +15,7 @@ mod build;
 mod cli;
 mod compose;
 mod fetch;
+mod inspect;
 mod output;
 mod render;
 mod resolve;

@@ -619,3 +619,42 @@ fn two_builds_with_one_source_date_epoch_differ_only_in_the_sample_initramfs() {
         initramfs_size / 4096 + 1
     );
 }
+
+/// `kiln inspect` reads a built VHDX without mounting it: the table, the filesystems, a file,
+/// a FAT directory and the installed packages.
+#[test]
+fn inspect_reads_a_built_image() {
+    let work = tempfile::tempdir().unwrap();
+    let (_, images) = common::build("demo-efi.json", work.path());
+    let vhdx = images.join("demo-efi.vhdx");
+    let inspect = |extra: &[&str]| {
+        let o = common::kiln()
+            .arg("inspect")
+            .arg(&vhdx)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", common::stderr(&o));
+        common::stdout(&o)
+    };
+    let doc: serde_json::Value = serde_json::from_str(&inspect(&["--json"])).unwrap();
+    assert_eq!(doc["format"], "vhdx");
+    assert_eq!(doc["table"], "gpt");
+    let fs: Vec<&str> = doc["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["filesystem"].as_str().unwrap_or("-"))
+        .collect();
+    assert_eq!(fs, ["vfat", "ext4"]);
+    assert_eq!(inspect(&["--cat", "/etc/hostname"]), "kiln-demo");
+    assert!(inspect(&["--ls", "/EFI/BOOT", "--partition", "1"]).contains("bootx64"));
+    let packages = inspect(&["--packages"]);
+    assert!(
+        packages.lines().any(|l| l.starts_with("busybox-")),
+        "{packages}"
+    );
+    // Nothing is left beside the image.
+    let left: Vec<_> = std::fs::read_dir(&images).unwrap().collect();
+    assert_eq!(left.len(), 2, "{left:?}"); // the VHDX and the lock file
+}
