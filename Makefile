@@ -55,7 +55,7 @@ BUILD_ID        ?=
 USE_SAMPLE_REPO = $(or $(if $(CONFIG_FILE),,y),$(filter y,$(SAMPLE_REPO)))
 IMAGE_SOURCES = $(if $(USE_SAMPLE_REPO),--repo $(OUT_DIR)/sample-repo) \
 	$(if $(CONFIG_FILE),,--disable-upstream-repos) \
-	$(if $(wildcard $(OUT_DIR)/RPMS),--rpm-dir $(OUT_DIR)/RPMS) \
+	$(if $(USE_SAMPLE_REPO),,$(if $(wildcard $(OUT_DIR)/RPMS),--rpm-dir $(OUT_DIR)/RPMS)) \
 	$(foreach f,$(REPO_LIST),--repo-file $(f)) \
 	$(if $(filter y,$(DISABLE_UPSTREAM_REPOS)),--disable-upstream-repos)
 image: kiln $(if $(USE_SAMPLE_REPO),sample-repo)
