@@ -446,7 +446,7 @@ def build_pkg(p, stage, meta, fs_dirs, work, macros_file, payload_hint, uname_r)
     specfile = os.path.join(topdir, p.name + ".spec")
     with open(specfile, "w") as f:
         f.write(spec)
-    payload = "w19.zstdio" if payload_hint < 64 << 20 else "w9.zstdio"
+    payload = "w19.zstdio" if payload_hint < 8 << 20 else "w7.zstdio"
     cmd = ["rpmbuild", "-bb", "--quiet", specfile, "--load", macros_file,
            "--buildroot", stage,
            "--define", f"_topdir {topdir}",
