@@ -88,7 +88,7 @@ skip = set(os.environ.get("SKIP", "").split())
 print("\n".join(p for p in dict.fromkeys(out) if p not in skip))
 EOF
 )
-    if ! kout=$("$kiln" resolve -q --color never --repo "$repo" "${pkgs[@]}" 2>&1); then
+    if ! kout=$("$kiln" --color never resolve --repo "$repo" "${pkgs[@]}" 2>&1); then
         bad "$c: kiln resolve: $(tail -3 <<<"$kout")"
         continue
     fi
@@ -105,7 +105,7 @@ done
 
 # 4. Names that cannot exist here.
 for name in $missing_names; do
-    if out=$("$kiln" resolve -q --color never --repo "$repo" "$name" 2>&1); then
+    if out=$("$kiln" --color never resolve --repo "$repo" "$name" 2>&1); then
         bad "$name resolves, but docs/azl-distro.md says it cannot exist here"
     elif grep -q 'nothing provides' <<<"$out"; then
         ok "$name: nothing provides it"
