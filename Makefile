@@ -26,7 +26,7 @@ KILN_VERBOSITY = $(if $(filter panic fatal error warn,$(LOG_LEVEL)),-q,$(if $(fi
 IMAGE_CONFIG    = $(or $(CONFIG_FILE),$(DEFAULT_CONFIG))
 CONFIG_BASE_DIR ?= $(dir $(IMAGE_CONFIG))
 
-.PHONY: image iso validate-image-config test lint host-deps kiln sample-repo fuzz bench clean clean-downloads
+.PHONY: image iso validate-image-config test lint host-deps kiln sample-repo distro distro-check fuzz bench clean clean-downloads
 
 # The kiln binary and its upstream-named links. Cargo rebuilds only what changed.
 kiln:
@@ -82,6 +82,16 @@ $(SAMPLE_REPO_STAMP): $(SAMPLE_REPO_INPUTS)
 	@scripts/install-host-deps.sh sample-repo
 	@sample-repo/build.sh $(OUT_DIR)/sample-repo
 	@touch $@
+
+# The realistic distribution: Azure Linux 3.0 package names over Debian 12 binaries, in out/RPMS
+# (where `make image` looks). Rebuilt only when the package map, the builder or a Debian version
+# changes; downloads are cached in /var/cache/kiln/debs. docs/azl-distro.md.
+distro:
+	@scripts/install-host-deps.sh distro
+	@$(PYTHON) azl-distro/build.py --out $(OUT_DIR)/RPMS
+
+distro-check: distro kiln
+	tests/azl-distro-check.sh $(OUT_DIR)/RPMS
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -38,6 +38,10 @@ declare -A GROUP_PACKAGES=(
     # `make sample-repo`: rpmbuild, createrepo_c, dpkg-deb (payloads from Debian packages),
     # grub-mkimage (grubx64.efi), depmod (modules.dep).
     [sample-repo]="rpm createrepo-c dpkg grub-common kmod"
+    # `make distro` (azl-distro/build.py): python3, apt-get download, dpkg-deb, rpmbuild,
+    # createrepo_c, grub-mkimage (grubx64.efi), depmod (the kernel's modules.dep); its check
+    # resolves with dnf and libsolv's installcheck.
+    [distro]="python3 apt dpkg rpm createrepo-c grub-common kmod dnf libsolv-tools"
 )
 
 check_only=false
