@@ -208,6 +208,16 @@ fn compose_lines(
     std::fs::create_dir_all(&args.output_dir)
         .map_err(|e| format!("cannot create {}: {e}", args.output_dir.display()))?;
     crate::workdirs::sweep(&args.output_dir, report)?;
+    let inputs = Inputs {
+        system: sc,
+        packages: &files,
+        early: &early,
+        base_dir: &loaded.base_dir,
+        identity: &identity,
+        build_number: &args.build_number,
+        fstab: None,
+        run: args.sandbox.run_options(),
+    };
     if disk_image {
         // GRUB's BIOS boot code comes from the grub2-pc package, fetched as build tooling.
         let grub_pc = pool
@@ -217,16 +227,7 @@ fn compose_lines(
             .map(|id| source_dir(id).join(&pool.package(id).location));
         let req = kiln_imager::Request {
             config: &loaded.config,
-            root: Inputs {
-                system: sc,
-                packages: &files,
-                early: &early,
-                base_dir: &loaded.base_dir,
-                identity: &identity,
-                build_number: &args.build_number,
-                fstab: None,
-                run: args.sandbox.run_options(),
-            },
+            root: inputs,
             grub_pc: grub_pc.as_deref(),
         };
         return build_disk_outputs(&req, &args.output_dir, report)
@@ -244,16 +245,6 @@ fn compose_lines(
             args.output_dir.display()
         )
     })?;
-    let inputs = Inputs {
-        system: sc,
-        packages: &files,
-        early: &early,
-        base_dir: &loaded.base_dir,
-        identity: &identity,
-        build_number: &args.build_number,
-        fstab: None,
-        run: args.sandbox.run_options(),
-    };
     populate(staging.path(), &inputs, report).map_err(|e| format!("composing {}: {e}", sc.name))?;
     staging
         .persist(&rootfs)
