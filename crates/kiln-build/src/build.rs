@@ -255,6 +255,7 @@ fn stages(
             no_weak_deps: req.sources.no_weak_deps,
             build_number: req.build_number.clone(),
             sandbox: req.sandbox.clone(),
+            repo_snapshot_time: req.sources.repo_snapshot_time,
         };
         let composed = crate::compose::compose_quietly(&compose, &validated, on_event)?;
         on_event(Event::Step {

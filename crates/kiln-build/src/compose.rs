@@ -25,6 +25,8 @@ pub struct ComposeRequest {
     /// BUILD_NUMBER written to /etc/image-id.
     pub build_number: String,
     pub sandbox: SandboxOptions,
+    /// `--repo-snapshot-time`: written into the image's tdnf.conf as upstream's imager does.
+    pub repo_snapshot_time: Option<u64>,
 }
 
 /// How programs run for the image (rpm scriptlets, scripts, setfiles, grub2-mkconfig): always in
@@ -217,6 +219,7 @@ fn compose_lines(
         build_number: &args.build_number,
         fstab: None,
         run: args.sandbox.run_options(),
+        repo_snapshot_time: args.repo_snapshot_time,
     };
     if disk_image {
         // GRUB's BIOS boot code comes from the grub2-pc package, fetched as build tooling.

@@ -43,6 +43,7 @@ pub fn run(args: ComposeArgs, global: Global) -> ExitCode {
         no_weak_deps: args.no_weak_deps,
         build_number: args.build_number.clone(),
         sandbox: args.sandbox.options(),
+        repo_snapshot_time: None,
     };
     let mut r = global.renderer(args.output.json);
     // No build log here: what programs print is shown.

@@ -376,16 +376,9 @@ fn image_pkg_fetcher(args: Vec<OsString>) -> ExitCode {
              --toolchain-rpms-dir first",
         );
     }
-    let snapshot_time = match a.repo_snapshot_time.as_deref().map(str::parse::<u64>) {
-        None => None,
-        Some(Ok(t)) => Some(t),
-        Some(Err(_)) => {
-            return log.fatal(&format!(
-                "--repo-snapshot-time {:?} is not a POSIX time: give whole seconds since \
-                 1970-01-01 UTC (e.g. `date -d 2025-01-31 +%s`)",
-                a.repo_snapshot_time.as_deref().unwrap_or_default()
-            ))
-        }
+    let snapshot_time = match snapshot_time(a.repo_snapshot_time.as_deref()) {
+        Ok(t) => t,
+        Err(e) => return log.fatal(&e),
     };
     if a.enable_gpg_check && a.gpg_keys.is_empty() {
         return log.fatal("--enable-gpg-check requires at least one --gpg-key path");
@@ -512,7 +505,6 @@ fn imager(args: Vec<OsString>) -> ExitCode {
         (a.repo_file.is_some(), "--repo-file"),
         (a.assets.is_some(), "--assets"),
         (a.build_dir.is_some(), "--build-dir"),
-        (a.repo_snapshot_time.is_some(), "--repo-snapshot-time"),
     ]);
     a.go.warn_ignored(&mut log, &ignored);
     if a.live_install {
@@ -539,12 +531,17 @@ fn imager(args: Vec<OsString>) -> ExitCode {
             )
         }
     };
+    let repo_snapshot_time = match snapshot_time(a.repo_snapshot_time.as_deref()) {
+        Ok(t) => t,
+        Err(e) => return log.fatal(&e),
+    };
     let req = kiln_build::ComposeRequest {
         repos: vec![a.local_repo.clone()],
         output_dir: a.output_dir.clone(),
         no_weak_deps: false,
         build_number: a.build_number.clone(),
         sandbox: Default::default(),
+        repo_snapshot_time,
     };
     let emit = a.emit_progress;
     let mut progress = crate::render::Renderer::with_mode(
@@ -615,4 +612,17 @@ fn personality() -> crate::cli::Global {
 
 fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// `--repo-snapshot-time` as upstream's tools take it: whole seconds since 1970.
+fn snapshot_time(text: Option<&str>) -> Result<Option<u64>, String> {
+    text.map(|t| {
+        t.parse::<u64>().map_err(|_| {
+            format!(
+                "--repo-snapshot-time {t:?} is not a POSIX time: give whole seconds since \
+                 1970-01-01 UTC (e.g. `date -d 2025-01-31 +%s`)"
+            )
+        })
+    })
+    .transpose()
 }

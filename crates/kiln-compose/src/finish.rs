@@ -181,6 +181,16 @@ pub fn write_rpm_manifests(
     Ok(())
 }
 
+/// With `--repo-snapshot-time`: `snapshottime=<t>` appended to the image's
+/// `/etc/tdnf/tdnf.conf` when it has one (SPEC §3.3 step 8).
+pub fn add_tdnf_snapshot_time(root: &ImageRoot, time: u64) -> Result<(), Error> {
+    let conf = "/etc/tdnf/tdnf.conf";
+    if root.metadata(conf).is_ok_and(|m| m.is_file()) {
+        root.append(conf, format!("snapshottime={time}\n"), 0o644)?;
+    }
+    Ok(())
+}
+
 /// RemoveRpmDb: the image's `/var/lib/rpm` removed.
 pub fn remove_rpm_db(root: &ImageRoot) -> Result<(), Error> {
     remove_if_there(root, "/var/lib/rpm")
@@ -371,6 +381,15 @@ mod tests {
 
         reset_machine_state(&image, true).unwrap();
         reset_machine_state(&image, true).unwrap(); // again, over the read-only file
+        add_tdnf_snapshot_time(&image, 1700000000).unwrap(); // no tdnf.conf: nothing
+        assert!(!root.join("etc/tdnf").exists());
+        fs::create_dir_all(root.join("etc/tdnf")).unwrap();
+        fs::write(root.join("etc/tdnf/tdnf.conf"), "[main]\ngpgcheck=1\n").unwrap();
+        add_tdnf_snapshot_time(&image, 1700000000).unwrap();
+        assert_eq!(
+            fs::read_to_string(root.join("etc/tdnf/tdnf.conf")).unwrap(),
+            "[main]\ngpgcheck=1\nsnapshottime=1700000000\n"
+        );
         assert_eq!(
             fs::read_to_string(root.join("etc/machine-id")).unwrap(),
             "uninitialized\n"

@@ -45,6 +45,9 @@ pub struct Inputs<'a> {
     pub fstab: Option<&'a str>,
     /// How rpm, scripts and setfiles run (timeout, network).
     pub run: RunOptions,
+    /// `--repo-snapshot-time`: written into the image's tdnf.conf (`snapshottime=`), so the
+    /// running system sees the same snapshot.
+    pub repo_snapshot_time: Option<u64>,
 }
 
 /// Populates `root` (an existing, empty directory). `progress` hears each step's name as it
@@ -126,6 +129,9 @@ pub fn populate(root: &Path, inputs: &Inputs, progress: &mut dyn FnMut(&str)) ->
     progress("writing /etc/image-id");
     finish::write_image_id(image, inputs.build_number, inputs.identity)
         .map_err(step("image-id"))?;
+    if let Some(t) = inputs.repo_snapshot_time {
+        finish::add_tdnf_snapshot_time(image, t).map_err(step("tdnf.conf"))?;
+    }
     settings
         .write_into_image(image)
         .map_err(step("rpm macros"))?;
