@@ -14,10 +14,6 @@ use std::process::ExitCode;
 pub struct BuildArgs {
     #[command(flatten)]
     config: ConfigArg,
-    /// Directory relative paths in the config (scripts, files, package lists) are resolved
-    /// against (upstream's CONFIG_BASE_DIR; default: the config's directory).
-    #[arg(long, value_name = "DIR")]
-    base_dir: Option<PathBuf>,
     #[command(flatten)]
     sources: SourceArgs,
     /// Where the artifacts go (default: out/images/<config name>). Locked while building
@@ -56,7 +52,7 @@ pub struct BuildArgs {
 impl BuildArgs {
     fn request(&self) -> BuildRequest {
         BuildRequest {
-            base_dir: self.base_dir.clone(),
+            base_dir: self.config.base_dir(),
             output_dir: self.output_dir.clone(),
             build_dir: self.build_dir.clone(),
             wait_lock: self.wait_lock,

@@ -4,7 +4,7 @@
 use crate::cli::Global;
 use crate::sources::{ConfigArg, JsonArg, SandboxArgs};
 use clap::Args;
-use kiln_build::{ComposeRequest, ValidateRequest};
+use kiln_build::ComposeRequest;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -50,12 +50,10 @@ pub fn run(args: ComposeArgs, global: Global) -> ExitCode {
     r.show_program_output();
     let result = {
         let mut sink = r.sink();
-        kiln_build::validate(&ValidateRequest::new(args.config.path()), &mut sink).and_then(
-            |validated| {
-                kiln_build::compose(&req, &validated, &mut sink)
-                    .map(|c| (validated.config().system_configs[0].name.clone(), c))
-            },
-        )
+        kiln_build::validate(&args.config.validate_request(), &mut sink).and_then(|validated| {
+            kiln_build::compose(&req, &validated, &mut sink)
+                .map(|c| (validated.config().system_configs[0].name.clone(), c))
+        })
     };
     r.finish();
     match result {

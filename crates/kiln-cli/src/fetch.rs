@@ -5,7 +5,7 @@
 use crate::cli::Global;
 use crate::sources::{ConfigArg, JsonArg, SourceArgs};
 use clap::Args;
-use kiln_build::{FetchRequest, ValidateRequest};
+use kiln_build::FetchRequest;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -19,10 +19,6 @@ pub struct FetchArgs {
     /// are kept (and serve as a cache tier).
     #[arg(long, value_name = "DIR")]
     output_dir: PathBuf,
-    /// Directory relative paths in the config are resolved against (default: the config's
-    /// directory).
-    #[arg(long, value_name = "DIR")]
-    base_dir: Option<PathBuf>,
     #[command(flatten)]
     sources: SourceArgs,
     /// Fetch exactly the packages of this summary file (written by --output-summary-file) and
@@ -47,10 +43,7 @@ pub struct FetchArgs {
 
 pub fn run(args: FetchArgs, global: Global) -> ExitCode {
     let started = Instant::now();
-    let validate = ValidateRequest {
-        base_dir: args.base_dir.clone(),
-        ..ValidateRequest::new(args.config.path())
-    };
+    let validate = args.config.validate_request();
     let req = FetchRequest {
         input_summary_file: args.input_summary_file.clone(),
         output_summary_file: args.output_summary_file.clone(),

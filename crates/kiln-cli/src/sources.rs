@@ -76,6 +76,10 @@ pub struct ConfigArg {
         conflicts_with = "config"
     )]
     config_flag: Option<PathBuf>,
+    /// Directory relative paths in the config (scripts, files, package lists) are resolved
+    /// against (upstream's CONFIG_BASE_DIR; default: the config's directory).
+    #[arg(long, value_name = "DIR")]
+    base_dir: Option<PathBuf>,
 }
 
 impl ConfigArg {
@@ -84,6 +88,18 @@ impl ConfigArg {
             .clone()
             .or_else(|| self.config_flag.clone())
             .expect("clap requires one of them")
+    }
+
+    pub fn base_dir(&self) -> Option<PathBuf> {
+        self.base_dir.clone()
+    }
+
+    /// Validating the config as the command names it.
+    pub fn validate_request(&self) -> kiln_build::ValidateRequest {
+        kiln_build::ValidateRequest {
+            base_dir: self.base_dir(),
+            ..kiln_build::ValidateRequest::new(self.path())
+        }
     }
 }
 

@@ -4,18 +4,13 @@
 use crate::cli::Global;
 use crate::sources::{ConfigArg, JsonArg, SourceArgs};
 use clap::Args;
-use kiln_build::{SummaryRequest, ValidateRequest};
-use std::path::PathBuf;
+use kiln_build::SummaryRequest;
 use std::process::ExitCode;
 
 #[derive(Debug, Args)]
 pub struct SummaryArgs {
     #[command(flatten)]
     config: ConfigArg,
-    /// Directory relative paths in the config are resolved against (default: the config's
-    /// directory).
-    #[arg(long, value_name = "DIR")]
-    base_dir: Option<PathBuf>,
     #[command(flatten)]
     sources: SourceArgs,
     /// Print the summary as one JSON document: {"name", "system_config", "kind", "sources",
@@ -31,10 +26,7 @@ fn mib(bytes: u64) -> String {
 
 pub fn run(args: SummaryArgs, global: Global) -> ExitCode {
     let req = SummaryRequest {
-        validate: ValidateRequest {
-            base_dir: args.base_dir.clone(),
-            ..ValidateRequest::new(args.config.path())
-        },
+        validate: args.config.validate_request(),
         sources: args.sources.options(),
     };
     // Warnings and errors as plain lines; the summary itself on stdout.

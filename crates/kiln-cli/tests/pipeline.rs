@@ -404,3 +404,30 @@ fn json_lines_follow_the_documented_schema() {
         "{error}"
     );
 }
+
+/// `--base-dir` (upstream's CONFIG_BASE_DIR) resolves the config's relative paths, for every
+/// command that reads a config: a copy of demo-efi elsewhere finds its package list only so.
+#[test]
+fn base_dir_resolves_relative_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("moved.json");
+    std::fs::copy(demo_config("demo-efi.json"), &config).unwrap();
+    let base = demo_config("demo-efi.json").parent().unwrap().to_path_buf();
+    let summary = |extra: &[&std::ffi::OsStr]| {
+        kiln()
+            .arg("summary")
+            .arg(&config)
+            .arg("--repo")
+            .arg(sample_repo())
+            .arg("--disable-upstream-repos")
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let o = summary(&[]);
+    assert!(!o.status.success());
+    assert!(stdout(&o).contains("demo-packages.json") || stderr(&o).contains("demo-packages.json"));
+    let o = summary(&["--base-dir".as_ref(), base.as_os_str()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("busybox-"), "{}", stdout(&o));
+}
