@@ -139,9 +139,10 @@ fn qemu_gives_its_console_to_the_terminal(image: &Path) {
     stdin.write_all(b"echo MARK-$((6*7))\n").unwrap();
     wait_for("MARK-42", at);
     stdin.write_all(b"\x01x").unwrap();
+    // Ctrl-A X ends QEMU, and kiln qemu with it (not killed by a signal).
     let status = child.wait().unwrap();
     reader.join().unwrap();
-    assert!(status.success() || status.code().is_some());
+    assert!(status.code().is_some(), "{status:?}");
 }
 
 #[test]
