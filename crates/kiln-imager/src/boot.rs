@@ -54,6 +54,10 @@ pub struct BootDisk<'a> {
     pub boot: Option<&'a BuiltPartition>,
     /// The root PartitionSetting's MountIdentifier.
     pub root_identifier: MountIdentifier,
+    /// Every partition, for grub2-mkconfig's probe.
+    pub probed: crate::probe::ProbedDisk<'a>,
+    /// A host directory for kiln's stand-ins (the build's work directory).
+    pub scratch: &'a Path,
 }
 
 impl BootDisk<'_> {
@@ -152,8 +156,8 @@ pub fn configure(
         .iter()
         .any(|p| root.exists(p));
     if sc.enable_grub_mkconfig && mkconfig {
-        let out = run
-            .sandbox(root.path(), View::Image)
+        let sandbox = with_probe(run.sandbox(root.path(), View::Image), root, disk)?;
+        let out = sandbox
             .run_lines(
                 &["grub2-mkconfig", "-o", "/boot/grub2/grub.cfg"],
                 &mut |l| log(&format!("  | {l}")),
@@ -193,6 +197,52 @@ pub fn configure(
     }
     write(root, "/boot/grub2/grub.cfg", &cfg, 0o600, 0o700)?;
     Ok(notes)
+}
+
+/// The sandbox for grub2-mkconfig: kiln's grub2-probe and grub2-mkrelpath in place of the
+/// image's (see [`crate::probe`]), and the `/dev` entries its scripts test for.
+fn with_probe(
+    mut sandbox: kiln_sandbox::Sandbox,
+    root: &ImageRoot,
+    disk: &BootDisk,
+) -> Result<kiln_sandbox::Sandbox, String> {
+    let tools = [
+        (
+            disk.probed.probe_script(),
+            ["/usr/sbin/grub2-probe", "/usr/sbin/grub-probe"],
+            "grub-probe",
+        ),
+        (
+            disk.probed.mkrelpath_script(),
+            ["/usr/bin/grub2-mkrelpath", "/usr/bin/grub-mkrelpath"],
+            "grub-mkrelpath",
+        ),
+    ];
+    for (script, paths, name) in tools {
+        let host = disk.scratch.join(format!("kiln-{name}"));
+        std::fs::write(&host, script)
+            .and_then(|_| {
+                std::fs::set_permissions(&host, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            })
+            .map_err(|e| format!("writing kiln's {name} for grub2-mkconfig: {e}"))?;
+        let present: Vec<&str> = paths
+            .into_iter()
+            .filter(|p| root.metadata(p).is_ok_and(|m| m.is_file()))
+            .collect();
+        if present.is_empty() {
+            return Err(format!(
+                "grub2-mkconfig is in the image but {name} is not ({}): install grub2-tools-minimal",
+                paths.join(" or ")
+            ));
+        }
+        for p in present {
+            sandbox = sandbox.stand_in(p, &host);
+        }
+    }
+    for (path, entry) in disk.probed.dev_entries() {
+        sandbox = sandbox.dev_entry(&path, entry);
+    }
+    Ok(sandbox)
 }
 
 /// The kernel versions of `/boot/vmlinuz-*`, newest name first.

@@ -18,6 +18,7 @@
 
 pub mod bios;
 pub mod boot;
+pub mod probe;
 mod raw;
 
 use kiln_compose::rootfs::{populate, Inputs};
@@ -167,6 +168,11 @@ pub fn build_disk(
         root: root_part,
         boot: parts.iter().find(|p| p.mount_point == "/boot"),
         root_identifier: root_setting.mount_identifier,
+        probed: probe::ProbedDisk {
+            table: disk_config.partition_table_type,
+            partitions: &parts,
+        },
+        scratch: work,
     };
     let image = kiln_sandbox::ImageRoot::open(&root).map_err(step("staging"))?;
     let notes = boot::configure(&image, req.root.system, &boot_disk, &req.root.run, progress)
