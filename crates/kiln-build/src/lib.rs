@@ -29,6 +29,7 @@ mod plan;
 mod roast;
 pub mod sources;
 mod summary;
+pub mod test_copy;
 mod validate;
 pub mod workdirs;
 
