@@ -494,7 +494,8 @@ def main():
     start = time.time()
     os.environ["SOURCE_DATE_EPOCH"] = str(EPOCH)
     for tool, deb in (("rpmbuild", "rpm"), ("createrepo_c", "createrepo-c"),
-                      ("dpkg-deb", "dpkg"), ("apt-get", "apt"), ("grub-mkimage", "grub-common")):
+                      ("dpkg-deb", "dpkg"), ("apt-get", "apt"), ("grub-mkimage", "grub-common"),
+                      ("gcc", "gcc")):
         if not shutil.which(tool):
             die(f"{tool} is missing: install the Debian package {deb} "
                 "(scripts/install-host-deps.sh distro)")

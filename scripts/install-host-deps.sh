@@ -39,9 +39,10 @@ declare -A GROUP_PACKAGES=(
     # grub-mkimage (grubx64.efi), depmod (modules.dep).
     [sample-repo]="rpm createrepo-c dpkg grub-common kmod"
     # `make distro` (azl-distro/build.py): python3, apt-get download, dpkg-deb, rpmbuild,
-    # createrepo_c, grub-mkimage (grubx64.efi), depmod (the kernel's modules.dep); its check
+    # createrepo_c, grub-mkimage (grubx64.efi), depmod (the kernel's modules.dep), gcc (the
+    # Hyper-V daemons from Debian's kernel source); its check
     # resolves with dnf and libsolv's installcheck.
-    [distro]="python3 apt dpkg rpm createrepo-c grub-common kmod dnf libsolv-tools"
+    [distro]="python3 apt dpkg rpm createrepo-c grub-common kmod dnf libsolv-tools gcc libc6-dev linux-libc-dev"
 )
 
 check_only=false
