@@ -220,6 +220,8 @@ fn compose_lines(
         fstab: None,
         run: args.sandbox.run_options(),
         repo_snapshot_time: args.repo_snapshot_time,
+        // A disk image's encrypted root is set up by kiln-imager.
+        encryption: None,
     };
     if disk_image {
         // GRUB's BIOS boot code comes from the grub2-pc package, fetched as build tooling.

@@ -5,6 +5,7 @@
 //! `/etc/image-id`; the rpm macros; FinalizeImageScripts.
 
 use crate::install::{self, PackageFile, RpmSettings};
+use crate::luks::{self, EncryptedRoot};
 use crate::{files, finish, system, users, RunOptions};
 use kiln_config::model::SystemConfig;
 use kiln_formats::ident::Identity;
@@ -48,6 +49,9 @@ pub struct Inputs<'a> {
     /// `--repo-snapshot-time`: written into the image's tdnf.conf (`snapshottime=`), so the
     /// running system sees the same snapshot.
     pub repo_snapshot_time: Option<u64>,
+    /// A disk image's encrypted root (`Encryption.Enable`): the key file, crypttab and the
+    /// initramfs regenerated to unlock it, as upstream adds them (SPEC §3.4, §3.5).
+    pub encryption: Option<&'a EncryptedRoot>,
 }
 
 /// Populates `root` (an existing, empty directory). `progress` hears each step's name as it
@@ -62,14 +66,6 @@ pub fn populate(root: &Path, inputs: &Inputs, progress: &mut dyn FnMut(&str)) ->
         exclude_docs: sc.disable_rpm_docs,
         install_langs: sc.override_rpm_locales.clone(),
     };
-    if sc.encryption.enable {
-        return Err(Error {
-            step: "Encryption",
-            message: "root encryption (LUKS) is not supported by kiln yet; build without \
-                      Encryption.Enable"
-                .into(),
-        });
-    }
     let stages = install::stages(inputs.packages, inputs.early);
     progress("creating the rpm database");
     install::init_db(root, &settings, run, &mut output(progress)).map_err(step("rpm database"))?;
@@ -95,13 +91,28 @@ pub fn populate(root: &Path, inputs: &Inputs, progress: &mut dyn FnMut(&str)) ->
         files::copy_additional_files(image, &sc.additional_files)
             .map_err(step("AdditionalFiles"))?;
     }
+    if let Some(enc) = inputs.encryption {
+        progress(&format!("writing the key file {}", luks::KEYFILE));
+        luks::write_keyfile(image, enc).map_err(step("Encryption"))?;
+    }
     if let Some(lines) = inputs.fstab {
         progress("writing /etc/hosts and /etc/fstab");
         system::add_hosts_entry(image, &sc.hostname).map_err(step("/etc/hosts"))?;
         system::append_fstab(image, lines).map_err(step("/etc/fstab"))?;
+        if let Some(enc) = inputs.encryption {
+            luks::write_crypttab(image, enc).map_err(step("/etc/crypttab"))?;
+        }
     }
     progress("resetting machine-id");
     finish::reset_machine_state(image, sc.enable_systemd_firstboot).map_err(step("machine-id"))?;
+    if inputs.encryption.is_some() {
+        progress("regenerating the initramfs for the encrypted root (dracut)");
+        let notes = luks::regenerate_initramfs(image, run, &mut output(progress))
+            .map_err(step("Encryption"))?;
+        for note in notes {
+            progress(&note);
+        }
+    }
     if sc.remove_rpm_db {
         progress("writing the rpm manifests");
         finish::write_rpm_manifests(image, run, &mut output(progress))

@@ -14,10 +14,14 @@
 //! 5. each filesystem is built from its subtree straight into its partition's byte range.
 //!
 //! The boot configuration is written into the staged root before the split ([`boot`]), and for
-//! legacy BIOS GRUB's boot code goes into the disk last ([`bios`]).
+//! legacy BIOS GRUB's boot code goes into the disk last ([`bios`]). An encrypted root
+//! (`Encryption.Enable`) is formatted before step 3 and written by kiln-crypt in step 5: LUKS1,
+//! LVM2 `cryptVG/root` and the filesystem, encrypted into the partition's byte range
+//! ([`encrypt`]).
 
 pub mod bios;
 pub mod boot;
+pub mod encrypt;
 mod raw;
 
 use kiln_compose::rootfs::{populate, Inputs};
@@ -140,13 +144,32 @@ pub fn build_disk(
             message: "failed to find partition setting for root mountpoint".into(),
         });
     }
-    let fstab = fstab_text(req.root.system, &parts)?;
+    // The encrypted root's volume is formatted first: crypttab, fstab and the kernel command
+    // line name its UUID and mapper device.
+    let encrypted = if req.root.system.encryption.enable {
+        let root_part = parts
+            .iter()
+            .find(|p| p.mount_point == "/")
+            .expect("checked above");
+        progress(&format!(
+            "formatting LUKS1 on partition {} ({}) for the encrypted root",
+            root_part.number, root_part.id
+        ));
+        Some(
+            encrypt::prepare(root_part, req.root.system, req.root.identity)
+                .map_err(step("Encryption"))?,
+        )
+    } else {
+        None
+    };
+    let fstab = fstab_text(req.root.system, &parts, encrypted.is_some())?;
 
     progress("composing the image root");
     let root = work.join("root");
     std::fs::create_dir(&root).map_err(step("staging"))?;
     let inputs = Inputs {
         fstab: Some(&fstab),
+        encryption: encrypted.as_ref().map(|e| &e.root),
         ..req.root
     };
     populate(&root, &inputs, progress)?;
@@ -167,6 +190,7 @@ pub fn build_disk(
         root: root_part,
         boot: parts.iter().find(|p| p.mount_point == "/boot"),
         root_identifier: root_setting.mount_identifier,
+        encrypted: encrypted.as_ref().map(|e| &e.root),
     };
     let image = kiln_sandbox::ImageRoot::open(&root).map_err(step("staging"))?;
     let notes = boot::configure(&image, req.root.system, &boot_disk, &req.root.run, progress)
@@ -183,9 +207,15 @@ pub fn build_disk(
     }
     for (p, content) in parts.iter().zip(&contents) {
         let Some(kind) = p.fs else { continue };
+        let encrypted_here = encrypted.is_some() && p.mount_point == "/";
         progress(&format!(
-            "making {} on partition {} ({}{})",
+            "making {}{} on partition {} ({}{})",
             kind.fstab_type(),
+            if encrypted_here {
+                " in LUKS1 + LVM (cryptVG/root)"
+            } else {
+                ""
+            },
             p.number,
             p.id,
             if p.mount_point.is_empty() {
@@ -194,19 +224,34 @@ pub fn build_disk(
                 format!(", {}", p.mount_point)
             }
         ));
-        let made = kiln_fs::make(
-            &disk,
-            kind,
-            p.offset,
-            p.size,
-            content.as_deref(),
-            req.root.identity,
-            &p.id,
-        )
-        .map_err(|e| Error {
-            step: "filesystems",
-            message: format!("partition {} ({}): {e}", p.number, p.id),
-        })?;
+        let made = match &encrypted {
+            Some(enc) if encrypted_here => encrypt::write(
+                enc,
+                &disk,
+                p,
+                kind,
+                content.as_deref(),
+                req.root.identity,
+                work,
+            )
+            .map_err(|e| Error {
+                step: "Encryption",
+                message: format!("partition {} ({}): {e}", p.number, p.id),
+            })?,
+            _ => kiln_fs::make(
+                &disk,
+                kind,
+                p.offset,
+                p.size,
+                content.as_deref(),
+                req.root.identity,
+                &p.id,
+            )
+            .map_err(|e| Error {
+                step: "filesystems",
+                message: format!("partition {} ({}): {e}", p.number, p.id),
+            })?,
+        };
         if made.uuid != p.fs_uuid {
             return Err(Error {
                 step: "filesystems",
@@ -238,7 +283,8 @@ pub fn build_disk(
                 "/boot/grub2",
             ),
         };
-        bios::install(&disk, &layout, &modules, &fs.fs_uuid, prefix, work)
+        let unlock = encrypted.is_some() && boot_part.is_none();
+        bios::install(&disk, &layout, &modules, &fs.fs_uuid, prefix, unlock, work)
             .map_err(step("bootloader"))?;
     }
     Ok(Built {
@@ -247,8 +293,13 @@ pub fn build_disk(
     })
 }
 
-/// The `/etc/fstab` lines: every mounted partition by its MountIdentifier, swap by UUID.
-fn fstab_text(sc: &SystemConfig, parts: &[BuiltPartition]) -> Result<String, Error> {
+/// The `/etc/fstab` lines: every mounted partition by its MountIdentifier (an encrypted root by
+/// its mapper device), swap by UUID.
+fn fstab_text(
+    sc: &SystemConfig,
+    parts: &[BuiltPartition],
+    encrypted_root: bool,
+) -> Result<String, Error> {
     let mounts: Vec<Mount> = parts
         .iter()
         .filter(|p| !p.mount_point.is_empty())
@@ -267,6 +318,8 @@ fn fstab_text(sc: &SystemConfig, parts: &[BuiltPartition]) -> Result<String, Err
                 fs_uuid: &p.fs_uuid,
                 partuuid: &p.partuuid,
                 partlabel: &p.partlabel,
+                mapper: (encrypted_root && p.mount_point == "/")
+                    .then_some(kiln_compose::luks::ROOT_DEVICE),
             }
         })
         .collect();
