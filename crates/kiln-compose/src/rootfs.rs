@@ -52,6 +52,10 @@ pub struct Inputs<'a> {
     /// A disk image's encrypted root (`Encryption.Enable`): the key file, crypttab and the
     /// initramfs regenerated to unlock it, as upstream adds them (SPEC §3.4, §3.5).
     pub encryption: Option<&'a EncryptedRoot>,
+    /// A diff-disk build's overlay mount points (`OverlayBaseImage`, SPEC §3.9): their base
+    /// trees are already in the root, so `rpm --initdb` is skipped, and with `/` among them
+    /// no hostname is written, as upstream does.
+    pub overlay_mounts: &'a [&'a str],
 }
 
 /// Populates `root` (an existing, empty directory). `progress` hears each step's name as it
@@ -66,9 +70,23 @@ pub fn populate(root: &Path, inputs: &Inputs, progress: &mut dyn FnMut(&str)) ->
         exclude_docs: sc.disable_rpm_docs,
         install_langs: sc.override_rpm_locales.clone(),
     };
-    let stages = install::stages(inputs.packages, inputs.early);
-    progress("creating the rpm database");
-    install::init_db(root, &settings, run, &mut output(progress)).map_err(step("rpm database"))?;
+    // A diff-disk build's base already has some of the packages: tdnf leaves those alone.
+    let mut packages = inputs.packages.to_vec();
+    if !inputs.overlay_mounts.is_empty() {
+        let installed =
+            install::installed_names(root, &settings, run).map_err(step("installing packages"))?;
+        packages.retain(|p| !installed.contains(&p.name));
+        progress(&format!(
+            "{} of the packages are in the base image already",
+            inputs.packages.len() - packages.len()
+        ));
+    }
+    let stages = install::stages(&packages, inputs.early);
+    if inputs.overlay_mounts.is_empty() {
+        progress("creating the rpm database");
+        install::init_db(root, &settings, run, &mut output(progress))
+            .map_err(step("rpm database"))?;
+    }
     let mut users_done = false;
     for stage in &stages {
         if !users_done && stage.what != "filesystem" && stage.what != "the first packages" {
@@ -208,7 +226,7 @@ fn apply_users(
     progress: &mut dyn FnMut(&str),
 ) -> Result<(), Error> {
     let sc = inputs.system;
-    if inputs.fstab.is_some() {
+    if inputs.fstab.is_some() && !inputs.overlay_mounts.contains(&"/") {
         progress("writing /etc/hostname");
         system::write_hostname(root, &sc.hostname).map_err(step("hostname"))?;
     }

@@ -22,6 +22,7 @@
 pub mod bios;
 pub mod boot;
 pub mod encrypt;
+pub mod overlay;
 mod raw;
 
 use kiln_compose::rootfs::{populate, Inputs};
@@ -65,6 +66,10 @@ pub struct BuiltPartition {
     pub fs_uuid: String,
     pub partuuid: String,
     pub partlabel: String,
+    /// A diff-disk build's overlay partition (`OverlayBaseImage`): the tar of what the build
+    /// changed on top of the base image (upstream's `disk0.partition<i>.diff`). The partition
+    /// itself is an empty filesystem, as upstream leaves it.
+    pub diff: Option<PathBuf>,
 }
 
 /// The built disk: the raw image and its partitions.
@@ -117,12 +122,7 @@ pub fn build_disk(
             message: format!("partition {} ({}) has no place in the layout", index, p.id),
         })?;
         let fs = FsKind::from_config(&p.fs_type).map_err(step("filesystems"))?;
-        let setting = req
-            .root
-            .system
-            .partition_settings
-            .iter()
-            .find(|s| s.id == p.id);
+        let setting = req.root.system.setting(&p.id);
         parts.push(BuiltPartition {
             index,
             id: p.id.clone(),
@@ -136,6 +136,7 @@ pub fn build_disk(
                 .unwrap_or_default(),
             partuuid: layout.partuuid(planned),
             partlabel: planned.name.clone(),
+            diff: None,
         });
     }
     if !parts.iter().any(|p| p.mount_point == "/") {
@@ -162,19 +163,42 @@ pub fn build_disk(
     } else {
         None
     };
-    let fstab = fstab_text(req.root.system, &parts, encrypted.is_some())?;
+    // Diff-disk builds: the partitions whose settings name an OverlayBaseImage.
+    let bases: Vec<(&BuiltPartition, &str)> = parts
+        .iter()
+        .filter_map(|p| {
+            let s = req.root.system.setting(&p.id)?;
+            (!s.overlay_base_image.is_empty() && !p.mount_point.is_empty())
+                .then_some((p, s.overlay_base_image.as_str()))
+        })
+        .collect();
+    let overlay_points: Vec<String> = bases.iter().map(|(p, _)| p.mount_point.clone()).collect();
+    let overlay_mounts: Vec<&str> = overlay_points.iter().map(String::as_str).collect();
+    let fstab = fstab_text(
+        req.root.system,
+        &parts,
+        encrypted.is_some(),
+        &overlay_mounts,
+    )?;
 
     progress("composing the image root");
     let root = work.join("root");
     std::fs::create_dir(&root).map_err(step("staging"))?;
+    let overlays = if bases.is_empty() {
+        Vec::new()
+    } else {
+        progress("reading the overlays' base images");
+        let image = kiln_sandbox::ImageRoot::open(&root).map_err(step("staging"))?;
+        overlay::prepare(&image, &bases, work).map_err(step("OverlayBaseImage"))?
+    };
     let inputs = Inputs {
         fstab: Some(&fstab),
         encryption: encrypted.as_ref().map(|e| &e.root),
+        overlay_mounts: &overlay_mounts,
         ..req.root
     };
     populate(&root, &inputs, progress)?;
 
-    progress("writing the boot configuration");
     let root_part = parts
         .iter()
         .find(|p| p.mount_point == "/")
@@ -193,17 +217,36 @@ pub fn build_disk(
         encrypted: encrypted.as_ref().map(|e| &e.root),
     };
     let image = kiln_sandbox::ImageRoot::open(&root).map_err(step("staging"))?;
-    let notes = boot::configure(&image, req.root.system, &boot_disk, &req.root.run, progress)
-        .map_err(step("bootloader"))?;
-    for note in notes {
-        progress(&note);
+    // With `/` an overlay, upstream leaves the bootloader alone (the base image has one).
+    let root_overlay = overlay_mounts.contains(&"/");
+    if !root_overlay {
+        progress("writing the boot configuration");
+        let notes = boot::configure(&image, req.root.system, &boot_disk, &req.root.run, progress)
+            .map_err(step("bootloader"))?;
+        for note in notes {
+            progress(&note);
+        }
     }
 
     progress("splitting the root at its mount points");
     let contents = split_at_mount_points(&image, &work.join("parts"), &parts)?;
+    let unix_time = req.root.identity.unix_time();
     for dir in contents.iter().flatten() {
-        kiln_compose::finish::clamp_times(dir, req.root.identity.unix_time())
-            .map_err(step("timestamps"))?;
+        kiln_compose::finish::clamp_times(dir, unix_time).map_err(step("timestamps"))?;
+    }
+    let mut contents = contents;
+    for o in &overlays {
+        progress(&format!(
+            "writing the diff of {} from its base image",
+            o.mount_point
+        ));
+        kiln_compose::finish::clamp_times(&o.lower, unix_time).map_err(step("timestamps"))?;
+        let upper = contents[o.index]
+            .take()
+            .expect("a mounted partition has its tree");
+        let out = work.join(format!("partition{}.diff", o.index));
+        overlay::write_diff(o, &upper, &out, Some(unix_time)).map_err(step("OverlayBaseImage"))?;
+        parts[o.index].diff = Some(out);
     }
     for (p, content) in parts.iter().zip(&contents) {
         let Some(kind) = p.fs else { continue };
@@ -262,7 +305,7 @@ pub fn build_disk(
             });
         }
     }
-    if req.root.system.boot_type == kiln_config::model::BootType::Legacy {
+    if req.root.system.boot_type == kiln_config::model::BootType::Legacy && !root_overlay {
         progress("installing GRUB's BIOS boot code");
         let rpm = req.grub_pc.ok_or_else(|| Error {
             step: "bootloader",
@@ -294,21 +337,18 @@ pub fn build_disk(
 }
 
 /// The `/etc/fstab` lines: every mounted partition by its MountIdentifier (an encrypted root by
-/// its mapper device), swap by UUID.
+/// its mapper device; overlays left out, as upstream), swap by UUID.
 fn fstab_text(
     sc: &SystemConfig,
     parts: &[BuiltPartition],
     encrypted_root: bool,
+    overlay_mounts: &[&str],
 ) -> Result<String, Error> {
     let mounts: Vec<Mount> = parts
         .iter()
-        .filter(|p| !p.mount_point.is_empty())
+        .filter(|p| !p.mount_point.is_empty() && !overlay_mounts.contains(&p.mount_point.as_str()))
         .map(|p| {
-            let setting = sc
-                .partition_settings
-                .iter()
-                .find(|s| s.id == p.id)
-                .expect("mounted partitions have settings");
+            let setting = sc.setting(&p.id).expect("mounted partitions have settings");
             Mount {
                 partition: &p.id,
                 mount_point: &p.mount_point,
@@ -415,4 +455,50 @@ pub fn dump_partition(disk: &Path, p: &BuiltPartition, out: &Path) -> std::io::R
         at += n as u64;
     }
     tmp.commit()
+}
+
+/// Upstream's rdiff partition artifact: `rdiff signature <base> sig` then `rdiff delta sig
+/// <partition> <out>` (librsync), with the partition's bytes copied out of `disk` into `work`
+/// (upstream reads the partition's device). Written under a temporary name, renamed when whole.
+pub fn rdiff_partition(
+    disk: &Path,
+    p: &BuiltPartition,
+    base: &Path,
+    out: &Path,
+    work: &Path,
+) -> Result<(), String> {
+    if !base.is_file() {
+        return Err(format!("RdiffBaseImage {} is not a file", base.display()));
+    }
+    let part = work.join(format!("partition{}.raw", p.index));
+    let sig = work.join(format!("partition{}.rdiff-signature", p.index));
+    dump_partition(disk, p, &part).map_err(|e| format!("{}: {e}", part.display()))?;
+    let rdiff = |args: &[&std::ffi::OsStr]| -> Result<(), String> {
+        let o = std::process::Command::new("rdiff")
+            .args(args)
+            .output()
+            .map_err(|e| format!("cannot run rdiff (Debian package rdiff): {e}"))?;
+        if !o.status.success() {
+            return Err(format!(
+                "rdiff {} failed: {}",
+                args.iter()
+                    .find(|a| !a.to_string_lossy().starts_with('-'))
+                    .map_or(String::new(), |a| a.to_string_lossy().into_owned()),
+                String::from_utf8_lossy(&o.stderr).trim()
+            ));
+        }
+        Ok(())
+    };
+    rdiff(&["signature".as_ref(), base.as_os_str(), sig.as_os_str()])?;
+    let tmp = kiln_formats::OutFile::create(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    rdiff(&[
+        "--force".as_ref(),
+        "delta".as_ref(),
+        sig.as_os_str(),
+        part.as_os_str(),
+        tmp.temp_path().as_os_str(),
+    ])?;
+    let _ = std::fs::remove_file(&part);
+    let _ = std::fs::remove_file(&sig);
+    tmp.commit().map_err(|e| format!("{}: {e}", out.display()))
 }
