@@ -9,7 +9,7 @@ mod common;
 #[path = "../../kiln-crypt/tests/support/mod.rs"]
 mod crypt_oracles;
 
-use common::{demo_config, kiln, sample_repo, stderr};
+use common::{kiln, stderr};
 use crypt_oracles::{check_luks_dump, ok, python_decrypt, test_passphrase};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -89,20 +89,7 @@ fn an_encrypted_root_opens_with_the_password_and_the_images_key_file() {
     let work = tempfile::tempdir().unwrap();
     let config = encrypted_config(work.path());
     let out = work.path().join("out");
-    let base = demo_config("demo-efi.json").parent().unwrap().to_path_buf();
-    let o = kiln()
-        .arg("compose")
-        .arg("--config")
-        .arg(&config)
-        .arg("--base-dir")
-        .arg(&base)
-        .arg("--repo")
-        .arg(sample_repo())
-        .arg("--output-dir")
-        .arg(&out)
-        .env("SOURCE_DATE_EPOCH", "1700000000")
-        .output()
-        .unwrap();
+    let o = common::compose_based(&config, Some(&common::imageconfigs()), &out);
     assert!(o.status.success(), "{}", stderr(&o));
     // The busybox sample has no dracut: the build says its initramfs cannot unlock the root.
     assert!(
@@ -199,4 +186,112 @@ fn an_encrypted_root_opens_with_the_password_and_the_images_key_file() {
         .arg("::/boot/grub2/grub.cfg")
         .env("MTOOLS_SKIP_CHECK", "1"));
     assert!(cfg.starts_with("cryptomount -a\n"), "{cfg}");
+}
+
+/// The realistic distribution (`make distro`).
+fn distro_repo() -> PathBuf {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../out/RPMS");
+    assert!(repo.join("repodata").is_dir(), "run `make distro` first");
+    repo
+}
+
+/// An encrypted config of the realistic distribution: upstream's core package list plus what
+/// unlocking needs, a plain /boot (GRUB needs no password) and the root on LUKS + LVM. For
+/// `legacy`, a BIOS boot partition where `efi` has its ESP.
+fn realistic_config(dir: &Path, boot_type: &str, grub_mkconfig: bool) -> PathBuf {
+    let (first, first_setting) = if boot_type == "efi" {
+        (
+            serde_json::json!({"ID": "esp", "Flags": ["esp", "boot"], "Start": 1, "End": 9,
+                               "FsType": "fat32"}),
+            serde_json::json!({"ID": "esp", "MountPoint": "/boot/efi",
+                               "MountOptions": "umask=0077"}),
+        )
+    } else {
+        (
+            serde_json::json!({"ID": "biosgrub", "Flags": ["grub"], "Start": 1, "End": 9,
+                               "FsType": "fat32"}),
+            serde_json::json!({"ID": "biosgrub", "MountPoint": ""}),
+        )
+    };
+    let config = serde_json::json!({
+        "Disks": [{
+            "PartitionTableType": "gpt",
+            "MaxSize": 2048,
+            "Artifacts": [{"Name": "encrypted", "Type": "raw"}],
+            "Partitions": [
+                first,
+                {"ID": "boot", "Start": 9, "End": 265, "FsType": "ext4"},
+                {"ID": "rootfs", "Flags": ["dmroot"], "Start": 265, "End": 0, "FsType": "ext4"}
+            ]
+        }],
+        "SystemConfigs": [{
+            "Name": "Encrypted",
+            "BootType": boot_type,
+            "Hostname": "kiln-crypt",
+            "EnableGrubMkconfig": grub_mkconfig,
+            "PartitionSettings": [
+                first_setting,
+                {"ID": "boot", "MountPoint": "/boot"},
+                {"ID": "rootfs", "MountPoint": "/"}
+            ],
+            "PackageLists": ["packagelists/core-packages-image.json"],
+            // dracut's crypt-gpg module (upstream's --add list) needs gpg; the realistic
+            // distribution has it under its Debian name.
+            "Packages": ["cryptsetup", "lvm2", "dracut", "gpg"],
+            "KernelOptions": {"default": "kernel"},
+            "KernelCommandLine": {"ExtraCommandLine": "console=ttyS0"},
+            "Users": [{"Name": "kiln", "Password": "kiln"}],
+            "Encryption": {"Enable": true, "Password": PASSWORD}
+        }]
+    });
+    let path = dir.join(format!("encrypted-{boot_type}.json"));
+    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    path
+}
+
+/// Builds the realistic encrypted config and boots it: dracut opens LUKS with the key file in
+/// the initramfs (no password asked), LVM activates cryptVG/root, and the login shows it as `/`.
+fn realistic_boot(boot_type: &str, firmware: &str, grub_mkconfig: bool) {
+    let work = tempfile::tempdir().unwrap();
+    let config = realistic_config(work.path(), boot_type, grub_mkconfig);
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/azl-compat/imageconfigs");
+    let o = kiln()
+        .args(common::build_args(&config, &distro_repo(), work.path()))
+        .arg("--base-dir")
+        .arg(&corpus)
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    common::boot_test(
+        &work.path().join("images/encrypted.raw"),
+        firmware,
+        "virtio",
+        &["cat /proc/mounts", "lsblk -rno TYPE,NAME"],
+        &[
+            "/dev/mapper/cryptVG-root / ext4",
+            "crypt luks-",
+            "lvm cryptVG-root",
+        ],
+    );
+}
+
+#[test]
+fn a_realistic_encrypted_root_boots_under_seabios_and_unlocks_with_its_key_file() {
+    realistic_boot("legacy", "bios", false);
+}
+
+#[test]
+#[ignore = "grub2-mkconfig fails in the build sandbox (grub-probe: failed to get canonical path \
+            of the root device), for every realistic image: being fixed on main"]
+fn a_realistic_encrypted_root_with_grub2_mkconfig_boots() {
+    realistic_boot("legacy", "bios", true);
+}
+
+#[test]
+#[ignore = "the realistic distribution's shim package ships fbx64.efi beside BOOTX64.EFI: shim \
+            starts the fallback loader, which finds no BOOTX64.CSV and resets the machine \
+            (every realistic UEFI image, not encryption)"]
+fn a_realistic_encrypted_root_boots_under_ovmf() {
+    realistic_boot("efi", "uefi", false);
 }
