@@ -220,6 +220,9 @@ fn compose_lines(
         fstab: None,
         run: args.sandbox.run_options(),
         repo_snapshot_time: args.repo_snapshot_time,
+        // A disk image's encrypted root is set up by kiln-imager.
+        encryption: None,
+        overlay_mounts: &[],
     };
     if disk_image {
         // GRUB's BIOS boot code comes from the grub2-pc package, fetched as build tooling.
@@ -259,24 +262,15 @@ fn compose_lines(
 }
 
 /// Builds a disk config's image in a temporary work folder beside the outputs and moves out what
-/// upstream's imager leaves: `disk0.raw` (when the disk has Artifacts) and
-/// `disk0.partition<i>.raw` for `ext4` partition artifacts. Returns the output names.
+/// upstream's imager leaves: `disk0.raw` (when the disk has Artifacts), and per partition
+/// artifact `disk0.partition<i>.raw` (`ext4`), `.diff` (the overlay's changes, with
+/// OverlayBaseImage) or `.rdiff` (an rdiff delta from RdiffBaseImage). Returns the output names.
 fn build_disk_outputs(
     req: &kiln_imager::Request,
     out: &std::path::Path,
     report: &mut dyn FnMut(&str),
 ) -> Result<Vec<String>, String> {
     let disk = &req.config.disks[0];
-    for (i, p) in disk.partitions.iter().enumerate() {
-        for a in &p.artifacts {
-            if matches!(a.ty.as_str(), "diff" | "rdiff") {
-                return Err(format!(
-                    "partition {i} ({}): {} partition artifacts are not supported yet",
-                    p.id, a.ty
-                ));
-            }
-        }
-    }
     // A temporary work folder beside the outputs (removed when dropped).
     let work = kiln_formats::files::TempDir::create(&out.join("build"))
         .map_err(|e| format!("cannot create a folder in {}: {e}", out.display()))?;
@@ -284,14 +278,50 @@ fn build_disk_outputs(
         let built = kiln_imager::build_disk(req, work.path(), report).map_err(|e| e.to_string())?;
         let mut outputs = Vec::new();
         for p in &built.partitions {
-            let wants_dump = disk.partitions[p.index]
+            let setting = req.root.system.setting(&p.id);
+            let types: Vec<&str> = disk.partitions[p.index]
                 .artifacts
                 .iter()
-                .any(|a| a.ty == "ext4");
-            if wants_dump {
+                .map(|a| a.ty.as_str())
+                .collect();
+            if types.contains(&"ext4") {
                 let name = format!("disk0.partition{}.raw", p.index);
                 kiln_imager::dump_partition(&built.disk, p, &out.join(&name))
                     .map_err(|e| format!("{name}: {e}"))?;
+                outputs.push(name);
+            }
+            if types.contains(&"diff") {
+                let name = format!("disk0.partition{}.diff", p.index);
+                let diff = p.diff.as_ref().ok_or_else(|| {
+                    format!(
+                        "partition {} ({}): a diff artifact is the overlay of a diff-disk build: \
+                         its PartitionSetting needs an OverlayBaseImage",
+                        p.index, p.id
+                    )
+                })?;
+                std::fs::rename(diff, out.join(&name)).map_err(|e| format!("{name}: {e}"))?;
+                outputs.push(name);
+            }
+            if types.contains(&"rdiff") {
+                let name = format!("disk0.partition{}.rdiff", p.index);
+                let base = setting
+                    .map(|s| s.rdiff_base_image.as_str())
+                    .filter(|b| !b.is_empty())
+                    .ok_or_else(|| {
+                        format!(
+                            "partition {} ({}): an rdiff artifact needs its PartitionSetting's \
+                             RdiffBaseImage (the image the delta is taken from)",
+                            p.index, p.id
+                        )
+                    })?;
+                kiln_imager::rdiff_partition(
+                    &built.disk,
+                    p,
+                    std::path::Path::new(base),
+                    &out.join(&name),
+                    work.path(),
+                )
+                .map_err(|e| format!("{name}: {e}"))?;
                 outputs.push(name);
             }
         }

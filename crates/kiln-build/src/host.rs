@@ -38,6 +38,7 @@ pub const GRUB_MKIMAGE: Tool = tool(
     "makes the legacy BIOS core image",
 );
 pub const RPM2CPIO: Tool = tool("rpm2cpio", "rpm", "unpacks grub2-pc's BIOS modules");
+pub const RDIFF: Tool = tool("rdiff", "rdiff", "makes rdiff partition artifacts");
 pub const MKSQUASHFS: Tool = tool("mksquashfs", "squashfs-tools", "makes squashfs artifacts");
 
 /// The programs composing `config`'s image runs on the host (not in the image).
@@ -61,6 +62,22 @@ pub fn compose_tools(config: &Config) -> Vec<Tool> {
     }
     if sc.boot_type == BootType::Legacy {
         tools.extend_from_slice(&[GRUB_MKIMAGE, RPM2CPIO]);
+    }
+    if sc
+        .partition_settings
+        .iter()
+        .any(|s| !s.overlay_base_image.is_empty())
+    {
+        tools.push(DEBUGFS); // reads the base images
+    }
+    let rdiff = config
+        .disks
+        .iter()
+        .flat_map(|d| &d.partitions)
+        .flat_map(|p| &p.artifacts)
+        .any(|a| a.ty == "rdiff");
+    if rdiff {
+        tools.push(RDIFF);
     }
     dedup(tools)
 }

@@ -41,7 +41,7 @@ fn remove_if_there(root: &ImageRoot, path: &str) -> Result<(), Error> {
 
 /// Runs `argv` in the sandbox; a failure or a non-zero status is an error naming `what` with
 /// the end of the output.
-fn run_in(
+pub(crate) fn run_in(
     sandbox: &kiln_sandbox::Sandbox,
     argv: &[&str],
     what: &str,

@@ -569,6 +569,11 @@ impl SystemConfig {
             .iter()
             .find(|s| s.mount_point == mount_point)
     }
+
+    /// The partition setting of the partition `id`.
+    pub fn setting(&self, id: &str) -> Option<&PartitionSetting> {
+        self.partition_settings.iter().find(|s| s.id == id)
+    }
 }
 
 /// A config loaded from a file, with host paths made absolute.

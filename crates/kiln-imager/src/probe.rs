@@ -23,7 +23,12 @@ use kiln_sandbox::DevEntry;
 pub struct ProbedDisk<'a> {
     pub table: PartitionTableType,
     pub partitions: &'a [BuiltPartition],
+    /// The LUKS UUID when the root filesystem is on `cryptVG/root` inside the root partition.
+    pub encrypted_root: Option<&'a str>,
 }
+
+/// The device of an encrypted root (an LVM volume on LUKS).
+const CRYPT_ROOT: &str = "/dev/mapper/cryptVG-root";
 
 /// One filesystem the probe can answer for.
 struct Device {
@@ -54,6 +59,31 @@ impl ProbedDisk<'_> {
                 let uuid = p.fs_uuid.to_ascii_lowercase();
                 let part = format!("{map}{}", p.number);
                 let path = format!("{DISK}{}", p.number);
+                if let (Some(luks), "/") = (self.encrypted_root, p.mount_point.as_str()) {
+                    // What grub-probe says of an LV on LUKS: GRUB reaches it through its
+                    // cryptodisk and lvm modules, not a partition.
+                    return Some(Device {
+                        answers: vec![
+                            ("device", CRYPT_ROOT.into()),
+                            ("disk", CRYPT_ROOT.into()),
+                            ("fs", fs.into()),
+                            ("fs_uuid", uuid),
+                            ("fs_label", String::new()),
+                            ("partuuid", String::new()),
+                            ("partmap", map.into()),
+                            ("abstraction", "luks cryptodisk lvm".into()),
+                            (
+                                "cryptodisk_uuid",
+                                luks.replace('-', "").to_ascii_lowercase(),
+                            ),
+                            ("drive", "(lvm/cryptVG-root)".into()),
+                            ("compatibility_hint", "lvm/cryptVG-root".into()),
+                            ("hints_string", String::new()),
+                        ],
+                        path: CRYPT_ROOT.into(),
+                        mount_point: p.mount_point.clone(),
+                    });
+                }
                 Some(Device {
                     answers: vec![
                         ("device", path.clone()),
@@ -226,6 +256,7 @@ mod tests {
             fs_uuid: uuid.into(),
             partuuid: format!("0000000{number}-AAAA-BBBB-CCCC-DDDDDDDDDDDD"),
             partlabel: String::new(),
+            diff: None,
         }
     }
 
@@ -259,6 +290,7 @@ mod tests {
         let disk = ProbedDisk {
             table: PartitionTableType::Gpt,
             partitions: &parts,
+            encrypted_root: None,
         };
         let probe = disk.probe_script();
         let ask = |args: &[&str]| sh(&probe, args);
@@ -328,6 +360,7 @@ mod tests {
         let disk = ProbedDisk {
             table: PartitionTableType::Mbr,
             partitions: &parts,
+            encrypted_root: None,
         };
         let probe = disk.probe_script();
         assert_eq!(
@@ -335,5 +368,37 @@ mod tests {
             (true, "hd0,msdos5".into())
         );
         assert_eq!(sh(&probe, &["-t", "partmap", "/"]), (true, "msdos".into()));
+    }
+
+    #[test]
+    fn an_encrypted_root_is_an_lvm_volume_on_luks() {
+        let parts = [
+            part(1, "/boot/efi", FsKind::Vfat, "ABCD-0123"),
+            part(2, "/boot", FsKind::Ext4, "b"),
+            part(3, "/", FsKind::Ext4, "r"),
+        ];
+        let disk = ProbedDisk {
+            table: PartitionTableType::Gpt,
+            partitions: &parts,
+            encrypted_root: Some("AAAA-BB"),
+        };
+        let probe = disk.probe_script();
+        let ask = |args: &[&str]| sh(&probe, args);
+        assert_eq!(ask(&["-t", "device", "/"]), (true, CRYPT_ROOT.into()));
+        assert_eq!(ask(&["-t", "device", "/boot"]), (true, "/dev/sda2".into()));
+        assert_eq!(
+            ask(&["-d", CRYPT_ROOT, "-t", "abstraction"]),
+            (true, "luks cryptodisk lvm".into())
+        );
+        assert_eq!(
+            ask(&["-d", CRYPT_ROOT, "-t", "cryptodisk_uuid"]),
+            (true, "aaaabb".into())
+        );
+        let dev = disk.dev_entries();
+        assert!(dev.contains(&("mapper/cryptVG-root".into(), DevEntry::Placeholder)));
+        assert!(dev.contains(&(
+            "disk/by-uuid/r".into(),
+            DevEntry::Symlink("../../mapper/cryptVG-root".into())
+        )));
     }
 }

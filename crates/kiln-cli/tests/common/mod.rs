@@ -56,11 +56,23 @@ pub fn rpms_named(dir: &Path, prefix: &str) -> String {
 
 /// `kiln compose` of `config` from the sample repository into `out` (SOURCE_DATE_EPOCH set).
 pub fn compose(config: &Path, out: &Path) -> Output {
-    kiln()
-        .arg("compose")
-        .arg("--config")
-        .arg(config)
-        .arg("--repo")
+    compose_based(config, None, out)
+}
+
+/// kiln's own `imageconfigs/` (package lists, scripts, files of the demo configs).
+pub fn imageconfigs() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../imageconfigs")
+}
+
+/// As [`compose`], with the config's relative paths resolved in `base` (`--base-dir`), e.g.
+/// [`imageconfigs`] for a config written elsewhere that names the demo package lists.
+pub fn compose_based(config: &Path, base: Option<&Path>, out: &Path) -> Output {
+    let mut cmd = kiln();
+    cmd.arg("compose").arg("--config").arg(config);
+    if let Some(base) = base {
+        cmd.arg("--base-dir").arg(base);
+    }
+    cmd.arg("--repo")
         .arg(sample_repo())
         .arg("--output-dir")
         .arg(out)
