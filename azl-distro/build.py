@@ -414,6 +414,11 @@ def build_pkg(p, stage, meta, fs_dirs, work, macros_file, payload_hint, uname_r)
             head.append(f"{key.capitalize()}: {v}")
     for v in sorted(set(old_paths)):
         head.append(f"Provides: {v}")
+    # Azure's specs say %{?systemd_requires} beside %systemd_post: systemd (and through it the
+    # presets) is installed first, so a unit is enabled or not as the presets say.
+    if "%systemd_post" in c.get("scriptlets", "") and p.name != "systemd":
+        head += ["Requires(post): systemd", "Requires(preun): systemd",
+                 "Requires(postun): systemd"]
     excl = c.get("requires_exclude", [])
     if excl:
         head.append("%global __requires_exclude ^(" + "|".join(excl) + ")")
