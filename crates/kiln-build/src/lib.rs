@@ -18,6 +18,7 @@
 #![allow(clippy::result_large_err)]
 
 mod build;
+pub mod cache;
 mod compose;
 mod convert;
 mod error;
@@ -29,6 +30,7 @@ mod plan;
 mod roast;
 pub mod sources;
 mod summary;
+pub mod uptodate;
 mod validate;
 pub mod workdirs;
 
