@@ -27,7 +27,6 @@
 //! made; nothing runs inside the image.
 
 use kiln_compose::package_root::{digest_file, PackageRootCache};
-use sha2::{Digest, Sha256};
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -175,14 +174,15 @@ impl PackageRootCache for PackageRoots {
 
 /// The entry name of a manifest: its SHA-256 with the kiln binary's.
 fn key(manifest: &str) -> String {
-    let mut h = Sha256::new();
-    h.update(kiln_fingerprint().as_bytes());
-    h.update([0]);
-    h.update(manifest.as_bytes());
-    h.finalize()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    let text = format!("{}\0{manifest}", kiln_fingerprint());
+    let mut hex = sha256_hex(&text);
+    hex.truncate(32);
+    hex
+}
+
+/// The SHA-256 of a text, in hex.
+pub(crate) fn sha256_hex(text: &str) -> String {
+    kiln_repo::Checksum::compute("sha256", text.as_bytes()).expect("reading memory cannot fail")
 }
 
 /// The SHA-256 of the running kiln binary (computed once).
@@ -190,6 +190,7 @@ pub fn kiln_fingerprint() -> &'static str {
     static FINGERPRINT: OnceLock<String> = OnceLock::new();
     FINGERPRINT.get_or_init(|| {
         std::env::current_exe()
+            .map_err(|e| e.to_string())
             .and_then(|exe| digest_file(&exe))
             .unwrap_or_else(|e| format!("unknown kiln binary ({e})"))
     })

@@ -16,7 +16,6 @@
 //! its artifacts are in place, so it never describes artifacts it did not see made.
 
 use kiln_compose::package_root::digest_file;
-use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -62,8 +61,7 @@ pub fn key(k: &Key) -> String {
         "SOURCE_DATE_EPOCH",
         &std::env::var("SOURCE_DATE_EPOCH").ok(),
     );
-    let digest = Sha256::digest(m.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    crate::cache::sha256_hex(&m)
 }
 
 /// A file's mode and content digest; a directory's entries', sorted, recursively.

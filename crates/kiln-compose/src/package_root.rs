@@ -16,9 +16,7 @@
 
 use crate::install::{RpmSettings, Stage};
 use crate::rootfs::Inputs;
-use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
-use std::io::Read;
 use std::path::Path;
 
 /// Where package roots are kept between builds. `manifest` is what [`manifest`] wrote: equal
@@ -89,18 +87,9 @@ fn host_rpm_version() -> String {
 }
 
 /// The SHA-256 of a file, in hex.
-pub fn digest_file(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex(&hasher.finalize()))
+pub fn digest_file(path: &Path) -> Result<String, String> {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    kiln_repo::Checksum::compute("sha256", file).map_err(|e| e.to_string())
 }
 
 fn hex(bytes: &[u8]) -> String {
