@@ -242,7 +242,8 @@ fn stages(
             },
             on_event,
         )?;
-        // Every host program the build will run, before any work.
+        // Every artifact format and host program the build will use, before any work.
+        crate::roast::check_formats(validated.config(), Stage::Validate)?;
         let mut tools = crate::host::compose_tools(validated.config());
         tools.extend(crate::host::roast_tools(validated.config()));
         crate::host::require(&tools, Stage::Validate)?;
