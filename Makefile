@@ -26,11 +26,13 @@ KILN_VERBOSITY = $(if $(filter panic fatal error warn,$(LOG_LEVEL)),-q,$(if $(fi
 IMAGE_CONFIG    = $(or $(CONFIG_FILE),$(DEFAULT_CONFIG))
 CONFIG_BASE_DIR ?= $(dir $(IMAGE_CONFIG))
 
-.PHONY: image iso validate-image-config test lint host-deps kiln sample-repo distro distro-check fuzz bench clean clean-downloads
+.PHONY: image iso validate-image-config test lint host-deps kiln sample-repo distro distro-check fuzz bench clean clean-downloads clean-cache
 
-# The kiln binary and its upstream-named links. Cargo rebuilds only what changed.
+# The kiln binary and its upstream-named links. Cargo rebuilds only what changed. Without
+# SOURCE_DATE_EPOCH: the C dependencies' build scripts rerun when it changes (the cc crate
+# watches it), and a reproducible image build must not recompile kiln.
 kiln:
-	@$(CARGO) build --release --locked -q -p kiln-cli
+	@env -u SOURCE_DATE_EPOCH $(CARGO) build --release --locked -q -p kiln-cli
 	@mkdir -p $(BIN_DIR)
 	@install -m 0755 target/release/kiln $(KILN).tmp.$$$$ && mv -f $(KILN).tmp.$$$$ $(KILN)
 	@ln -sf kiln $(BIN_DIR)/imageconfigvalidator
@@ -45,8 +47,14 @@ validate-image-config: kiln
 
 # `make image` = `kiln build`: validate, fetch, compose, roast into out/images/<config>/.
 # Without CONFIG_FILE it builds the offline demo from the sample repository (built if needed);
-# with one, the sources are upstream's: out/RPMS when it exists, REPO_LIST .repo files, and the
-# Azure Linux repositories unless DISABLE_UPSTREAM_REPOS=y.
+# with one, the sources are upstream's: out/RPMS (RPMS_DIR) when it exists, REPO_LIST .repo files, and the
+# Azure Linux repositories unless DISABLE_UPSTREAM_REPOS=y. An unchanged build says "up to date"
+# and makes nothing; a rebuild that changes only what comes after the package install restores
+# the installed packages from out/cache/package-roots (docs/cache.md). KILN_BUILD_FLAGS=--no-cache
+# builds everything anew.
+KILN_BUILD_FLAGS ?=
+# Locally built packages (upstream's RPMS_DIR): the realistic distribution, `make distro`.
+RPMS_DIR        ?= $(OUT_DIR)/RPMS
 RELEASE_VERSION ?=
 IMAGE_TAG       ?=
 BUILD_ID        ?=
@@ -55,14 +63,14 @@ BUILD_ID        ?=
 USE_SAMPLE_REPO = $(or $(if $(CONFIG_FILE),,y),$(filter y,$(SAMPLE_REPO)))
 IMAGE_SOURCES = $(if $(USE_SAMPLE_REPO),--repo $(OUT_DIR)/sample-repo) \
 	$(if $(CONFIG_FILE),,--disable-upstream-repos) \
-	$(if $(USE_SAMPLE_REPO),,$(if $(wildcard $(OUT_DIR)/RPMS),--rpm-dir $(OUT_DIR)/RPMS)) \
+	$(if $(USE_SAMPLE_REPO),,$(if $(wildcard $(RPMS_DIR)),--rpm-dir $(RPMS_DIR))) \
 	$(foreach f,$(REPO_LIST),--repo-file $(f)) \
 	$(if $(filter y,$(DISABLE_UPSTREAM_REPOS)),--disable-upstream-repos)
 image: kiln $(if $(USE_SAMPLE_REPO),sample-repo)
 	@scripts/install-host-deps.sh build
 	@$(KILN) build --config $(IMAGE_CONFIG) $(IMAGE_SOURCES) --base-dir $(CONFIG_BASE_DIR) \
 		--release-version "$(RELEASE_VERSION)" --image-tag "$(IMAGE_TAG)" --build-number "$(BUILD_ID)" \
-		--color $(LOG_COLOR) $(KILN_VERBOSITY)
+		--color $(LOG_COLOR) $(KILN_VERBOSITY) $(KILN_BUILD_FLAGS)
 
 iso: kiln
 	@test -n "$(CONFIG_FILE)" || { echo "Must set CONFIG_FILE="; exit 1; }
@@ -101,6 +109,7 @@ test: host-deps lint kiln sample-repo
 	$(CARGO) test --workspace --locked
 	$(PYTHON) tests/check_schema.py $(KILN)
 	tests/sample-repo-check.sh $(OUT_DIR)/sample-repo
+	tests/make-check.sh
 
 # Fuzz a parser: FUZZ_TARGET=config|kickstart|verify|imageread|rpmdep|repodata|rpmheader|cpio (needs `cargo install cargo-fuzz`; the
 # stable toolchain is used in bootstrap mode).
@@ -122,14 +131,19 @@ bench: kiln
 	scripts/bench-formats.sh $(KILN)
 	scripts/bench-resolve.sh $(KILN)
 	scripts/bench-build.sh $(KILN)
+	scripts/bench-rebuild.sh $(KILN)
 	scripts/bench-sandbox.sh
 	scripts/bench-encrypt.sh
 	scripts/bench-iso.sh
 
 # Downloads stay: they live in the machine-wide cache (/var/cache/kiln, or $KILN_DEB_CACHE),
-# which `make clean-downloads` empties.
+# which `make clean-downloads` empties. The package-root cache is in out/ and goes with it;
+# `make clean-cache` removes only it.
 clean:
 	rm -rf $(OUT_DIR)
+
+clean-cache:
+	rm -rf $(OUT_DIR)/cache/package-roots
 
 clean-downloads:
 	rm -rf $(or $(KILN_DEB_CACHE),/var/cache/kiln/debs)

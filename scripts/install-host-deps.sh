@@ -62,13 +62,18 @@ for arg in "$@"; do
 done
 [[ ${#groups[@]} -gt 0 ]] || { echo "usage: $0 [--check] GROUP... (known: ${!GROUP_PACKAGES[*]})" >&2; exit 2; }
 
-missing=()
+# One dpkg-query for every package (a no-op `make image` runs this script each time).
+wanted=()
 for g in "${groups[@]}"; do
-    for pkg in ${GROUP_PACKAGES[$g]}; do
-        if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
-            missing+=("$pkg")
-        fi
-    done
+    wanted+=(${GROUP_PACKAGES[$g]})
+done
+declare -A installed=()
+while IFS=$'\t' read -r pkg status; do
+    [[ $status == 'install ok installed' ]] && installed[$pkg]=1
+done < <(dpkg-query -W -f='${Package}\t${Status}\n' "${wanted[@]}" 2>/dev/null || true)
+missing=()
+for pkg in "${wanted[@]}"; do
+    [[ -n "${installed[$pkg]+x}" ]] || missing+=("$pkg")
 done
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 

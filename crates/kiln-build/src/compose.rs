@@ -27,6 +27,9 @@ pub struct ComposeRequest {
     pub sandbox: SandboxOptions,
     /// `--repo-snapshot-time`: written into the image's tdnf.conf as upstream's imager does.
     pub repo_snapshot_time: Option<u64>,
+    /// The incremental cache's folder (see [`crate::cache`]); `None`: packages are always
+    /// installed.
+    pub package_cache: Option<PathBuf>,
 }
 
 /// How programs run for the image (rpm scriptlets, scripts, setfiles, grub2-mkconfig): always in
@@ -78,6 +81,8 @@ fn require_root(what: &str) -> Result<(), String> {
 pub struct Composed {
     pub outputs: Vec<String>,
     pub packages: Vec<kiln_repo::Package>,
+    /// Whether the package root came from the cache (`None`: no cache was asked for).
+    pub package_root: Option<crate::cache::Outcome>,
 }
 
 /// The compose stage: the first SystemConfig of the config composed from `req.repos` into
@@ -210,54 +215,65 @@ fn compose_lines(
     std::fs::create_dir_all(&args.output_dir)
         .map_err(|e| format!("cannot create {}: {e}", args.output_dir.display()))?;
     crate::workdirs::sweep(&args.output_dir, report)?;
-    let inputs = Inputs {
-        system: sc,
-        packages: &files,
-        early: &early,
-        base_dir: &loaded.base_dir,
-        identity: &identity,
-        build_number: &args.build_number,
-        fstab: None,
-        run: args.sandbox.run_options(),
-        repo_snapshot_time: args.repo_snapshot_time,
-        // A disk image's encrypted root is set up by kiln-imager.
-        encryption: None,
-        overlay_mounts: &[],
-    };
-    if disk_image {
-        // GRUB's BIOS boot code comes from the grub2-pc package, fetched as build tooling.
-        let grub_pc = pool
-            .by_name("grub2-pc")
-            .into_iter()
-            .next()
-            .map(|id| source_dir(id).join(&pool.package(id).location));
-        let req = kiln_imager::Request {
-            config: &loaded.config,
-            root: inputs,
-            grub_pc: grub_pc.as_deref(),
+    let cache = args
+        .package_cache
+        .as_ref()
+        .map(crate::cache::PackageRoots::new);
+    let result = (|| -> Result<Vec<String>, String> {
+        let inputs = Inputs {
+            system: sc,
+            packages: &files,
+            early: &early,
+            base_dir: &loaded.base_dir,
+            identity: &identity,
+            build_number: &args.build_number,
+            fstab: None,
+            run: args.sandbox.run_options(),
+            repo_snapshot_time: args.repo_snapshot_time,
+            // A disk image's encrypted root is set up by kiln-imager.
+            encryption: None,
+            overlay_mounts: &[],
+            package_cache: cache
+                .as_ref()
+                .map(|c| c as &dyn kiln_compose::package_root::PackageRootCache),
         };
-        return build_disk_outputs(&req, &args.output_dir, report)
-            .map(|outputs| Composed {
-                outputs,
-                packages: installed,
-            })
-            .map_err(|e| format!("composing {}: {e}", sc.name));
-    }
+        if disk_image {
+            // GRUB's BIOS boot code comes from the grub2-pc package, fetched as build tooling.
+            let grub_pc = pool
+                .by_name("grub2-pc")
+                .into_iter()
+                .next()
+                .map(|id| source_dir(id).join(&pool.package(id).location));
+            let req = kiln_imager::Request {
+                config: &loaded.config,
+                root: inputs,
+                grub_pc: grub_pc.as_deref(),
+            };
+            return build_disk_outputs(&req, &args.output_dir, report);
+        }
 
-    // Populate a temporary folder beside it, then give it its final name (dropped: removed).
-    let staging = kiln_formats::files::TempDir::create(&rootfs).map_err(|e| {
-        format!(
-            "cannot create a folder in {}: {e}",
-            args.output_dir.display()
-        )
-    })?;
-    populate(staging.path(), &inputs, report).map_err(|e| format!("composing {}: {e}", sc.name))?;
-    staging
-        .persist(&rootfs)
-        .map_err(|e| format!("{}: {e}", rootfs.display()))?;
+        // Populate a temporary folder beside it, then give it its final name (dropped: removed).
+        let staging = kiln_formats::files::TempDir::create(&rootfs).map_err(|e| {
+            format!(
+                "cannot create a folder in {}: {e}",
+                args.output_dir.display()
+            )
+        })?;
+        populate(staging.path(), &inputs, report).map_err(|e| e.to_string())?;
+        staging
+            .persist(&rootfs)
+            .map_err(|e| format!("{}: {e}", rootfs.display()))?;
+        Ok(vec!["rootfs".to_string()])
+    })();
+    if let Some(cache) = &cache {
+        for note in cache.take_notes() {
+            report(&note);
+        }
+    }
     Ok(Composed {
-        outputs: vec!["rootfs".to_string()],
+        outputs: result.map_err(|e| format!("composing {}: {e}", sc.name))?,
         packages: installed,
+        package_root: cache.and_then(|c| c.outcome()),
     })
 }
 

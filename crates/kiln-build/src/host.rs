@@ -173,4 +173,46 @@ mod tests {
         );
         assert_eq!(e.kind, ErrorKind::MissingTool);
     }
+
+    /// `make image` runs `scripts/install-host-deps.sh build` first: that group must hold the
+    /// package of every program a build of a demo or upstream config checks for (a fresh
+    /// machine once lacked mkfs.vfat for demo-efi's ESP).
+    #[test]
+    fn the_build_host_packages_cover_every_configs_programs() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let script = std::fs::read_to_string(repo.join("scripts/install-host-deps.sh")).unwrap();
+        let group: Vec<&str> = script
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("[build]=\""))
+            .and_then(|l| l.strip_suffix('"'))
+            .expect("install-host-deps.sh has a build group")
+            .split_whitespace()
+            .collect();
+        let mut configs = 0;
+        for dir in ["imageconfigs", "tests/azl-compat/imageconfigs"] {
+            for entry in std::fs::read_dir(repo.join(dir)).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_none_or(|e| e != "json") {
+                    continue;
+                }
+                let Ok((loaded, _)) = kiln_config::load(&path, None) else {
+                    continue;
+                };
+                configs += 1;
+                let mut tools = compose_tools(&loaded.config);
+                tools.extend(roast_tools(&loaded.config));
+                for t in tools {
+                    assert!(
+                        group.contains(&t.package),
+                        "{}: {} needs the Debian package {}, which install-host-deps.sh's build \
+                         group lacks",
+                        path.display(),
+                        t.program,
+                        t.package
+                    );
+                }
+            }
+        }
+        assert!(configs > 10, "{configs} configs read");
+    }
 }

@@ -18,6 +18,7 @@
 #![allow(clippy::result_large_err)]
 
 mod build;
+pub mod cache;
 mod compose;
 mod convert;
 mod error;
@@ -30,6 +31,7 @@ mod roast;
 pub mod sources;
 mod summary;
 pub mod test_copy;
+pub mod uptodate;
 mod validate;
 pub mod workdirs;
 

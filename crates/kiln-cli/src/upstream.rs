@@ -542,6 +542,7 @@ fn imager(args: Vec<OsString>) -> ExitCode {
         build_number: a.build_number.clone(),
         sandbox: Default::default(),
         repo_snapshot_time,
+        package_cache: None,
     };
     let emit = a.emit_progress;
     let mut progress = crate::render::Renderer::with_mode(

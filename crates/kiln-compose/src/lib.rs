@@ -7,7 +7,8 @@
 //! and users written into the image's account files ([`accounts`]), and a config's Groups and
 //! Users applied to an image root ([`users`]); hostname, hosts and fstab ([`system`]);
 //! AdditionalFiles ([`files`]); the key file, crypttab and initramfs of an encrypted root
-//! ([`luks`]); packages installed with rpm ([`install`]);
+//! ([`luks`]); packages installed with rpm ([`install`]), and the package root they make as an
+//! incremental cache keys it ([`package_root`]);
 //! image-id, machine state, rpm manifests and scripts run in the root ([`finish`]); all of it in
 //! upstream's order for a root filesystem ([`rootfs`]).
 
@@ -17,6 +18,7 @@ pub mod files;
 pub mod finish;
 pub mod install;
 pub mod luks;
+pub mod package_root;
 pub mod rootfs;
 pub mod system;
 pub mod users;

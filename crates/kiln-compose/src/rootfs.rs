@@ -1,11 +1,13 @@
 //! A system config's root filesystem populated in a staging directory, step by step in
 //! upstream's order (SPEC §3.5, then §3.3 steps 7 and 9): the rpm database; `filesystem`;
-//! `shadow-utils` and what it needs; groups and users; the other packages (initramfs last);
+//! `shadow-utils` and what it needs; groups and users; the other packages (initramfs last) —
+//! the package root, which an incremental cache may give back instead ([`crate::package_root`]);
 //! AdditionalFiles; machine-id; manifests; PostInstallScripts; the tdnf cache; RemoveRpmDb;
 //! `/etc/image-id`; the rpm macros; FinalizeImageScripts.
 
 use crate::install::{self, PackageFile, RpmSettings};
 use crate::luks::{self, EncryptedRoot};
+use crate::package_root::{self, PackageRootCache};
 use crate::{files, finish, system, users, RunOptions};
 use kiln_config::model::SystemConfig;
 use kiln_formats::ident::Identity;
@@ -56,6 +58,9 @@ pub struct Inputs<'a> {
     /// trees are already in the root, so `rpm --initdb` is skipped, and with `/` among them
     /// no hostname is written, as upstream does.
     pub overlay_mounts: &'a [&'a str],
+    /// Where the package root is kept between builds (kiln build's incremental cache): a root
+    /// installed before from the same packages and settings is restored instead of installed.
+    pub package_cache: Option<&'a dyn PackageRootCache>,
 }
 
 /// Populates `root` (an existing, empty directory). `progress` hears each step's name as it
@@ -82,27 +87,28 @@ pub fn populate(root: &Path, inputs: &Inputs, progress: &mut dyn FnMut(&str)) ->
         ));
     }
     let stages = install::stages(&packages, inputs.early);
-    if inputs.overlay_mounts.is_empty() {
-        progress("creating the rpm database");
-        install::init_db(root, &settings, run, &mut output(progress))
-            .map_err(step("rpm database"))?;
-    }
-    let mut users_done = false;
-    for stage in &stages {
-        if !users_done && stage.what != "filesystem" && stage.what != "the first packages" {
-            apply_users(image, inputs, progress)?;
-            users_done = true;
+    // A diff-disk build starts from its base tree: there is no package root to restore.
+    let cache = inputs
+        .package_cache
+        .filter(|_| inputs.overlay_mounts.is_empty());
+    match cache {
+        None => install_packages(root, image, inputs, &settings, &stages, progress)?,
+        Some(cache) => {
+            let manifest = package_root::manifest(inputs, &settings, &stages)
+                .map_err(step("package root cache"))?;
+            if cache
+                .restore(&manifest, root)
+                .map_err(step("package root cache"))?
+            {
+                progress("package root: cached");
+            } else {
+                install_packages(root, image, inputs, &settings, &stages, progress)?;
+                progress("package root: installed");
+                if let Err(e) = cache.store(&manifest, root) {
+                    progress(&format!("warning: the package root was not cached: {e}"));
+                }
+            }
         }
-        progress(&format!(
-            "installing {} ({} packages)",
-            stage.what,
-            stage.packages.len()
-        ));
-        install::install_stage(root, stage, &settings, run, &mut output(progress))
-            .map_err(step("installing packages"))?;
-    }
-    if !users_done {
-        apply_users(image, inputs, progress)?;
     }
     if !sc.additional_files.is_empty() {
         progress("copying additional files");
@@ -179,6 +185,42 @@ pub fn populate(root: &Path, inputs: &Inputs, progress: &mut dyn FnMut(&str)) ->
         let policy = system::set_selinux_mode(image, mode).map_err(step("SELinux"))?;
         finish::label_selinux(image, &policy, run, &mut output(progress))
             .map_err(step("SELinux"))?;
+    }
+    Ok(())
+}
+
+/// The rpm database, the packages in upstream's transactions, and the hostname, groups and
+/// users upstream adds between them (SPEC §3.5 steps 1, 5–10): the package root.
+fn install_packages(
+    root: &Path,
+    image: &ImageRoot,
+    inputs: &Inputs,
+    settings: &RpmSettings,
+    stages: &[install::Stage],
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), Error> {
+    let run = &inputs.run;
+    if inputs.overlay_mounts.is_empty() {
+        progress("creating the rpm database");
+        install::init_db(root, settings, run, &mut output(progress))
+            .map_err(step("rpm database"))?;
+    }
+    let mut users_done = false;
+    for stage in stages {
+        if !users_done && stage.what != "filesystem" && stage.what != "the first packages" {
+            apply_users(image, inputs, progress)?;
+            users_done = true;
+        }
+        progress(&format!(
+            "installing {} ({} packages)",
+            stage.what,
+            stage.packages.len()
+        ));
+        install::install_stage(root, stage, settings, run, &mut output(progress))
+            .map_err(step("installing packages"))?;
+    }
+    if !users_done {
+        apply_users(image, inputs, progress)?;
     }
     Ok(())
 }

@@ -97,7 +97,7 @@ pub fn build_config_command(config: &Path, work: &Path) -> Command {
 }
 
 /// The arguments of `kiln build` of `config` from the repository `repo` into `work` (images/,
-/// build/, logs/), offline.
+/// build/, logs/, and the package-root cache in cache/), offline.
 pub fn build_args(config: &Path, repo: &Path, work: &Path) -> Vec<std::ffi::OsString> {
     let mut args: Vec<std::ffi::OsString> = vec!["build".into(), "--config".into()];
     args.push(config.into());
@@ -108,6 +108,7 @@ pub fn build_args(config: &Path, repo: &Path, work: &Path) -> Vec<std::ffi::OsSt
         ("--output-dir", "images"),
         ("--build-dir", "build"),
         ("--log-dir", "logs"),
+        ("--package-cache", "cache"),
     ] {
         args.push(flag.into());
         args.push(work.join(dir).into());
