@@ -105,7 +105,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -q -- -D warnings
 
-test: host-deps lint kiln sample-repo
+test: host-deps lint kiln sample-repo distro
 	$(CARGO) test --workspace --locked
 	$(PYTHON) tests/check_schema.py $(KILN)
 	tests/sample-repo-check.sh $(OUT_DIR)/sample-repo
@@ -126,11 +126,13 @@ fuzz:
 	cd fuzz && $(FUZZ_ENV_$(FUZZ_TARGET)) RUSTC_BOOTSTRAP=1 cargo fuzz run -O $(FUZZ_TARGET) corpus/$(FUZZ_TARGET) seeds/$(FUZZ_TARGET) -- \
 		$(FUZZ_FLAGS_$(FUZZ_TARGET)) -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048
 
-bench: kiln
+bench: kiln distro
+	@scripts/install-host-deps.sh test
 	scripts/bench-validate.sh $(KILN)
 	scripts/bench-formats.sh $(KILN)
 	scripts/bench-resolve.sh $(KILN)
 	scripts/bench-build.sh $(KILN)
+	scripts/bench-build.sh $(KILN) 3 tests/azl-compat/imageconfigs/core-efi.json $(OUT_DIR)/RPMS
 	scripts/bench-rebuild.sh $(KILN)
 	scripts/bench-sandbox.sh
 	scripts/bench-encrypt.sh
@@ -146,4 +148,4 @@ clean-cache:
 	rm -rf $(OUT_DIR)/cache/package-roots
 
 clean-downloads:
-	rm -rf $(or $(KILN_DEB_CACHE),/var/cache/kiln/debs)
+	rm -rf $(or $(KILN_DEB_CACHE),/var/cache/kiln/debs) $(or $(KILN_DISTRO_CACHE),/var/cache/kiln/azl-distro)

@@ -31,6 +31,10 @@ TOP = os.path.dirname(HERE)
 EPOCH = int(os.environ.get("SOURCE_DATE_EPOCH", "1767225600"))
 DEB_CACHE = os.environ.get("KILN_DEB_CACHE", "/var/cache/kiln/debs")
 STAMP = ".kiln-azl-distro"
+# Finished repositories on this machine, keyed by the cache key (`make clean-downloads`
+# empties it with the deb cache).
+REPO_CACHE = os.environ.get("KILN_DISTRO_CACHE", "/var/cache/kiln/azl-distro")
+REPO_CACHE_KEEP = 3
 
 
 def log(msg):
@@ -478,6 +482,47 @@ def build_pkg(p, stage, meta, fs_dirs, work, macros_file, payload_hint, uname_r)
     return out
 
 
+def copy_tree(src, dst):
+    """A copy of the repository `src` at `dst` (hard links when on one filesystem: RPMs are
+    never changed in place)."""
+    shutil.rmtree(dst, ignore_errors=True)
+    r = subprocess.run(["cp", "-al", src, dst], capture_output=True)
+    if r.returncode != 0:
+        shutil.rmtree(dst, ignore_errors=True)
+        shutil.copytree(src, dst)
+    return dst
+
+
+def publish(tmp, out):
+    """Gives the complete repository `tmp` the name `out`, replacing what was there."""
+    if os.path.exists(out):
+        old = out + f".old.{os.getpid()}"
+        os.rename(out, old)
+        os.rename(tmp, out)
+        shutil.rmtree(old)
+    else:
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        os.rename(tmp, out)
+
+
+def store_in_cache(repo, key):
+    """Keeps the repository in the machine-wide cache under its key (the newest REPO_CACHE_KEEP
+    keys stay), so another clone or CI run on this machine copies it instead of building it."""
+    try:
+        os.makedirs(REPO_CACHE, exist_ok=True)
+        dest = os.path.join(REPO_CACHE, key)
+        if not os.path.exists(dest):
+            tmp = copy_tree(repo, os.path.join(REPO_CACHE, f".tmp.{key}.{os.getpid()}"))
+            os.rename(tmp, dest)
+        os.utime(dest)
+        entries = sorted((e for e in os.listdir(REPO_CACHE) if not e.startswith(".")),
+                         key=lambda e: os.stat(os.path.join(REPO_CACHE, e)).st_mtime)
+        for e in entries[:-REPO_CACHE_KEEP]:
+            shutil.rmtree(os.path.join(REPO_CACHE, e), ignore_errors=True)
+    except OSError as e:
+        log(f"warning: the repository was not kept in {REPO_CACHE}: {e}")
+
+
 def main_again():
     global RETRIES
     RETRIES += 1
@@ -565,7 +610,14 @@ def main():
     key = h.hexdigest()
     stamp = os.path.join(out, STAMP)
     if not args.force and os.path.exists(stamp) and open(stamp).read().strip() == key:
+        store_in_cache(out, key)
         log(f"up to date: {out} ({time.time() - start:.1f} s)")
+        return
+    # A repository built before on this machine from the same inputs (another clone, CI).
+    cached = os.path.join(REPO_CACHE, key)
+    if not args.force and os.path.exists(os.path.join(cached, STAMP)):
+        publish(copy_tree(cached, out + f".tmp.{os.getpid()}"), out)
+        log(f"{out}: copied from the machine's cache {cached} ({time.time() - start:.1f} s)")
         return
 
     work = os.path.join(TOP, "out", ".azl-distro-work")
@@ -747,14 +799,8 @@ def main():
             f.write(f"{name}: Debian's {', '.join(gone)} cannot be downloaded\n")
     with open(os.path.join(tmp, STAMP), "w") as f:
         f.write(key + "\n")
-    if os.path.exists(out):
-        old = out + f".old.{os.getpid()}"
-        os.rename(out, old)
-        os.rename(tmp, out)
-        shutil.rmtree(old)
-    else:
-        os.makedirs(os.path.dirname(out), exist_ok=True)
-        os.rename(tmp, out)
+    store_in_cache(tmp, key)
+    publish(tmp, out)
     for sub in ("stage", "rpmbuild"):
         shutil.rmtree(os.path.join(work, sub), ignore_errors=True)
     log(f"{len(built)} RPMs in {out}; {downloaded} downloaded; "

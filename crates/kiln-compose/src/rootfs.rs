@@ -218,6 +218,9 @@ fn install_packages(
         ));
         install::install_stage(root, stage, settings, run, &mut output(progress))
             .map_err(step("installing packages"))?;
+        if stage.what == "filesystem" && image.exists("/etc") {
+            finish::seed_machine_id(image, inputs.identity).map_err(step("machine-id"))?;
+        }
     }
     if !users_done {
         apply_users(image, inputs, progress)?;
