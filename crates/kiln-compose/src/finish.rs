@@ -152,7 +152,7 @@ pub fn seed_machine_id(
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    root.replace("/etc/machine-id", &format!("{id}\n"), 0o444)?;
+    root.replace("/etc/machine-id", format!("{id}\n"), 0o444)?;
     Ok(())
 }
 
