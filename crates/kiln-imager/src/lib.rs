@@ -218,7 +218,11 @@ pub fn build_disk(
         probed: probe::ProbedDisk {
             table: disk_config.partition_table_type,
             partitions: &parts,
-            encrypted_root: encrypted.as_ref().map(|e| e.root.luks_uuid.as_str()),
+            encrypted_root: encrypted.as_ref().map(|e| probe::CryptRoot {
+                luks_uuid: &e.root.luks_uuid,
+                vg_id: e.volume.pv().vg_id.formatted(),
+                lv_id: e.volume.pv().lv_id.formatted(),
+            }),
         },
         scratch: work,
         encrypted: encrypted.as_ref().map(|e| &e.root),

@@ -23,9 +23,26 @@ use kiln_sandbox::DevEntry;
 pub struct ProbedDisk<'a> {
     pub table: PartitionTableType,
     pub partitions: &'a [BuiltPartition],
-    /// The LUKS UUID when the root filesystem is on `cryptVG/root` inside the root partition.
-    pub encrypted_root: Option<&'a str>,
+    /// The encrypted root, when the root filesystem is on `cryptVG/root` inside the root
+    /// partition.
+    pub encrypted_root: Option<CryptRoot<'a>>,
 }
+
+/// What GRUB reads of an encrypted root: the LUKS volume and the LVM ids of `cryptVG/root`.
+pub struct CryptRoot<'a> {
+    /// The LUKS UUID as its header holds it.
+    pub luks_uuid: &'a str,
+    /// The volume group's and the logical volume's ids, dashed as LVM prints them
+    /// (`xxxxxx-xxxx-xxxx-xxxx-xxxx-xxxx-xxxxxx`).
+    pub vg_id: String,
+    pub lv_id: String,
+}
+
+/// grub-probe's `abstraction` of an LV on LUKS1 (aes-xts-plain64, sha512), one module a line
+/// in its order: the LV's member first — the cryptodisk, then its module and ciphers
+/// (`grub_util_cryptodisk_get_abstraction`: XTS opens the cipher twice, the header's hash
+/// last) — then `lvm` for the LV itself.
+const CRYPT_ABSTRACTION: &str = "cryptodisk\nluks\ngcry_rijndael\ngcry_rijndael\ngcry_sha512\nlvm";
 
 /// The device of an encrypted root (an LVM volume on LUKS).
 const CRYPT_ROOT: &str = "/dev/mapper/cryptVG-root";
@@ -59,30 +76,8 @@ impl ProbedDisk<'_> {
                 let uuid = p.fs_uuid.to_ascii_lowercase();
                 let part = format!("{map}{}", p.number);
                 let path = format!("{DISK}{}", p.number);
-                if let (Some(luks), "/") = (self.encrypted_root, p.mount_point.as_str()) {
-                    // What grub-probe says of an LV on LUKS: GRUB reaches it through its
-                    // cryptodisk and lvm modules, not a partition.
-                    return Some(Device {
-                        answers: vec![
-                            ("device", CRYPT_ROOT.into()),
-                            ("disk", CRYPT_ROOT.into()),
-                            ("fs", fs.into()),
-                            ("fs_uuid", uuid),
-                            ("fs_label", String::new()),
-                            ("partuuid", String::new()),
-                            ("partmap", map.into()),
-                            ("abstraction", "luks cryptodisk lvm".into()),
-                            (
-                                "cryptodisk_uuid",
-                                luks.replace('-', "").to_ascii_lowercase(),
-                            ),
-                            ("drive", "(lvm/cryptVG-root)".into()),
-                            ("compatibility_hint", "lvm/cryptVG-root".into()),
-                            ("hints_string", String::new()),
-                        ],
-                        path: CRYPT_ROOT.into(),
-                        mount_point: p.mount_point.clone(),
-                    });
+                if let (Some(crypt), "/") = (&self.encrypted_root, p.mount_point.as_str()) {
+                    return Some(crypt_device(crypt, fs, uuid, map, p.mount_point.clone()));
                 }
                 Some(Device {
                     answers: vec![
@@ -191,6 +186,50 @@ impl ProbedDisk<'_> {
             }
         }
         out
+    }
+}
+
+/// What grub-probe (2.06) says of `/dev/mapper/cryptVG-root`: GRUB reaches it through its lvm
+/// and cryptodisk modules, not a partition. Its drive is the LV's `lvmid/VG-ID/LV-ID` (from the
+/// device-mapper UUID, `grub_util_get_devmapper_grub_dev`), which the hint targets print as is,
+/// since it is no BIOS disk; `hints_string` is empty for the same reason. The partition map is
+/// the one under the LUKS volume (`probe_partmap` follows the members), and `cryptodisk_uuid`
+/// the LUKS UUID without dashes, as luks.c keeps it (and `cryptomount -u` takes it).
+fn crypt_device(
+    crypt: &CryptRoot,
+    fs: &str,
+    fs_uuid: String,
+    map: &str,
+    mount_point: String,
+) -> Device {
+    let lvmid = format!("lvmid/{}/{}", crypt.vg_id, crypt.lv_id);
+    let mut answers = vec![
+        ("device", CRYPT_ROOT.into()),
+        ("disk", CRYPT_ROOT.into()),
+        ("fs", fs.into()),
+        ("fs_uuid", fs_uuid),
+        ("fs_label", String::new()),
+        ("partuuid", String::new()),
+        ("partmap", map.into()),
+        ("abstraction", CRYPT_ABSTRACTION.into()),
+        ("cryptodisk_uuid", crypt.luks_uuid.replace('-', "")),
+        ("drive", format!("({lvmid})")),
+        ("compatibility_hint", lvmid.clone()),
+        ("hints_string", String::new()),
+    ];
+    for hint in [
+        "bios_hints",
+        "efi_hints",
+        "baremetal_hints",
+        "arc_hints",
+        "ieee1275_hints",
+    ] {
+        answers.push((hint, format!("{lvmid} ")));
+    }
+    Device {
+        answers,
+        path: CRYPT_ROOT.into(),
+        mount_point,
     }
 }
 
@@ -380,20 +419,39 @@ mod tests {
         let disk = ProbedDisk {
             table: PartitionTableType::Gpt,
             partitions: &parts,
-            encrypted_root: Some("AAAA-BB"),
+            encrypted_root: Some(CryptRoot {
+                luks_uuid: "aaaa-bb",
+                vg_id: "VGVGVG-1111-2222-3333-4444-5555-666666".into(),
+                lv_id: "LVLVLV-1111-2222-3333-4444-5555-666666".into(),
+            }),
         };
         let probe = disk.probe_script();
         let ask = |args: &[&str]| sh(&probe, args);
+        let lvmid = "lvmid/VGVGVG-1111-2222-3333-4444-5555-666666/\
+                     LVLVLV-1111-2222-3333-4444-5555-666666";
         assert_eq!(ask(&["-t", "device", "/"]), (true, CRYPT_ROOT.into()));
         assert_eq!(ask(&["-t", "device", "/boot"]), (true, "/dev/sda2".into()));
+        // One module a line: grub-mkconfig_lib reads them with IFS set to a newline, and
+        // 10_linux names the root by its device when `lvm` is among them.
         assert_eq!(
             ask(&["-d", CRYPT_ROOT, "-t", "abstraction"]),
-            (true, "luks cryptodisk lvm".into())
+            (
+                true,
+                "cryptodisk\nluks\ngcry_rijndael\ngcry_rijndael\ngcry_sha512\nlvm".into()
+            )
         );
         assert_eq!(
             ask(&["-d", CRYPT_ROOT, "-t", "cryptodisk_uuid"]),
             (true, "aaaabb".into())
         );
+        assert_eq!(ask(&["-t", "partmap", "/"]), (true, "gpt".into()));
+        assert_eq!(
+            ask(&["-t", "compatibility_hint", "/"]),
+            (true, lvmid.into())
+        );
+        assert_eq!(ask(&["-t", "drive", "/"]), (true, format!("({lvmid})")));
+        assert_eq!(ask(&["-t", "hints_string", "/"]), (true, "".into()));
+        assert_eq!(ask(&["-t", "bios_hints", "/"]), (true, lvmid.into()));
         let dev = disk.dev_entries();
         assert!(dev.contains(&("mapper/cryptVG-root".into(), DevEntry::Placeholder)));
         assert!(dev.contains(&(

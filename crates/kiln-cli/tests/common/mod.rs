@@ -30,6 +30,35 @@ pub fn sample_repo() -> PathBuf {
     repo
 }
 
+/// The realistic distribution (`make distro`), or `None` after saying why the test using it
+/// is skipped.
+pub fn distro_repo() -> Option<PathBuf> {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../out/RPMS");
+    if repo.join("repodata").is_dir() {
+        return Some(repo);
+    }
+    eprintln!(
+        "skipped: no realistic distribution at {} (run `make distro`)",
+        repo.display()
+    );
+    None
+}
+
+/// `kiln build` of `config` from the realistic distribution `repo` into `work` (images/,
+/// build/, logs/), its relative paths resolved in upstream's imageconfigs/ (their package
+/// lists); asserts it succeeded.
+pub fn build_realistic(config: &Path, repo: &Path, work: &Path) {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/azl-compat/imageconfigs");
+    let o = kiln()
+        .args(build_args(config, repo, work))
+        .arg("--base-dir")
+        .arg(&corpus)
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
 /// A file of kiln's own `imageconfigs/`.
 pub fn demo_config(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
