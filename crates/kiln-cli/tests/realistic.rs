@@ -126,3 +126,105 @@ fn core_legacy_boots_under_bios() {
         &["NO-EFI"],
     );
 }
+
+/// The packages `kiln summary` resolves for upstream's `name.json` (NAME-VERSION-RELEASE.ARCH).
+fn resolved(name: &str) -> Vec<String> {
+    let config = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/azl-compat/imageconfigs")
+        .join(format!("{name}.json"));
+    let o = kiln()
+        .arg("summary")
+        .arg(&config)
+        .arg("--rpm-dir")
+        .arg(distro_repo())
+        .args(["--disable-upstream-repos", "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut names: Vec<String> = doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["nevra"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Builds upstream's container config `name` and unpacks its tarball; the unpacked root.
+fn container(name: &str, work: &Path) -> PathBuf {
+    let config = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/azl-compat/imageconfigs")
+        .join(format!("{name}.json"));
+    let o = kiln()
+        .args(common::build_args(&config, &distro_repo(), work))
+        .env("SOURCE_DATE_EPOCH", "1767225600")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "building {name}: {}", stderr(&o));
+    let tarball = std::fs::read_dir(work.join("images"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .unwrap_or_else(|| panic!("{name} made no tar.gz"));
+    let root = work.join("root");
+    std::fs::create_dir(&root).unwrap();
+    let tar = std::process::Command::new("tar")
+        .arg("-xzf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    root
+}
+
+/// `rpm -qa` over the rpmdb in an unpacked root (read with the host's rpm).
+fn rpm_qa(root: &Path) -> Vec<String> {
+    let o = std::process::Command::new("rpm")
+        .args(["--define", "_db_backend sqlite", "--dbpath"])
+        .arg(root.join("var/lib/rpm"))
+        .args(["-qa", "--qf", "%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}\\n"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut v: Vec<String> = stdout(&o).lines().map(String::from).collect();
+    v.sort();
+    v
+}
+
+/// core-container keeps its rpmdb: `rpm -qa` in the tarball is the resolved set.
+#[test]
+fn core_container_holds_what_was_resolved() {
+    let work = tempfile::tempdir().unwrap();
+    let root = container("core-container", work.path());
+    assert_eq!(rpm_qa(&root), resolved("core-container"));
+    // Upstream's cleanup script ran (it removes the rpm cache's log and the ld cache).
+    assert!(root.join("etc/os-release").exists());
+}
+
+/// The distroless images drop the rpmdb (RemoveRpmDb) and carry upstream's manifests instead:
+/// container-manifest-1 lists exactly the resolved packages.
+#[test]
+fn distroless_images_carry_manifests_and_no_rpmdb() {
+    for name in ["distroless-minimal", "distroless-base", "distroless-debug"] {
+        let work = tempfile::tempdir().unwrap();
+        let root = container(name, work.path());
+        assert!(
+            !root.join("var/lib/rpm/rpmdb.sqlite").exists(),
+            "{name} still has its rpmdb"
+        );
+        let manifest =
+            std::fs::read_to_string(root.join("var/lib/rpmmanifest/container-manifest-1"))
+                .unwrap_or_else(|e| panic!("{name}: container-manifest-1: {e}"));
+        let mut listed: Vec<String> = manifest.lines().map(String::from).collect();
+        listed.sort();
+        assert_eq!(listed, resolved(name), "{name}");
+        let second =
+            std::fs::read_to_string(root.join("var/lib/rpmmanifest/container-manifest-2"))
+                .unwrap();
+        assert_eq!(second.lines().count(), listed.len(), "{name}");
+    }
+}
