@@ -694,6 +694,12 @@ def main():
                 if unpacked[d][1][path]["type"] != "dir":
                     assign[(d, path)] = p.name
 
+    def kver(p):
+        """The kernel release a package's $KVER and %{uname_r} name: its own kernel's (a
+        linux-image-* payload, as kernel-hwe), else the kernel package's."""
+        own = [d for d in p.debs if d.startswith("linux-image-")]
+        return own[0].removeprefix("linux-image-") if own else uname_r
+
     # Stage directories.
     stage_root = os.path.join(work, "stage")
     seen = {}
@@ -747,7 +753,7 @@ def main():
                 os.rmdir(root)
         script = p.conf.get("install")
         if script:
-            env = dict(os.environ, ROOT=stage, HERE=HERE, NAME=p.name, KVER=uname_r,
+            env = dict(os.environ, ROOT=stage, HERE=HERE, NAME=p.name, KVER=kver(p),
                        UNPACK=os.path.join(work, "unpack-links"))
             r = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=stage, env=env,
                                capture_output=True, text=True)
@@ -773,7 +779,7 @@ def main():
     built = []
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as ex:
         futs = [ex.submit(build_pkg, p, os.path.join(stage_root, p.name), meta, fs_dirs, work,
-                          macros_file, size(os.path.join(stage_root, p.name)), uname_r)
+                          macros_file, size(os.path.join(stage_root, p.name)), kver(p))
                 for p in order]
         for f in concurrent.futures.as_completed(futs):
             try:

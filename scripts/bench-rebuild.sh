@@ -11,19 +11,16 @@
 # config, with one SOURCE_DATE_EPOCH. Prints each time and the ratios cold/rebuild, cold/no-op.
 # A config that fails to build is skipped with the reason (the last lines of its log).
 #
-# core-efi's grub2-mkconfig does not run in the sandbox yet: when it fails, core-efi is measured
-# again with EnableGrubMkconfig false (kiln writes grub.cfg itself), and said.
-#
 #   scripts/bench-rebuild.sh [KILN] [RPM_DIR] [CONFIG]
 #     KILN     default out/bin/kiln
-#     RPM_DIR  the realistic distribution (default: out/RPMS, else /work/main/out/RPMS)
+#     RPM_DIR  the realistic distribution (default: out/RPMS, `make distro`)
 #     CONFIG   the realistic config (default: tests/azl-compat/imageconfigs/core-efi.json)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KILN=$(realpath "${1:-out/bin/kiln}")
 RPM_DIR=${2:-}
 if [ -z "$RPM_DIR" ]; then
-    for d in out/RPMS /work/main/out/RPMS; do
+    for d in out/RPMS; do
         if ls "$d"/*.rpm >/dev/null 2>&1; then RPM_DIR=$d; break; fi
     done
 fi
