@@ -223,8 +223,7 @@ fn distroless_images_carry_manifests_and_no_rpmdb() {
         listed.sort();
         assert_eq!(listed, resolved(name), "{name}");
         let second =
-            std::fs::read_to_string(root.join("var/lib/rpmmanifest/container-manifest-2"))
-                .unwrap();
+            std::fs::read_to_string(root.join("var/lib/rpmmanifest/container-manifest-2")).unwrap();
         assert_eq!(second.lines().count(), listed.len(), "{name}");
     }
 }

@@ -355,10 +355,14 @@ pub fn label_selinux(
             output: "setfiles is not in the image (policycoreutils)".into(),
         });
     }
-    // -x: the sandbox's /dev, /proc, /sys and /run are other filesystems, not the image's.
+    // The sandbox's /dev, /proc, /sys and /run are other filesystems, not the image's: left out
+    // by name (-e), since setfiles before 3.6 has no -x.
     run_in(
         &run.sandbox(root.path(), View::Image),
-        &["setfiles", "-m", "-F", "-x", "-r", "/", &contexts, "/"],
+        &[
+            "setfiles", "-m", "-F", "-e", "/dev", "-e", "/proc", "-e", "/sys", "-e", "/run", "-r",
+            "/", &contexts, "/",
+        ],
         "setfiles",
         log,
     )
