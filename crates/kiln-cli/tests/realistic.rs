@@ -127,6 +127,36 @@ fn core_legacy_boots_under_bios() {
     );
 }
 
+/// core-efi-selinux: the refpolicy store loads at boot (permissive, as the config says) and the
+/// files carry the labels setfiles gave them in the build.
+#[test]
+fn core_efi_selinux_boots_with_its_policy_and_labels() {
+    let work = tempfile::tempdir().unwrap();
+    let disk = build("core-efi-selinux", work.path(), &[]);
+    boot_until_running(
+        &disk,
+        &[
+            "getenforce",
+            "ls -Z /etc/passwd /usr/bin/bash",
+            "ausearch -m avc 2>/dev/null | grep -c 'avc:' || true",
+        ],
+        &["Permissive", ":etc_t:", ":shell_exec_t:"],
+    );
+}
+
+/// qemu-guest: upstream's QEMU image (console on ttyS0 by its own command line, the guest
+/// agent, its FinalizeImageScripts).
+#[test]
+fn qemu_guest_boots_with_its_agent() {
+    let work = tempfile::tempdir().unwrap();
+    let disk = build("qemu-guest", work.path(), &[]);
+    boot_until_running(
+        &disk,
+        &["cat /proc/cmdline", "rpm -q qemu-guest-agent"],
+        &["console=ttyS0", "qemu-guest-agent-"],
+    );
+}
+
 /// The packages `kiln summary` resolves for upstream's `name.json` (NAME-VERSION-RELEASE.ARCH).
 fn resolved(name: &str) -> Vec<String> {
     let config = Path::new(env!("CARGO_MANIFEST_DIR"))
