@@ -211,12 +211,17 @@ fn container(name: &str, work: &Path) -> PathBuf {
     root
 }
 
-/// `rpm -qa` over the rpmdb in an unpacked root (read with the host's rpm).
+/// `rpm -qa` over the rpmdb in an unpacked root (read with the host's rpm), as `kiln summary`
+/// names them: N-[E:]V-R.A.
 fn rpm_qa(root: &Path) -> Vec<String> {
     let o = std::process::Command::new("rpm")
         .args(["--define", "_db_backend sqlite", "--dbpath"])
         .arg(root.join("var/lib/rpm"))
-        .args(["-qa", "--qf", "%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}\\n"])
+        .args([
+            "-qa",
+            "--qf",
+            "%{NAME}-%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}.%{ARCH}\\n",
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
@@ -231,8 +236,17 @@ fn core_container_holds_what_was_resolved() {
     let work = tempfile::tempdir().unwrap();
     let root = container("core-container", work.path());
     assert_eq!(rpm_qa(&root), resolved("core-container"));
-    // Upstream's cleanup script ran (it removes the rpm cache's log and the ld cache).
     assert!(root.join("etc/os-release").exists());
+    // Its PostInstallScript (postinstallscripts/core-container/cleanup.sh) ran: /boot, /home
+    // and /var/log are left empty, /usr/src is gone.
+    for dir in ["boot", "home", "var/log"] {
+        let left: Vec<_> = std::fs::read_dir(root.join(dir))
+            .unwrap_or_else(|e| panic!("/{dir}: {e}"))
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "/{dir} still holds {left:?}");
+    }
+    assert!(!root.join("usr/src").exists(), "/usr/src is still there");
 }
 
 /// The distroless images drop the rpmdb (RemoveRpmDb) and carry upstream's manifests instead:
