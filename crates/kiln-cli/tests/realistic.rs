@@ -176,7 +176,16 @@ fn resolved(name: &str) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| p["nevra"].as_str().unwrap().to_string())
+        // NAME-VERSION-RELEASE.ARCH, as `rpm -qa` and upstream's manifests print it (no epoch).
+        .map(|p| {
+            let version = p["version"].as_str().unwrap();
+            let version = version.split_once(':').map_or(version, |(_, v)| v);
+            format!(
+                "{}-{version}.{}",
+                p["name"].as_str().unwrap(),
+                p["arch"].as_str().unwrap()
+            )
+        })
         .collect();
     names.sort();
     names
@@ -211,17 +220,12 @@ fn container(name: &str, work: &Path) -> PathBuf {
     root
 }
 
-/// `rpm -qa` over the rpmdb in an unpacked root (read with the host's rpm), as `kiln summary`
-/// names them: N-[E:]V-R.A.
+/// `rpm -qa` over the rpmdb in an unpacked root (read with the host's rpm): N-V-R.A.
 fn rpm_qa(root: &Path) -> Vec<String> {
     let o = std::process::Command::new("rpm")
         .args(["--define", "_db_backend sqlite", "--dbpath"])
         .arg(root.join("var/lib/rpm"))
-        .args([
-            "-qa",
-            "--qf",
-            "%{NAME}-%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}.%{ARCH}\\n",
-        ])
+        .args(["-qa", "--qf", "%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}\\n"])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));

@@ -356,12 +356,13 @@ pub fn label_selinux(
         });
     }
     // The sandbox's /dev, /proc, /sys and /run are other filesystems, not the image's: left out
-    // by name (-e), since setfiles before 3.6 has no -x.
+    // by name (-e), since setfiles before 3.6 has no -x. The image is `/` here: no -r (which
+    // older setfiles refuse as "/").
     run_in(
         &run.sandbox(root.path(), View::Image),
         &[
-            "setfiles", "-m", "-F", "-e", "/dev", "-e", "/proc", "-e", "/sys", "-e", "/run", "-r",
-            "/", &contexts, "/",
+            "setfiles", "-m", "-F", "-e", "/dev", "-e", "/proc", "-e", "/sys", "-e", "/run",
+            &contexts, "/",
         ],
         "setfiles",
         log,
