@@ -152,8 +152,9 @@ fn qemu_guest_boots_with_its_agent() {
     let disk = build("qemu-guest", work.path(), &[]);
     boot_until_running(
         &disk,
-        &["cat /proc/cmdline", "rpm -q qemu-guest-agent"],
-        &["console=ttyS0", "qemu-guest-agent-"],
+        // qemu-guest has no rpm command (its lists do not name rpm).
+        &["cat /proc/cmdline", "command -v qemu-ga"],
+        &["console=ttyS0", "/qemu-ga"],
     );
 }
 
