@@ -44,6 +44,7 @@ pub fn run(args: ComposeArgs, global: Global) -> ExitCode {
         build_number: args.build_number.clone(),
         sandbox: args.sandbox.options(),
         repo_snapshot_time: None,
+        live_install: false,
     };
     let mut r = global.renderer(args.output.json);
     // No build log here: what programs print is shown.
