@@ -71,14 +71,14 @@ image: kiln $(if $(USE_SAMPLE_REPO),sample-repo)
 
 # The installer initrd (upstream's installer-initrd target): a root filesystem with an initrd
 # artifact, built from the realistic distribution (RPMS_DIR) with kiln inside it. Rebuilt when
-# kiln or a file of resources/ changed.
+# kiln, a file of resources/ or the distribution's repodata changed.
 INITRD_CONFIG  := resources/imageconfigs/iso_initrd.json
 INITRD         := $(OUT_DIR)/images/iso_initrd/iso-initrd.img
 INITRD_SOURCES = $(if $(wildcard $(RPMS_DIR)),--rpm-dir $(RPMS_DIR)) $(foreach f,$(REPO_LIST),--repo-file $(f)) \
 	$(if $(filter y,$(DISABLE_UPSTREAM_REPOS)),--disable-upstream-repos)
 installer-initrd: kiln
 	@$(MAKE) --no-print-directory $(INITRD)
-$(INITRD): $(KILN) $(shell find resources -type f)
+$(INITRD): $(KILN) $(shell find resources -type f) $(wildcard $(RPMS_DIR)/repodata/repomd.xml)
 	@scripts/install-host-deps.sh build
 	@$(KILN) build --config $(INITRD_CONFIG) $(INITRD_SOURCES) --build-number "$(BUILD_ID)" \
 		--color $(LOG_COLOR) $(KILN_VERBOSITY)
