@@ -28,14 +28,16 @@ KILN_VERBOSITY = $(if $(filter panic fatal error warn,$(LOG_LEVEL)),-q,$(if $(fi
 IMAGE_CONFIG    = $(or $(CONFIG_FILE),$(DEFAULT_CONFIG))
 CONFIG_BASE_DIR ?= $(dir $(IMAGE_CONFIG))
 
-.PHONY: image iso installer-initrd validate-image-config test lint host-deps kiln sample-repo distro distro-check fuzz bench clean clean-downloads
+.PHONY: image iso installer-initrd validate-image-config test lint host-deps kiln sample-repo distro distro-check fuzz bench clean clean-downloads clean-cache
 
 # The kiln binary and its upstream-named links; out/tools/{imager,liveinstaller} are copies the
 # installer initrd carries (iso_initrd.json names them, as upstream's names its Go tools). Cargo
-# rebuilds only what changed, and a file is replaced only when it changed (the initrd depends on it).
+# rebuilds only what changed, and a file is replaced only when it changed (the initrd depends on
+# it). Without SOURCE_DATE_EPOCH: the C dependencies' build scripts rerun when it changes (the cc
+# crate watches it), and a reproducible image build must not recompile kiln.
 TOOLS_DIR := $(OUT_DIR)/tools
 kiln:
-	@$(CARGO) build --release --locked -q -p kiln-cli
+	@env -u SOURCE_DATE_EPOCH $(CARGO) build --release --locked -q -p kiln-cli
 	@mkdir -p $(BIN_DIR) $(TOOLS_DIR)
 	@for f in $(KILN) $(TOOLS_DIR)/imager $(TOOLS_DIR)/liveinstaller; do \
 		cmp -s target/release/kiln $$f || { install -m 0755 target/release/kiln $$f.tmp.$$$$ && mv -f $$f.tmp.$$$$ $$f; }; \
@@ -49,11 +51,16 @@ validate-image-config: kiln
 
 # `make image` = `kiln build`: validate, fetch, compose, roast into out/images/<config>/.
 # Without CONFIG_FILE it builds the offline demo from the sample repository (built if needed);
-# with one, the sources are upstream's: out/RPMS when it exists, REPO_LIST .repo files, and the
-# Azure Linux repositories unless DISABLE_UPSTREAM_REPOS=y.
+# with one, the sources are upstream's: out/RPMS (RPMS_DIR) when it exists, REPO_LIST .repo files, and the
+# Azure Linux repositories unless DISABLE_UPSTREAM_REPOS=y. An unchanged build says "up to date"
+# and makes nothing; a rebuild that changes only what comes after the package install restores
+# the installed packages from out/cache/package-roots (docs/cache.md). KILN_BUILD_FLAGS=--no-cache
+# builds everything anew.
+KILN_BUILD_FLAGS ?=
+# Locally built packages (upstream's RPMS_DIR): the realistic distribution, `make distro`.
+RPMS_DIR        ?= $(OUT_DIR)/RPMS
 RELEASE_VERSION ?=
 IMAGE_TAG       ?=
-RPMS_DIR        ?= $(OUT_DIR)/RPMS
 BUILD_ID        ?=
 # SAMPLE_REPO=y (kiln's): build any config from the offline sample repository, e.g.
 #   make image CONFIG_FILE=imageconfigs/demo-legacy.json SAMPLE_REPO=y DISABLE_UPSTREAM_REPOS=y
@@ -67,7 +74,7 @@ image: kiln $(if $(USE_SAMPLE_REPO),sample-repo)
 	@scripts/install-host-deps.sh build
 	@$(KILN) build --config $(IMAGE_CONFIG) $(IMAGE_SOURCES) --base-dir $(CONFIG_BASE_DIR) \
 		--release-version "$(RELEASE_VERSION)" --image-tag "$(IMAGE_TAG)" --build-number "$(BUILD_ID)" \
-		--color $(LOG_COLOR) $(KILN_VERBOSITY)
+		--color $(LOG_COLOR) $(KILN_VERBOSITY) $(KILN_BUILD_FLAGS)
 
 # The installer initrd (upstream's installer-initrd target): a root filesystem with an initrd
 # artifact, built from the realistic distribution (RPMS_DIR) with kiln inside it. Rebuilt when
@@ -120,10 +127,11 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -q -- -D warnings
 
-test: host-deps lint kiln sample-repo
+test: host-deps lint kiln sample-repo distro
 	$(CARGO) test --workspace --locked
 	$(PYTHON) tests/check_schema.py $(KILN)
 	tests/sample-repo-check.sh $(OUT_DIR)/sample-repo
+	tests/make-check.sh
 
 # Fuzz a parser: FUZZ_TARGET=config|kickstart|verify|imageread|rpmdep|repodata|rpmheader|cpio (needs `cargo install cargo-fuzz`; the
 # stable toolchain is used in bootstrap mode).
@@ -140,19 +148,26 @@ fuzz:
 	cd fuzz && $(FUZZ_ENV_$(FUZZ_TARGET)) RUSTC_BOOTSTRAP=1 cargo fuzz run -O $(FUZZ_TARGET) corpus/$(FUZZ_TARGET) seeds/$(FUZZ_TARGET) -- \
 		$(FUZZ_FLAGS_$(FUZZ_TARGET)) -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048
 
-bench: kiln
+bench: kiln distro
+	@scripts/install-host-deps.sh test
 	scripts/bench-validate.sh $(KILN)
 	scripts/bench-formats.sh $(KILN)
 	scripts/bench-resolve.sh $(KILN)
 	scripts/bench-build.sh $(KILN)
+	scripts/bench-build.sh $(KILN) 3 tests/azl-compat/imageconfigs/core-efi.json $(OUT_DIR)/RPMS
+	scripts/bench-rebuild.sh $(KILN)
 	scripts/bench-sandbox.sh
 	scripts/bench-encrypt.sh
 	scripts/bench-iso.sh
 
 # Downloads stay: they live in the machine-wide cache (/var/cache/kiln, or $KILN_DEB_CACHE),
-# which `make clean-downloads` empties.
+# which `make clean-downloads` empties. The package-root cache is in out/ and goes with it;
+# `make clean-cache` removes only it.
 clean:
 	rm -rf $(OUT_DIR)
 
+clean-cache:
+	rm -rf $(OUT_DIR)/cache/package-roots
+
 clean-downloads:
-	rm -rf $(or $(KILN_DEB_CACHE),/var/cache/kiln/debs)
+	rm -rf $(or $(KILN_DEB_CACHE),/var/cache/kiln/debs) $(or $(KILN_DISTRO_CACHE),/var/cache/kiln/azl-distro)

@@ -31,6 +31,10 @@ TOP = os.path.dirname(HERE)
 EPOCH = int(os.environ.get("SOURCE_DATE_EPOCH", "1767225600"))
 DEB_CACHE = os.environ.get("KILN_DEB_CACHE", "/var/cache/kiln/debs")
 STAMP = ".kiln-azl-distro"
+# Finished repositories on this machine, keyed by the cache key (`make clean-downloads`
+# empties it with the deb cache).
+REPO_CACHE = os.environ.get("KILN_DISTRO_CACHE", "/var/cache/kiln/azl-distro")
+REPO_CACHE_KEEP = 3
 
 
 def log(msg):
@@ -414,6 +418,11 @@ def build_pkg(p, stage, meta, fs_dirs, work, macros_file, payload_hint, uname_r)
             head.append(f"{key.capitalize()}: {v}")
     for v in sorted(set(old_paths)):
         head.append(f"Provides: {v}")
+    # Azure's specs say %{?systemd_requires} beside %systemd_post: systemd (and through it the
+    # presets) is installed first, so a unit is enabled or not as the presets say.
+    if "%systemd_post" in c.get("scriptlets", "") and p.name != "systemd":
+        head += ["Requires(post): systemd", "Requires(preun): systemd",
+                 "Requires(postun): systemd"]
     excl = c.get("requires_exclude", [])
     if excl:
         head.append("%global __requires_exclude ^(" + "|".join(excl) + ")")
@@ -473,6 +482,47 @@ def build_pkg(p, stage, meta, fs_dirs, work, macros_file, payload_hint, uname_r)
     return out
 
 
+def copy_tree(src, dst):
+    """A copy of the repository `src` at `dst` (hard links when on one filesystem: RPMs are
+    never changed in place)."""
+    shutil.rmtree(dst, ignore_errors=True)
+    r = subprocess.run(["cp", "-al", src, dst], capture_output=True)
+    if r.returncode != 0:
+        shutil.rmtree(dst, ignore_errors=True)
+        shutil.copytree(src, dst)
+    return dst
+
+
+def publish(tmp, out):
+    """Gives the complete repository `tmp` the name `out`, replacing what was there."""
+    if os.path.exists(out):
+        old = out + f".old.{os.getpid()}"
+        os.rename(out, old)
+        os.rename(tmp, out)
+        shutil.rmtree(old)
+    else:
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        os.rename(tmp, out)
+
+
+def store_in_cache(repo, key):
+    """Keeps the repository in the machine-wide cache under its key (the newest REPO_CACHE_KEEP
+    keys stay), so another clone or CI run on this machine copies it instead of building it."""
+    try:
+        os.makedirs(REPO_CACHE, exist_ok=True)
+        dest = os.path.join(REPO_CACHE, key)
+        if not os.path.exists(dest):
+            tmp = copy_tree(repo, os.path.join(REPO_CACHE, f".tmp.{key}.{os.getpid()}"))
+            os.rename(tmp, dest)
+        os.utime(dest)
+        entries = sorted((e for e in os.listdir(REPO_CACHE) if not e.startswith(".")),
+                         key=lambda e: os.stat(os.path.join(REPO_CACHE, e)).st_mtime)
+        for e in entries[:-REPO_CACHE_KEEP]:
+            shutil.rmtree(os.path.join(REPO_CACHE, e), ignore_errors=True)
+    except OSError as e:
+        log(f"warning: the repository was not kept in {REPO_CACHE}: {e}")
+
+
 def main_again():
     global RETRIES
     RETRIES += 1
@@ -494,7 +544,8 @@ def main():
     start = time.time()
     os.environ["SOURCE_DATE_EPOCH"] = str(EPOCH)
     for tool, deb in (("rpmbuild", "rpm"), ("createrepo_c", "createrepo-c"),
-                      ("dpkg-deb", "dpkg"), ("apt-get", "apt"), ("grub-mkimage", "grub-common")):
+                      ("dpkg-deb", "dpkg"), ("apt-get", "apt"), ("grub-mkimage", "grub-common"),
+                      ("gcc", "gcc")):
         if not shutil.which(tool):
             die(f"{tool} is missing: install the Debian package {deb} "
                 "(scripts/install-host-deps.sh distro)")
@@ -559,7 +610,14 @@ def main():
     key = h.hexdigest()
     stamp = os.path.join(out, STAMP)
     if not args.force and os.path.exists(stamp) and open(stamp).read().strip() == key:
+        store_in_cache(out, key)
         log(f"up to date: {out} ({time.time() - start:.1f} s)")
+        return
+    # A repository built before on this machine from the same inputs (another clone, CI).
+    cached = os.path.join(REPO_CACHE, key)
+    if not args.force and os.path.exists(os.path.join(cached, STAMP)):
+        publish(copy_tree(cached, out + f".tmp.{os.getpid()}"), out)
+        log(f"{out}: copied from the machine's cache {cached} ({time.time() - start:.1f} s)")
         return
 
     work = os.path.join(TOP, "out", ".azl-distro-work")
@@ -636,6 +694,12 @@ def main():
                 if unpacked[d][1][path]["type"] != "dir":
                     assign[(d, path)] = p.name
 
+    def kver(p):
+        """The kernel release a package's $KVER and %{uname_r} name: its own kernel's (a
+        linux-image-* payload, as kernel-hwe), else the kernel package's."""
+        own = [d for d in p.debs if d.startswith("linux-image-")]
+        return own[0].removeprefix("linux-image-") if own else uname_r
+
     # Stage directories.
     stage_root = os.path.join(work, "stage")
     seen = {}
@@ -689,7 +753,7 @@ def main():
                 os.rmdir(root)
         script = p.conf.get("install")
         if script:
-            env = dict(os.environ, ROOT=stage, HERE=HERE, NAME=p.name, KVER=uname_r,
+            env = dict(os.environ, ROOT=stage, HERE=HERE, NAME=p.name, KVER=kver(p),
                        UNPACK=os.path.join(work, "unpack-links"))
             r = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=stage, env=env,
                                capture_output=True, text=True)
@@ -715,7 +779,7 @@ def main():
     built = []
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as ex:
         futs = [ex.submit(build_pkg, p, os.path.join(stage_root, p.name), meta, fs_dirs, work,
-                          macros_file, size(os.path.join(stage_root, p.name)), uname_r)
+                          macros_file, size(os.path.join(stage_root, p.name)), kver(p))
                 for p in order]
         for f in concurrent.futures.as_completed(futs):
             try:
@@ -741,14 +805,8 @@ def main():
             f.write(f"{name}: Debian's {', '.join(gone)} cannot be downloaded\n")
     with open(os.path.join(tmp, STAMP), "w") as f:
         f.write(key + "\n")
-    if os.path.exists(out):
-        old = out + f".old.{os.getpid()}"
-        os.rename(out, old)
-        os.rename(tmp, out)
-        shutil.rmtree(old)
-    else:
-        os.makedirs(os.path.dirname(out), exist_ok=True)
-        os.rename(tmp, out)
+    store_in_cache(tmp, key)
+    publish(tmp, out)
     for sub in ("stage", "rpmbuild"):
         shutil.rmtree(os.path.join(work, sub), ignore_errors=True)
     log(f"{len(built)} RPMs in {out}; {downloaded} downloaded; "

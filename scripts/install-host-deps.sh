@@ -27,23 +27,24 @@ declare -A GROUP_PACKAGES=(
     # (python3-cryptography). kiln-iso's ISOs are judged by xorriso (El Torito report,
     # extraction) and isoinfo (genisoimage), and its boot test uses GRUB's BIOS and UEFI images
     # (grub-pc-bin, grub-efi-amd64-bin).
-    [test]="python3 python3-jsonschema qemu-utils cpio squashfs-tools attr rpm zstd createrepo-c fdisk dnf parted gdisk dosfstools mtools xfsprogs openssl passwd gpg libsolv-tools strace busybox-static uidmap cryptsetup-bin lvm2 python3-cryptography xorriso genisoimage grub-pc-bin grub-efi-amd64-bin"
+    [test]="python3 python3-jsonschema qemu-utils cpio squashfs-tools attr rpm zstd createrepo-c fdisk dnf parted gdisk dosfstools mtools xfsprogs openssl passwd gpg libsolv-tools strace busybox-static uidmap cryptsetup-bin lvm2 python3-cryptography xorriso genisoimage grub-pc-bin grub-efi-amd64-bin rdiff time"
     # `make image` / `kiln build`: rpm installs the packages (and rpm2cpio reads grub2-pc's
     # payload), e2fsprogs, dosfstools + mtools and xfsprogs make the filesystems, grub-mkimage
     # (grub-common) the BIOS core image, mksquashfs (squashfs-tools) squashfs artifacts, and
-    # newuidmap/newgidmap (uidmap) map a rootless build's user namespace; `kiln iso` puts
-    # syslinux's isolinux.bin, isohdpfx.bin (isolinux) and ldlinux.c32 (syslinux-common) on the
-    # ISO for BIOS boot, as upstream's isomaker puts its copies.
-    [build]="rpm e2fsprogs dosfstools mtools xfsprogs grub-common squashfs-tools uidmap isolinux syslinux-common"
+    # newuidmap/newgidmap (uidmap) map a rootless build's user namespace, rdiff makes rdiff
+    # partition artifacts; `kiln iso` puts syslinux's isolinux.bin, isohdpfx.bin (isolinux) and
+    # ldlinux.c32 (syslinux-common) on the ISO for BIOS boot, as upstream's isomaker puts its copies.
+    [build]="rpm e2fsprogs dosfstools mtools xfsprogs grub-common squashfs-tools uidmap rdiff isolinux syslinux-common"
     # Boot tests (`kiln boot-test`): QEMU and OVMF (UEFI; SeaBIOS comes with QEMU).
     [boot]="qemu-system-x86 ovmf"
     # `make sample-repo`: rpmbuild, createrepo_c, dpkg-deb (payloads from Debian packages),
     # grub-mkimage (grubx64.efi), depmod (modules.dep).
     [sample-repo]="rpm createrepo-c dpkg grub-common kmod"
     # `make distro` (azl-distro/build.py): python3, apt-get download, dpkg-deb, rpmbuild,
-    # createrepo_c, grub-mkimage (grubx64.efi), depmod (the kernel's modules.dep); its check
+    # createrepo_c, grub-mkimage (grubx64.efi), depmod (the kernel's modules.dep), gcc (the
+    # Hyper-V daemons from Debian's kernel source); its check
     # resolves with dnf and libsolv's installcheck.
-    [distro]="python3 apt dpkg rpm createrepo-c grub-common kmod dnf libsolv-tools"
+    [distro]="python3 apt dpkg rpm createrepo-c grub-common kmod dnf libsolv-tools gcc libc6-dev linux-libc-dev"
 )
 
 check_only=false
@@ -62,13 +63,18 @@ for arg in "$@"; do
 done
 [[ ${#groups[@]} -gt 0 ]] || { echo "usage: $0 [--check] GROUP... (known: ${!GROUP_PACKAGES[*]})" >&2; exit 2; }
 
-missing=()
+# One dpkg-query for every package (a no-op `make image` runs this script each time).
+wanted=()
 for g in "${groups[@]}"; do
-    for pkg in ${GROUP_PACKAGES[$g]}; do
-        if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
-            missing+=("$pkg")
-        fi
-    done
+    wanted+=(${GROUP_PACKAGES[$g]})
+done
+declare -A installed=()
+while IFS=$'\t' read -r pkg status; do
+    [[ $status == 'install ok installed' ]] && installed[$pkg]=1
+done < <(dpkg-query -W -f='${Package}\t${Status}\n' "${wanted[@]}" 2>/dev/null || true)
+missing=()
+for pkg in "${wanted[@]}"; do
+    [[ -n "${installed[$pkg]+x}" ]] || missing+=("$pkg")
 done
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 

@@ -14,11 +14,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(realpath "${1:-out/RPMS}")
 kiln=$(realpath "${2:-out/bin/kiln}")
-configs=${AZL_DISTRO_CONFIGS:-"core-efi core-legacy minimal-os"}
+configs=${AZL_DISTRO_CONFIGS:-"core-efi core-legacy minimal-os core-efi-selinux qemu-guest core-container core-container-builder distroless-base distroless-minimal distroless-debug core-fips core-hwe-fips core-ova baremetal swuvm"}
 # Upstream names with no package here, and why: docs/azl-distro.md.
 # Packages the build left out because the Debian archive it used lacked their source are in
 # $repo/unavailable.txt; a config's check resolves its lists without them (and says so).
-missing_names=${AZL_DISTRO_MISSING:-"SymCrypt SymCrypt-OpenSSL"}
+missing_names=${AZL_DISTRO_MISSING:-"SymCrypt SymCrypt-OpenSSL linux-firmware-qlogic calamares kernel-uki kernel-drivers-accessibility kernel-drivers-sound grubby rtctl rt-setup build-essential texinfo golang"}
 unavailable=$(cut -d: -f1 "$repo/unavailable.txt" 2>/dev/null | tr '\n' ' ')
 missing_names="$missing_names $unavailable"
 tmp=$(mktemp -d /tmp/kiln-azl-distro-check.XXXXXX)

@@ -39,6 +39,9 @@ pub struct BuildRequest {
     /// Artifacts converted in parallel.
     pub workers: usize,
     pub sandbox: SandboxOptions,
+    /// The incremental cache: the package-root cache's folder ([`crate::cache`]), and the
+    /// up-to-date check ([`crate::uptodate`]). `None` (`--no-cache`): everything is built anew.
+    pub package_cache: Option<PathBuf>,
 }
 
 impl BuildRequest {
@@ -56,6 +59,7 @@ impl BuildRequest {
             build_number: String::new(),
             workers: 10,
             sandbox: SandboxOptions::default(),
+            package_cache: Some(PathBuf::from(crate::cache::DEFAULT_DIR)),
         }
     }
 
@@ -85,6 +89,10 @@ pub struct Built {
     pub log: PathBuf,
     pub timings: Vec<(Stage, Duration)>,
     pub total: Duration,
+    /// The artifacts were already there, made from the same inputs: nothing was built.
+    pub up_to_date: bool,
+    /// Where the package root came from (`None`: not composed, or no cache).
+    pub package_root: Option<crate::cache::Outcome>,
 }
 
 /// The build log: every event as a time-stamped line.
@@ -171,7 +179,8 @@ pub fn build(req: &BuildRequest, on_event: &mut dyn FnMut(Event)) -> Result<Buil
     });
     let timings = timings.into_inner();
     match result {
-        Ok(artifacts) => {
+        Ok(done) => {
+            let artifacts = done.artifacts;
             log.line(&format!("built {name}: {}", artifacts.join(", ")));
             let _ = log.file.flush();
             Ok(Built {
@@ -182,6 +191,8 @@ pub fn build(req: &BuildRequest, on_event: &mut dyn FnMut(Event)) -> Result<Buil
                 log: log_path,
                 timings,
                 total,
+                up_to_date: done.up_to_date,
+                package_root: done.package_root,
             })
         }
         Err(mut e) => {
@@ -202,12 +213,19 @@ pub fn build(req: &BuildRequest, on_event: &mut dyn FnMut(Event)) -> Result<Buil
     }
 }
 
+/// What the stages did.
+struct Done {
+    artifacts: Vec<String>,
+    up_to_date: bool,
+    package_root: Option<crate::cache::Outcome>,
+}
+
 fn stages(
     req: &BuildRequest,
     output_dir: &Path,
     build_dir: &Path,
     on_event: &mut dyn FnMut(Event),
-) -> Result<Vec<String>, Error> {
+) -> Result<Done, Error> {
     let validated = staged(Stage::Validate, on_event, |on_event| {
         let mut say = |l: &str| {
             on_event(Event::Step {
@@ -224,7 +242,8 @@ fn stages(
             },
             on_event,
         )?;
-        // Every host program the build will run, before any work.
+        // Every artifact format and host program the build will use, before any work.
+        crate::roast::check_formats(validated.config(), Stage::Validate)?;
         let mut tools = crate::host::compose_tools(validated.config());
         tools.extend(crate::host::roast_tools(validated.config()));
         crate::host::require(&tools, Stage::Validate)?;
@@ -232,7 +251,7 @@ fn stages(
     })?;
 
     let package_repo = build_dir.join("package_repo");
-    staged(Stage::Fetch, on_event, |on_event| {
+    let fetched = staged(Stage::Fetch, on_event, |on_event| {
         let fetch = FetchRequest {
             output_summary_file: Some(build_dir.join("image_deps.json")),
             ..FetchRequest::new(&package_repo, req.sources.clone())
@@ -242,11 +261,36 @@ fn stages(
             stage: Stage::Fetch,
             message: fetched.describe(&package_repo),
         });
-        Ok::<_, Error>(())
+        Ok::<_, Error>(fetched)
     })?;
 
+    // Artifacts made from these very inputs are not made again.
+    let key = crate::uptodate::key(&crate::uptodate::Key {
+        validated: &validated,
+        packages: &fetched.packages,
+        request: req,
+    });
+    if req.package_cache.is_some() {
+        if let Some(artifacts) = crate::uptodate::check(output_dir, &key) {
+            on_event(Event::Step {
+                stage: Stage::Fetch,
+                message: format!(
+                    "up to date: {} in {} (made from these same inputs; --no-cache builds anew)",
+                    artifacts.join(", "),
+                    output_dir.display()
+                ),
+            });
+            return Ok(Done {
+                artifacts,
+                up_to_date: true,
+                package_root: None,
+            });
+        }
+    }
+    crate::uptodate::forget(output_dir).map_err(Error::of(Stage::Compose, ErrorKind::Io))?;
+
     let imager_output = build_dir.join("imager_output");
-    staged(Stage::Compose, on_event, |on_event| {
+    let package_root = staged(Stage::Compose, on_event, |on_event| {
         crate::workdirs::remove_tree(&imager_output)
             .map_err(Error::of(Stage::Compose, ErrorKind::WorkFolder))?;
         let compose = ComposeRequest {
@@ -257,6 +301,7 @@ fn stages(
             sandbox: req.sandbox.clone(),
             repo_snapshot_time: req.sources.repo_snapshot_time,
             live_install: false,
+            package_cache: req.package_cache.clone(),
         };
         let composed = crate::compose::compose_quietly(&compose, &validated, on_event)?;
         on_event(Event::Step {
@@ -267,7 +312,7 @@ fn stages(
                 composed.outputs.join(", ")
             ),
         });
-        Ok::<_, Error>(())
+        Ok::<_, Error>(composed.package_root)
     })?;
 
     staged(Stage::Roast, on_event, |on_event| {
@@ -324,7 +369,13 @@ fn stages(
                     imager_output.display()
                 ),
             });
+        } else {
+            crate::uptodate::record(output_dir, &key, &names).map_err(failed)?;
         }
-        Ok(names)
+        Ok(Done {
+            artifacts: names,
+            up_to_date: false,
+            package_root,
+        })
     })
 }

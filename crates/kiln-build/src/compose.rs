@@ -30,6 +30,9 @@ pub struct ComposeRequest {
     /// Install onto the config's TargetDisk (a block device) instead of making `disk0.raw`
     /// (imager `--live-install`, run by the ISO's installer); `output_dir` is the work folder.
     pub live_install: bool,
+    /// The incremental cache's folder (see [`crate::cache`]); `None`: packages are always
+    /// installed.
+    pub package_cache: Option<PathBuf>,
 }
 
 /// How programs run for the image (rpm scriptlets, scripts, setfiles, grub2-mkconfig): always in
@@ -81,6 +84,8 @@ fn require_root(what: &str) -> Result<(), String> {
 pub struct Composed {
     pub outputs: Vec<String>,
     pub packages: Vec<kiln_repo::Package>,
+    /// Whether the package root came from the cache (`None`: no cache was asked for).
+    pub package_root: Option<crate::cache::Outcome>,
 }
 
 /// The compose stage: the first SystemConfig of the config composed from `req.repos` into
@@ -213,88 +218,88 @@ fn compose_lines(
     std::fs::create_dir_all(&args.output_dir)
         .map_err(|e| format!("cannot create {}: {e}", args.output_dir.display()))?;
     crate::workdirs::sweep(&args.output_dir, report)?;
-    let inputs = Inputs {
-        system: sc,
-        packages: &files,
-        early: &early,
-        base_dir: &loaded.base_dir,
-        identity: &identity,
-        build_number: &args.build_number,
-        fstab: None,
-        run: args.sandbox.run_options(),
-        repo_snapshot_time: args.repo_snapshot_time,
-    };
-    if args.live_install && !disk_image {
-        return Err(
-            "--live-install needs a config with Disks, PartitionSettings and a \
-                    TargetDisk of Type path"
-                .into(),
-        );
-    }
-    if disk_image {
-        // GRUB's BIOS boot code comes from the grub2-pc package, fetched as build tooling.
-        let grub_pc = pool
-            .by_name("grub2-pc")
-            .into_iter()
-            .next()
-            .map(|id| source_dir(id).join(&pool.package(id).location));
-        let req = kiln_imager::Request {
-            config: &loaded.config,
-            root: inputs,
-            grub_pc: grub_pc.as_deref(),
+    let cache = args
+        .package_cache
+        .as_ref()
+        .map(crate::cache::PackageRoots::new);
+    let result = (|| -> Result<Vec<String>, String> {
+        let inputs = Inputs {
+            system: sc,
+            packages: &files,
+            early: &early,
+            base_dir: &loaded.base_dir,
+            identity: &identity,
+            build_number: &args.build_number,
+            fstab: None,
+            run: args.sandbox.run_options(),
+            repo_snapshot_time: args.repo_snapshot_time,
+            // A disk image's encrypted root is set up by kiln-imager.
+            encryption: None,
+            overlay_mounts: &[],
+            package_cache: cache
+                .as_ref()
+                .map(|c| c as &dyn kiln_compose::package_root::PackageRootCache),
         };
-        if args.live_install {
-            return install_onto_target(&req, &args.output_dir, report)
-                .map(|outputs| Composed {
-                    outputs,
-                    packages: installed,
-                })
-                .map_err(|e| format!("installing {}: {e}", sc.name));
+        if args.live_install && !disk_image {
+            return Err(
+                "--live-install needs a config with Disks, PartitionSettings and a \
+                        TargetDisk of Type path"
+                    .into(),
+            );
         }
-        return build_disk_outputs(&req, &args.output_dir, report)
-            .map(|outputs| Composed {
-                outputs,
-                packages: installed,
-            })
-            .map_err(|e| format!("composing {}: {e}", sc.name));
-    }
+        if disk_image {
+            // GRUB's BIOS boot code comes from the grub2-pc package, fetched as build tooling.
+            let grub_pc = pool
+                .by_name("grub2-pc")
+                .into_iter()
+                .next()
+                .map(|id| source_dir(id).join(&pool.package(id).location));
+            let req = kiln_imager::Request {
+                config: &loaded.config,
+                root: inputs,
+                grub_pc: grub_pc.as_deref(),
+            };
+            if args.live_install {
+                return install_onto_target(&req, &args.output_dir, report);
+            }
+            return build_disk_outputs(&req, &args.output_dir, report);
+        }
 
-    // Populate a temporary folder beside it, then give it its final name (dropped: removed).
-    let staging = kiln_formats::files::TempDir::create(&rootfs).map_err(|e| {
-        format!(
-            "cannot create a folder in {}: {e}",
-            args.output_dir.display()
-        )
-    })?;
-    populate(staging.path(), &inputs, report).map_err(|e| format!("composing {}: {e}", sc.name))?;
-    staging
-        .persist(&rootfs)
-        .map_err(|e| format!("{}: {e}", rootfs.display()))?;
+        // Populate a temporary folder beside it, then give it its final name (dropped: removed).
+        let staging = kiln_formats::files::TempDir::create(&rootfs).map_err(|e| {
+            format!(
+                "cannot create a folder in {}: {e}",
+                args.output_dir.display()
+            )
+        })?;
+        populate(staging.path(), &inputs, report).map_err(|e| e.to_string())?;
+        staging
+            .persist(&rootfs)
+            .map_err(|e| format!("{}: {e}", rootfs.display()))?;
+        Ok(vec!["rootfs".to_string()])
+    })();
+    if let Some(cache) = &cache {
+        for note in cache.take_notes() {
+            report(&note);
+        }
+    }
     Ok(Composed {
-        outputs: vec!["rootfs".to_string()],
+        outputs: result.map_err(|e| format!("composing {}: {e}", sc.name))?,
         packages: installed,
+        package_root: cache.and_then(|c| c.outcome()),
     })
 }
 
 /// Builds a disk config's image in a temporary work folder beside the outputs and moves out what
-/// upstream's imager leaves: `disk0.raw` (when the disk has Artifacts) and
-/// `disk0.partition<i>.raw` for `ext4` partition artifacts. Returns the output names.
+/// upstream's imager leaves: `disk0.raw` (when the disk has Artifacts), and per partition
+/// artifact `disk0.partition<i>.raw` (`ext4`), `.diff` (the overlay's changes, with
+/// OverlayBaseImage) or `.rdiff` (an rdiff delta from RdiffBaseImage). Returns the output names.
 fn build_disk_outputs(
     req: &kiln_imager::Request,
     out: &std::path::Path,
     report: &mut dyn FnMut(&str),
 ) -> Result<Vec<String>, String> {
     let disk = &req.config.disks[0];
-    for (i, p) in disk.partitions.iter().enumerate() {
-        for a in &p.artifacts {
-            if matches!(a.ty.as_str(), "diff" | "rdiff") {
-                return Err(format!(
-                    "partition {i} ({}): {} partition artifacts are not supported yet",
-                    p.id, a.ty
-                ));
-            }
-        }
-    }
     // A temporary work folder beside the outputs (removed when dropped).
     let work = kiln_formats::files::TempDir::create(&out.join("build"))
         .map_err(|e| format!("cannot create a folder in {}: {e}", out.display()))?;
@@ -302,14 +307,50 @@ fn build_disk_outputs(
         let built = kiln_imager::build_disk(req, work.path(), report).map_err(|e| e.to_string())?;
         let mut outputs = Vec::new();
         for p in &built.partitions {
-            let wants_dump = disk.partitions[p.index]
+            let setting = req.root.system.setting(&p.id);
+            let types: Vec<&str> = disk.partitions[p.index]
                 .artifacts
                 .iter()
-                .any(|a| a.ty == "ext4");
-            if wants_dump {
+                .map(|a| a.ty.as_str())
+                .collect();
+            if types.contains(&"ext4") {
                 let name = format!("disk0.partition{}.raw", p.index);
                 kiln_imager::dump_partition(&built.disk, p, &out.join(&name))
                     .map_err(|e| format!("{name}: {e}"))?;
+                outputs.push(name);
+            }
+            if types.contains(&"diff") {
+                let name = format!("disk0.partition{}.diff", p.index);
+                let diff = p.diff.as_ref().ok_or_else(|| {
+                    format!(
+                        "partition {} ({}): a diff artifact is the overlay of a diff-disk build: \
+                         its PartitionSetting needs an OverlayBaseImage",
+                        p.index, p.id
+                    )
+                })?;
+                std::fs::rename(diff, out.join(&name)).map_err(|e| format!("{name}: {e}"))?;
+                outputs.push(name);
+            }
+            if types.contains(&"rdiff") {
+                let name = format!("disk0.partition{}.rdiff", p.index);
+                let base = setting
+                    .map(|s| s.rdiff_base_image.as_str())
+                    .filter(|b| !b.is_empty())
+                    .ok_or_else(|| {
+                        format!(
+                            "partition {} ({}): an rdiff artifact needs its PartitionSetting's \
+                             RdiffBaseImage (the image the delta is taken from)",
+                            p.index, p.id
+                        )
+                    })?;
+                kiln_imager::rdiff_partition(
+                    &built.disk,
+                    p,
+                    std::path::Path::new(base),
+                    &out.join(&name),
+                    work.path(),
+                )
+                .map_err(|e| format!("{name}: {e}"))?;
                 outputs.push(name);
             }
         }

@@ -38,6 +38,7 @@ pub const GRUB_MKIMAGE: Tool = tool(
     "makes the legacy BIOS core image",
 );
 pub const RPM2CPIO: Tool = tool("rpm2cpio", "rpm", "unpacks grub2-pc's BIOS modules");
+pub const RDIFF: Tool = tool("rdiff", "rdiff", "makes rdiff partition artifacts");
 pub const MKSQUASHFS: Tool = tool("mksquashfs", "squashfs-tools", "makes squashfs artifacts");
 
 /// The programs composing `config`'s image runs on the host (not in the image).
@@ -61,6 +62,22 @@ pub fn compose_tools(config: &Config) -> Vec<Tool> {
     }
     if sc.boot_type == BootType::Legacy {
         tools.extend_from_slice(&[GRUB_MKIMAGE, RPM2CPIO]);
+    }
+    if sc
+        .partition_settings
+        .iter()
+        .any(|s| !s.overlay_base_image.is_empty())
+    {
+        tools.push(DEBUGFS); // reads the base images
+    }
+    let rdiff = config
+        .disks
+        .iter()
+        .flat_map(|d| &d.partitions)
+        .flat_map(|p| &p.artifacts)
+        .any(|a| a.ty == "rdiff");
+    if rdiff {
+        tools.push(RDIFF);
     }
     dedup(tools)
 }
@@ -155,5 +172,47 @@ mod tests {
             "{e:?}"
         );
         assert_eq!(e.kind, ErrorKind::MissingTool);
+    }
+
+    /// `make image` runs `scripts/install-host-deps.sh build` first: that group must hold the
+    /// package of every program a build of a demo or upstream config checks for (a fresh
+    /// machine once lacked mkfs.vfat for demo-efi's ESP).
+    #[test]
+    fn the_build_host_packages_cover_every_configs_programs() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let script = std::fs::read_to_string(repo.join("scripts/install-host-deps.sh")).unwrap();
+        let group: Vec<&str> = script
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("[build]=\""))
+            .and_then(|l| l.strip_suffix('"'))
+            .expect("install-host-deps.sh has a build group")
+            .split_whitespace()
+            .collect();
+        let mut configs = 0;
+        for dir in ["imageconfigs", "tests/azl-compat/imageconfigs"] {
+            for entry in std::fs::read_dir(repo.join(dir)).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_none_or(|e| e != "json") {
+                    continue;
+                }
+                let Ok((loaded, _)) = kiln_config::load(&path, None) else {
+                    continue;
+                };
+                configs += 1;
+                let mut tools = compose_tools(&loaded.config);
+                tools.extend(roast_tools(&loaded.config));
+                for t in tools {
+                    assert!(
+                        group.contains(&t.package),
+                        "{}: {} needs the Debian package {}, which install-host-deps.sh's build \
+                         group lacks",
+                        path.display(),
+                        t.program,
+                        t.package
+                    );
+                }
+            }
+        }
+        assert!(configs > 10, "{configs} configs read");
     }
 }

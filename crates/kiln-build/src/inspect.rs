@@ -130,23 +130,44 @@ fn run(
 impl Image {
     /// Opens `path` (raw, VHD, VHDX or QCOW2) and reads its table and filesystems.
     pub fn open(path: &Path) -> Result<Image, InspectError> {
+        Image::open_inner(path, None)
+    }
+
+    /// Opens a sparse raw copy of `path` made at `copy` (a new file), which
+    /// [`Image::replace_file`] may change: a throwaway copy for a test boot.
+    pub fn open_copy(path: &Path, copy: &Path) -> Result<Image, InspectError> {
+        Image::open_inner(path, Some(copy))
+    }
+
+    /// The raw disk this reads (the image itself, or its copy).
+    pub fn raw(&self) -> &Path {
+        &self.raw
+    }
+
+    fn open_inner(path: &Path, copy_to: Option<&Path>) -> Result<Image, InspectError> {
         let (input, kind) = kiln_formats::image::open(path)?;
         let io = |p: &Path| {
             let path = p.to_path_buf();
             move |source| InspectError::Io { path, source }
         };
-        let (raw, copy) = if kind == kiln_formats::probe::Kind::Raw {
+        let raw_copy = |raw: &Path| -> Result<(), InspectError> {
+            let f = std::fs::File::create_new(raw).map_err(io(raw))?;
+            f.set_len(input.len()).map_err(io(raw))?;
+            input
+                .for_each_data_run(4096, |offset, data| f.write_all_at(data, offset))
+                .map_err(io(path))
+        };
+        let (raw, copy) = if let Some(raw) = copy_to {
+            raw_copy(raw)?;
+            (raw.to_path_buf(), None)
+        } else if kind == kiln_formats::probe::Kind::Raw {
             (path.to_path_buf(), None)
         } else {
             let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
             let dir = TempDir::create(&parent.unwrap_or(Path::new(".")).join("inspect"))
                 .map_err(io(path))?;
             let raw = dir.path().join("disk.raw");
-            let f = std::fs::File::create(&raw).map_err(io(&raw))?;
-            f.set_len(input.len()).map_err(io(&raw))?;
-            input
-                .for_each_data_run(4096, |offset, data| f.write_all_at(data, offset))
-                .map_err(io(path))?;
+            raw_copy(&raw)?;
             (raw, Some(dir))
         };
         let file = std::fs::File::open(&raw).map_err(io(&raw))?;
@@ -267,6 +288,102 @@ impl Image {
             ),
             other => Err(unreadable(p, other)),
         }
+    }
+
+    /// The ext partition that holds `path` (the first of `candidates` found), or an error
+    /// naming what was looked for.
+    pub fn find_file<'p>(
+        &self,
+        candidates: &[&'p str],
+    ) -> Result<(&PartitionInfo, &'p str), InspectError> {
+        for p in &self.info.partitions {
+            if !matches!(p.filesystem, Some("ext4" | "ext2/3")) {
+                continue;
+            }
+            for path in candidates {
+                if !self.debugfs(p, &format!("stat {path}"))?.is_empty() {
+                    return Ok((p, path));
+                }
+            }
+        }
+        Err(InspectError::NoSuch(format!(
+            "no ext partition of {} holds {}",
+            self.info.image.display(),
+            candidates.join(" or ")
+        )))
+    }
+
+    /// Replaces the regular file `path` in ext partition `p` of a copy made by
+    /// [`Image::open_copy`] with `contents`, keeping its mode, owner and SELinux label.
+    pub fn replace_file(
+        &self,
+        p: &PartitionInfo,
+        path: &str,
+        contents: &[u8],
+    ) -> Result<(), InspectError> {
+        if !matches!(p.filesystem, Some("ext4" | "ext2/3")) {
+            return Err(unreadable(p, p.filesystem));
+        }
+        if path.chars().any(|c| c.is_whitespace() || c == '"') {
+            return Err(InspectError::NoSuch(format!("{path}: not a plain path")));
+        }
+        let stat = String::from_utf8_lossy(&self.debugfs(p, &format!("stat {path}"))?).into_owned();
+        let field = |name: &str| {
+            stat.split_whitespace()
+                .skip_while(|w| *w != name)
+                .nth(1)
+                .map(str::to_string)
+        };
+        let (Some(mode), Some(uid), Some(gid)) = (field("Mode:"), field("User:"), field("Group:"))
+        else {
+            return Err(InspectError::NoSuch(format!(
+                "{path} is not in partition {}",
+                p.number
+            )));
+        };
+        let perms = u32::from_str_radix(&mode, 8).ok().filter(|m| *m <= 0o7777);
+        let (Some(perms), true) = (perms, stat.contains("Type: regular")) else {
+            return Err(InspectError::NoSuch(format!(
+                "{path} is not a regular file"
+            )));
+        };
+        let dir = tempfile::tempdir().map_err(|source| InspectError::Io {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+        let new = dir.path().join("new");
+        let label = dir.path().join("label");
+        std::fs::write(&new, contents).map_err(|source| InspectError::Io {
+            path: new.clone(),
+            source,
+        })?;
+        self.debugfs(
+            p,
+            &format!("ea_get -f {} {path} security.selinux", label.display()),
+        )?;
+        let mut script = format!(
+            "rm {path}\nwrite {} {path}\nsif {path} mode 0{:o}\nsif {path} uid {uid}\nsif {path} gid {gid}\n",
+            new.display(),
+            0o100000 | perms
+        );
+        if label.is_file() {
+            script += &format!("ea_set -f {} {path} security.selinux\n", label.display());
+        }
+        let commands = dir.path().join("commands");
+        std::fs::write(&commands, script).map_err(|source| InspectError::Io {
+            path: commands.clone(),
+            source,
+        })?;
+        run(
+            "debugfs",
+            "e2fsprogs",
+            Command::new("debugfs")
+                .arg("-w")
+                .arg("-f")
+                .arg(&commands)
+                .arg(format!("{}?offset={}", self.raw.display(), p.start)),
+        )?;
+        Ok(())
     }
 
     /// The packages installed in the image (`rpm -qa` over its rpmdb), sorted.

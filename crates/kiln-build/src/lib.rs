@@ -20,6 +20,7 @@
 #![allow(clippy::result_large_err)]
 
 mod build;
+pub mod cache;
 mod compose;
 mod convert;
 mod error;
@@ -32,6 +33,8 @@ mod plan;
 mod roast;
 pub mod sources;
 mod summary;
+pub mod test_copy;
+pub mod uptodate;
 mod validate;
 pub mod workdirs;
 

@@ -151,3 +151,67 @@ pub(crate) fn roast_quietly(
     })?;
     Ok(made)
 }
+
+/// Fails, before any work, when an artifact's Type or Compression is one roast cannot make
+/// (upstream's validator accepts any string and its roast fails after the whole build; kiln
+/// build says it at once), suggesting the nearest known one.
+pub(crate) fn check_formats(
+    config: &kiln_config::model::Config,
+    stage: Stage,
+) -> Result<(), Error> {
+    use kiln_formats::artifact::Converter;
+    let known: Vec<&str> = Converter::ALL.iter().map(|(n, _)| *n).collect();
+    let artifacts = config.disks.iter().flat_map(|d| {
+        d.artifacts
+            .iter()
+            .flatten()
+            .chain(d.partitions.iter().flat_map(|p| &p.artifacts))
+    });
+    for a in artifacts {
+        for (field, value) in [("Type", &a.ty), ("Compression", &a.compression)] {
+            if value.is_empty() || Converter::parse(value).is_ok() {
+                continue;
+            }
+            let nearest = known
+                .iter()
+                .filter(|k| k.starts_with(value.as_str()) || value.starts_with(*k))
+                .max_by_key(|k| k.len());
+            let mut e = Error::new(
+                stage,
+                ErrorKind::InvalidConfig,
+                format!(
+                    "artifact {:?}: {field} {value:?} is not a format roast makes (unsupported \
+                     output format: {value})",
+                    a.name
+                ),
+            );
+            e = e.help(match nearest {
+                Some(k) => format!("did you mean {k:?}? known: {}", known.join(", ")),
+                None => format!("known: {}", known.join(", ")),
+            });
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_artifact_type_is_refused_with_the_nearest_known_one() {
+        let mut config = kiln_config::model::Config::default();
+        config.disks.push(kiln_config::model::Disk::default());
+        config.disks[0].artifacts = Some(vec![kiln_config::model::Artifact {
+            name: "my".into(),
+            ty: "qcow".into(),
+            compression: String::new(),
+        }]);
+        let e = check_formats(&config, Stage::Validate).unwrap_err();
+        assert!(e.message.contains("\"qcow\""), "{e}");
+        assert!(e.help.unwrap().contains("did you mean \"qcow2\""));
+        config.disks[0].artifacts.as_mut().unwrap()[0].ty = "qcow2".into();
+        check_formats(&config, Stage::Validate).unwrap();
+    }
+}

@@ -60,9 +60,19 @@ pub struct BootTestArgs {
     /// A command to run after logging in (repeatable; default: id, hostname, cat /proc/cmdline).
     #[arg(long = "run", value_name = "COMMAND")]
     commands: Vec<String>,
-    /// Text the console must show (repeatable). Without --login, it must appear while booting.
+    /// Text the console must show (repeatable). Without --login, it must appear while booting;
+    /// with neither, the boot must reach a login prompt.
     #[arg(long = "expect", value_name = "TEXT")]
     expect: Vec<String>,
+    /// A kernel argument for this boot only (repeatable), e.g. `console=ttyS0` for an image
+    /// whose config sends the console elsewhere: set as grubenv's `kernelopts` in a throwaway
+    /// raw copy of the image (Azure Linux's grub.cfg appends it to every entry).
+    #[arg(long = "kernel-arg", value_name = "ARG")]
+    kernel_args: Vec<String>,
+    /// Give --login's user its PASSWORD in a throwaway raw copy of the image (for an image whose
+    /// config has no login), keeping the file's mode, owner and SELinux label.
+    #[arg(long, requires = "login")]
+    set_password: bool,
     /// Seconds the whole test may take.
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     timeout: u64,
@@ -354,8 +364,67 @@ fn boot(args: &BootTestArgs, started: Instant) -> Result<String, String> {
     }
     refuse_non_disk(&args.machine.artifact)?;
     let work = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let changes = kiln_build::test_copy::TestChanges {
+        kernel_args: args.kernel_args.clone(),
+        password: match (&args.login, args.set_password) {
+            (Some(login), true) => {
+                let (user, password) =
+                    login.split_once(':').ok_or("--login takes USER:PASSWORD")?;
+                Some((user.to_string(), password.to_string()))
+            }
+            _ => None,
+        },
+    };
+    let copy;
+    let machine = if changes.is_empty() {
+        &args.machine
+    } else {
+        // The copy lives beside the image (same filesystem, room for it), not in /tmp.
+        let dir = kiln_formats::files::TempDir::create(
+            &args
+                .machine
+                .artifact
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .join("boot-test"),
+        )
+        .map_err(|e| format!("making a throwaway copy: {e}"))?;
+        let raw = kiln_build::test_copy::make(
+            &args.machine.artifact,
+            &dir.path().join("disk.raw"),
+            &changes,
+        )
+        .map_err(|e| format!("making a throwaway copy: {e}"))?;
+        eprintln!(
+            "booting a throwaway copy ({})",
+            [
+                (!changes.kernel_args.is_empty())
+                    .then(|| format!("kernel arguments: {}", changes.kernel_args.join(" "))),
+                changes
+                    .password
+                    .as_ref()
+                    .map(|(u, _)| format!("a password for {u}")),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join("; ")
+        );
+        copy = (
+            dir,
+            MachineArgs {
+                artifact: raw,
+                firmware: Some(firmware(&args.machine)?),
+                disk: args.machine.disk,
+                memory: args.machine.memory,
+                cdrom: args.machine.cdrom.clone(),
+            },
+        );
+        &copy.1
+    };
     let mut cmd = qemu_command(
-        &args.machine,
+        machine,
         &work.path().join("vars.fd"),
         Serial::Piped,
         !args.persist,
@@ -423,15 +492,22 @@ fn drive(
     deadline: Instant,
 ) -> Result<String, String> {
     let Some(login) = &args.login else {
-        for e in &args.expect {
+        let login_prompt = ["login: ".to_string()];
+        let expect = if args.expect.is_empty() {
+            &login_prompt[..]
+        } else {
+            &args.expect[..]
+        };
+        for e in expect {
             wait_for(console, child, 0, deadline, &format!("{e:?}"), |t| {
                 t.find(e.as_str()).map(|i| i + e.len())
             })?;
         }
-        return Ok(format!(
-            "{} expected text(s) on the console",
-            args.expect.len()
-        ));
+        return Ok(if args.expect.is_empty() {
+            "a login prompt on the console".into()
+        } else {
+            format!("{} expected text(s) on the console", args.expect.len())
+        });
     };
     let (user, password) = login.split_once(':').ok_or("--login takes USER:PASSWORD")?;
     let mut stdin = child.stdin.take().expect("piped");

@@ -43,6 +43,14 @@ pub struct BuildArgs {
     /// Artifacts converted in parallel.
     #[arg(long, value_name = "N", default_value_t = 10)]
     workers: usize,
+    /// Build everything anew: install the packages even when the package-root cache has them,
+    /// and make the artifacts even when they are up to date.
+    #[arg(long)]
+    no_cache: bool,
+    /// The incremental cache: installed package roots, keyed by the packages and the settings
+    /// that change their install (docs/cache.md).
+    #[arg(long, value_name = "DIR", default_value = kiln_build::cache::DEFAULT_DIR)]
+    package_cache: PathBuf,
     #[command(flatten)]
     sandbox: SandboxArgs,
     #[command(flatten)]
@@ -62,6 +70,7 @@ impl BuildArgs {
             build_number: self.build_number.clone(),
             workers: self.workers,
             sandbox: self.sandbox.options(),
+            package_cache: (!self.no_cache).then(|| self.package_cache.clone()),
             ..BuildRequest::new(self.config.path(), self.sources.options())
         }
     }
@@ -81,11 +90,21 @@ pub fn run(args: BuildArgs, global: Global) -> ExitCode {
                     "output_dir": built.output_dir.display().to_string(),
                     "artifacts": built.artifacts,
                     "log": built.log.display().to_string(),
+                    "up_to_date": built.up_to_date,
+                    "package_root": built.package_root.as_ref().map(|o| match o {
+                        kiln_build::cache::Outcome::Cached(_) => "cached",
+                        kiln_build::cache::Outcome::Installed(_) => "installed",
+                    }),
                 });
                 println!("{result}");
             } else {
                 if global.verbosity != Verbosity::Quiet {
-                    eprintln!("built {}: {}", built.name, built.artifacts.join(", "));
+                    let what = if built.up_to_date {
+                        "up to date"
+                    } else {
+                        "built"
+                    };
+                    eprintln!("{what} {}: {}", built.name, built.artifacts.join(", "));
                 }
                 println!("{}", built.output_dir.display());
             }

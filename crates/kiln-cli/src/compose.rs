@@ -45,6 +45,7 @@ pub fn run(args: ComposeArgs, global: Global) -> ExitCode {
         sandbox: args.sandbox.options(),
         repo_snapshot_time: None,
         live_install: false,
+        package_cache: None,
     };
     let mut r = global.renderer(args.output.json);
     // No build log here: what programs print is shown.

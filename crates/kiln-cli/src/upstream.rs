@@ -490,7 +490,8 @@ struct ImagerArgs {
     /// BUILD_NUMBER written to /etc/image-id.
     #[arg(long, value_name = "N", default_value = "")]
     build_number: String,
-    /// Not supported by kiln: accepted and ignored with a warning.
+    /// Appended to the image's /etc/tdnf/tdnf.conf as `snapshottime=` (when it exists), as
+    /// upstream's imager does; --local-repo is not limited by it.
     #[arg(long, value_name = "POSIX_TIME")]
     repo_snapshot_time: Option<String>,
     #[command(flatten)]
@@ -562,6 +563,7 @@ fn imager(args: Vec<OsString>) -> ExitCode {
         sandbox: Default::default(),
         repo_snapshot_time,
         live_install: a.live_install,
+        package_cache: None,
     };
     let emit = a.emit_progress;
     let mut progress = crate::render::Renderer::with_mode(

@@ -488,3 +488,78 @@ fn a_repository_snapshot_time_leaves_out_later_builds() {
         stderr(&o)
     );
 }
+
+/// `kiln build` resolves within the snapshot as `kiln fetch` does, and both it and the `imager`
+/// personality append `snapshottime=` to the image's tdnf.conf (SPEC §3.3 step 8), so tdnf in
+/// the image keeps to the same snapshot.
+#[test]
+fn a_repository_snapshot_time_reaches_the_build_and_the_images_tdnf_conf() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = repo_of_three_builds(work.path());
+    std::fs::write(work.path().join("tdnf.conf"), "[main]\ngpgcheck=1\n").unwrap();
+    let config = work.path().join("libfoo.json");
+    std::fs::write(
+        &config,
+        r#"{"Disks": [{"Artifacts": [{"Name": "rootfs", "Type": "tar.gz"}]}],
+            "SystemConfigs": [{"Name": "libfoo", "Packages": ["sample-libfoo"],
+                               "AdditionalFiles": {"tdnf.conf": "/etc/tdnf/tdnf.conf"}}]}"#,
+    )
+    .unwrap();
+    let build = |out: &str, snapshot: &str| {
+        kiln()
+            .args(common::build_args(&config, &repo, &work.path().join(out)))
+            .args(["--repo-snapshot-time", snapshot])
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .output()
+            .unwrap()
+    };
+    let member = |tar: &Path, name: &str| {
+        Command::new("tar")
+            .arg("-xzOf")
+            .arg(tar)
+            .arg(name)
+            .output()
+            .unwrap()
+    };
+    let o = build("b", "2500");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let tar = work.path().join("b/images/rootfs.tar.gz");
+    // libfoo 1.1 (built at 2000) ships libfoo.so.1; 2.0 (built at 3000) libfoo.so.2.
+    assert!(member(&tar, "./usr/lib/sample/libfoo.so.1")
+        .status
+        .success());
+    assert!(!member(&tar, "./usr/lib/sample/libfoo.so.2")
+        .status
+        .success());
+    let conf = String::from_utf8(member(&tar, "./etc/tdnf/tdnf.conf").stdout).unwrap();
+    assert_eq!(conf, "[main]\ngpgcheck=1\nsnapshottime=2500\n");
+    // Before every build, the build stops at its fetch step and says why.
+    let o = build("none", "999");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("built after --repo-snapshot-time 999 were left out"),
+        "{}",
+        stderr(&o)
+    );
+
+    // The imager personality, on the build's fetched repository, as upstream's Makefile runs it.
+    let link = work.path().join("imager");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kiln"), &link).unwrap();
+    let out = work.path().join("imager_output");
+    std::fs::create_dir(&out).unwrap();
+    let o = Command::new(&link)
+        .arg(format!("--input={}", config.display()))
+        .arg(format!("--output-dir={}", out.display()))
+        .arg(format!(
+            "--local-repo={}",
+            work.path().join("b/build/package_repo").display()
+        ))
+        .arg("--tdnf-worker=/tmp/unused.tar.gz")
+        .arg("--repo-snapshot-time=2500")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("ignored"), "{}", stderr(&o));
+    let conf = std::fs::read_to_string(out.join("rootfs/etc/tdnf/tdnf.conf")).unwrap();
+    assert_eq!(conf, "[main]\ngpgcheck=1\nsnapshottime=2500\n");
+}

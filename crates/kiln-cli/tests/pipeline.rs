@@ -431,3 +431,27 @@ fn base_dir_resolves_relative_paths() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("busybox-"), "{}", stdout(&o));
 }
+
+/// An artifact Type roast cannot make (`qcow`) fails `kiln build` at its validate step, before
+/// any package is fetched or installed, naming the nearest format (it once failed in roast,
+/// after the whole build, with `failed to generate the following artifacts: [my my]`).
+#[test]
+fn an_unknown_artifact_type_fails_the_build_before_any_work() {
+    let work = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(demo_config("demo-efi.json")).unwrap();
+    let bad = text.replacen("\"Type\": \"vhdx\"", "\"Type\": \"qcow\"", 1);
+    assert_ne!(text, bad);
+    let config = work.path().join("qcow.json");
+    std::fs::write(&config, bad).unwrap();
+    let o = kiln()
+        .args(common::build_args(&config, &sample_repo(), work.path()))
+        .arg("--base-dir")
+        .arg(imageconfigs())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("failed at the validate step"), "{err}");
+    assert!(err.contains("did you mean \"qcow2\""), "{err}");
+    assert!(!err.contains("== fetch"), "{err}");
+}

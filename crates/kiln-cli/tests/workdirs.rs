@@ -201,8 +201,13 @@ ls -A "$out"
     names.sort();
     assert_eq!(
         names,
-        [".kiln-lock", "demo-container.tar.gz", "notes.txt"],
-        "the artifact, the lock and the user's file; no temporary: {err}"
+        [
+            ".kiln-inputs",
+            ".kiln-lock",
+            "demo-container.tar.gz",
+            "notes.txt"
+        ],
+        "the artifact, its inputs' record, the lock and the user's file; no temporary: {err}"
     );
     assert!(err.contains(".demo-container.tar.gz.kiln-tmp-4000000-0 (a temporary left by a kiln that was stopped)"), "{err}");
     assert!(
@@ -222,7 +227,9 @@ fn a_build_does_not_remove_what_is_mounted_in_its_build_folder() {
     std::fs::create_dir_all(&outside).unwrap();
     std::fs::write(outside.join("sentinel"), "mine").unwrap();
     let mount = work.path().join("build/imager_output/rootfs/mnt");
-    let build = build_command("demo-container.json", work.path());
+    // --no-cache: the same build again would be up to date and remove nothing.
+    let mut build = build_command("demo-container.json", work.path());
+    build.arg("--no-cache");
     // The bind mount lives in a private mount namespace and goes with it.
     let script = r#"src="$1"; mnt="$2"; shift 2
 mount --bind "$src" "$mnt" || exit 99

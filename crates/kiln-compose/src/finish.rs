@@ -41,7 +41,7 @@ fn remove_if_there(root: &ImageRoot, path: &str) -> Result<(), Error> {
 
 /// Runs `argv` in the sandbox; a failure or a non-zero status is an error naming `what` with
 /// the end of the output.
-fn run_in(
+pub(crate) fn run_in(
     sandbox: &kiln_sandbox::Sandbox,
     argv: &[&str],
     what: &str,
@@ -117,7 +117,7 @@ pub fn write_image_id(
 }
 
 /// An empty `/etc/machine-id` (0444) — or `uninitialized` for systemd's first-boot logic — and
-/// no random seed or credential secret baked into the image.
+/// no random seed, credential secret or host-dependent cache baked into the image.
 pub fn reset_machine_state(root: &ImageRoot, systemd_firstboot: bool) -> Result<(), Error> {
     let text = if systemd_firstboot {
         "uninitialized\n"
@@ -130,9 +130,29 @@ pub fn reset_machine_state(root: &ImageRoot, systemd_firstboot: bool) -> Result<
         "/var/lib/systemd/random-seed",
         "/boot/efi/loader/random-seed",
         "/var/lib/systemd/credential.secret",
+        // ldconfig's cache of the build host's inode numbers and times: meaningless in the
+        // image, different in every build; ldconfig remakes it.
+        "/var/cache/ldconfig/aux-cache",
     ] {
         remove_if_there(root, p)?;
     }
+    Ok(())
+}
+
+/// A machine-id for the time the packages are installed, derived from the build's identity:
+/// systemd's `%post` (systemd-machine-id-setup) would make a random one, which scriptlets copy
+/// into what they build (dracut puts it into the initramfs), so two builds with one
+/// `SOURCE_DATE_EPOCH` would differ. [`reset_machine_state`] empties it afterwards, as upstream.
+pub fn seed_machine_id(
+    root: &ImageRoot,
+    identity: &kiln_formats::ident::Identity,
+) -> Result<(), Error> {
+    let id: String = identity
+        .uuid("machine-id")
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    root.replace("/etc/machine-id", format!("{id}\n"), 0o444)?;
     Ok(())
 }
 
@@ -335,10 +355,14 @@ pub fn label_selinux(
             output: "setfiles is not in the image (policycoreutils)".into(),
         });
     }
-    // -x: the sandbox's /dev, /proc, /sys and /run are other filesystems, not the image's.
+    // The sandbox's /dev, /proc, /sys and /run are other filesystems, not the image's: left out
+    // by name (-e), since setfiles before 3.6 has no -x.
     run_in(
         &run.sandbox(root.path(), View::Image),
-        &["setfiles", "-m", "-F", "-x", "-r", "/", &contexts, "/"],
+        &[
+            "setfiles", "-m", "-F", "-e", "/dev", "-e", "/proc", "-e", "/sys", "-e", "/run", "-r",
+            "/", &contexts, "/",
+        ],
         "setfiles",
         log,
     )

@@ -163,6 +163,27 @@ pub fn init_db(
     rpm(root, settings, &tx, run, log)
 }
 
+/// The names of the packages installed in `root` (`rpm -qa`): a diff-disk build's base image
+/// already has some of the config's packages.
+pub fn installed_names(
+    root: &Path,
+    settings: &RpmSettings,
+    run: &RunOptions,
+) -> Result<Vec<String>, Error> {
+    let tx = Transaction {
+        args: &["-qa", "--qf", "%{NAME}\\n"],
+        files: &[],
+        what: "the installed packages",
+        image_mounts: false,
+    };
+    let mut names = Vec::new();
+    rpm(root, settings, &tx, run, &mut |line| {
+        names.push(line.trim().to_string())
+    })?;
+    names.retain(|n| !n.is_empty());
+    Ok(names)
+}
+
 /// Installs one stage's packages in one rpm transaction (rpm orders them by their
 /// dependencies and runs their scriptlets chrooted into `root`). Signatures are not checked
 /// (as upstream's `--nogpgcheck`); digests are.

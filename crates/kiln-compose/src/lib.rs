@@ -6,7 +6,9 @@
 //! as [`RunOptions`] say. The modules: the password hashes written for the config's users ([`crypt`]), and groups
 //! and users written into the image's account files ([`accounts`]), and a config's Groups and
 //! Users applied to an image root ([`users`]); hostname, hosts and fstab ([`system`]);
-//! AdditionalFiles ([`files`]); packages installed with rpm ([`install`]);
+//! AdditionalFiles ([`files`]); the key file, crypttab and initramfs of an encrypted root
+//! ([`luks`]); packages installed with rpm ([`install`]), and the package root they make as an
+//! incremental cache keys it ([`package_root`]);
 //! image-id, machine state, rpm manifests and scripts run in the root ([`finish`]); all of it in
 //! upstream's order for a root filesystem ([`rootfs`]).
 
@@ -15,6 +17,8 @@ pub mod crypt;
 pub mod files;
 pub mod finish;
 pub mod install;
+pub mod luks;
+pub mod package_root;
 pub mod rootfs;
 pub mod system;
 pub mod users;

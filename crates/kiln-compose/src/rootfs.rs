@@ -1,10 +1,13 @@
 //! A system config's root filesystem populated in a staging directory, step by step in
 //! upstream's order (SPEC §3.5, then §3.3 steps 7 and 9): the rpm database; `filesystem`;
-//! `shadow-utils` and what it needs; groups and users; the other packages (initramfs last);
+//! `shadow-utils` and what it needs; groups and users; the other packages (initramfs last) —
+//! the package root, which an incremental cache may give back instead ([`crate::package_root`]);
 //! AdditionalFiles; machine-id; manifests; PostInstallScripts; the tdnf cache; RemoveRpmDb;
 //! `/etc/image-id`; the rpm macros; FinalizeImageScripts.
 
 use crate::install::{self, PackageFile, RpmSettings};
+use crate::luks::{self, EncryptedRoot};
+use crate::package_root::{self, PackageRootCache};
 use crate::{files, finish, system, users, RunOptions};
 use kiln_config::model::SystemConfig;
 use kiln_formats::ident::Identity;
@@ -48,6 +51,16 @@ pub struct Inputs<'a> {
     /// `--repo-snapshot-time`: written into the image's tdnf.conf (`snapshottime=`), so the
     /// running system sees the same snapshot.
     pub repo_snapshot_time: Option<u64>,
+    /// A disk image's encrypted root (`Encryption.Enable`): the key file, crypttab and the
+    /// initramfs regenerated to unlock it, as upstream adds them (SPEC §3.4, §3.5).
+    pub encryption: Option<&'a EncryptedRoot>,
+    /// A diff-disk build's overlay mount points (`OverlayBaseImage`, SPEC §3.9): their base
+    /// trees are already in the root, so `rpm --initdb` is skipped, and with `/` among them
+    /// no hostname is written, as upstream does.
+    pub overlay_mounts: &'a [&'a str],
+    /// Where the package root is kept between builds (kiln build's incremental cache): a root
+    /// installed before from the same packages and settings is restored instead of installed.
+    pub package_cache: Option<&'a dyn PackageRootCache>,
 }
 
 /// Populates `root` (an existing, empty directory). `progress` hears each step's name as it
@@ -62,46 +75,68 @@ pub fn populate(root: &Path, inputs: &Inputs, progress: &mut dyn FnMut(&str)) ->
         exclude_docs: sc.disable_rpm_docs,
         install_langs: sc.override_rpm_locales.clone(),
     };
-    if sc.encryption.enable {
-        return Err(Error {
-            step: "Encryption",
-            message: "root encryption (LUKS) is not supported by kiln yet; build without \
-                      Encryption.Enable"
-                .into(),
-        });
-    }
-    let stages = install::stages(inputs.packages, inputs.early);
-    progress("creating the rpm database");
-    install::init_db(root, &settings, run, &mut output(progress)).map_err(step("rpm database"))?;
-    let mut users_done = false;
-    for stage in &stages {
-        if !users_done && stage.what != "filesystem" && stage.what != "the first packages" {
-            apply_users(image, inputs, progress)?;
-            users_done = true;
-        }
+    // A diff-disk build's base already has some of the packages: tdnf leaves those alone.
+    let mut packages = inputs.packages.to_vec();
+    if !inputs.overlay_mounts.is_empty() {
+        let installed =
+            install::installed_names(root, &settings, run).map_err(step("installing packages"))?;
+        packages.retain(|p| !installed.contains(&p.name));
         progress(&format!(
-            "installing {} ({} packages)",
-            stage.what,
-            stage.packages.len()
+            "{} of the packages are in the base image already",
+            inputs.packages.len() - packages.len()
         ));
-        install::install_stage(root, stage, &settings, run, &mut output(progress))
-            .map_err(step("installing packages"))?;
     }
-    if !users_done {
-        apply_users(image, inputs, progress)?;
+    let stages = install::stages(&packages, inputs.early);
+    // A diff-disk build starts from its base tree: there is no package root to restore.
+    let cache = inputs
+        .package_cache
+        .filter(|_| inputs.overlay_mounts.is_empty());
+    match cache {
+        None => install_packages(root, image, inputs, &settings, &stages, progress)?,
+        Some(cache) => {
+            let manifest = package_root::manifest(inputs, &settings, &stages)
+                .map_err(step("package root cache"))?;
+            if cache
+                .restore(&manifest, root)
+                .map_err(step("package root cache"))?
+            {
+                progress("package root: cached");
+            } else {
+                install_packages(root, image, inputs, &settings, &stages, progress)?;
+                progress("package root: installed");
+                if let Err(e) = cache.store(&manifest, root) {
+                    progress(&format!("warning: the package root was not cached: {e}"));
+                }
+            }
+        }
     }
     if !sc.additional_files.is_empty() {
         progress("copying additional files");
         files::copy_additional_files(image, &sc.additional_files)
             .map_err(step("AdditionalFiles"))?;
     }
+    if let Some(enc) = inputs.encryption {
+        progress(&format!("writing the key file {}", luks::KEYFILE));
+        luks::write_keyfile(image, enc).map_err(step("Encryption"))?;
+    }
     if let Some(lines) = inputs.fstab {
         progress("writing /etc/hosts and /etc/fstab");
         system::add_hosts_entry(image, &sc.hostname).map_err(step("/etc/hosts"))?;
         system::append_fstab(image, lines).map_err(step("/etc/fstab"))?;
+        if let Some(enc) = inputs.encryption {
+            luks::write_crypttab(image, enc).map_err(step("/etc/crypttab"))?;
+        }
     }
     progress("resetting machine-id");
     finish::reset_machine_state(image, sc.enable_systemd_firstboot).map_err(step("machine-id"))?;
+    if inputs.encryption.is_some() {
+        progress("regenerating the initramfs for the encrypted root (dracut)");
+        let notes = luks::regenerate_initramfs(image, run, &mut output(progress))
+            .map_err(step("Encryption"))?;
+        for note in notes {
+            progress(&note);
+        }
+    }
     if sc.remove_rpm_db {
         progress("writing the rpm manifests");
         finish::write_rpm_manifests(image, run, &mut output(progress))
@@ -154,6 +189,45 @@ pub fn populate(root: &Path, inputs: &Inputs, progress: &mut dyn FnMut(&str)) ->
     Ok(())
 }
 
+/// The rpm database, the packages in upstream's transactions, and the hostname, groups and
+/// users upstream adds between them (SPEC §3.5 steps 1, 5–10): the package root.
+fn install_packages(
+    root: &Path,
+    image: &ImageRoot,
+    inputs: &Inputs,
+    settings: &RpmSettings,
+    stages: &[install::Stage],
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), Error> {
+    let run = &inputs.run;
+    if inputs.overlay_mounts.is_empty() {
+        progress("creating the rpm database");
+        install::init_db(root, settings, run, &mut output(progress))
+            .map_err(step("rpm database"))?;
+    }
+    let mut users_done = false;
+    for stage in stages {
+        if !users_done && stage.what != "filesystem" && stage.what != "the first packages" {
+            apply_users(image, inputs, progress)?;
+            users_done = true;
+        }
+        progress(&format!(
+            "installing {} ({} packages)",
+            stage.what,
+            stage.packages.len()
+        ));
+        install::install_stage(root, stage, settings, run, &mut output(progress))
+            .map_err(step("installing packages"))?;
+        if stage.what == "filesystem" && image.exists("/etc") {
+            finish::seed_machine_id(image, inputs.identity).map_err(step("machine-id"))?;
+        }
+    }
+    if !users_done {
+        apply_users(image, inputs, progress)?;
+    }
+    Ok(())
+}
+
 /// The SELINUX= value for the config's KernelCommandLine.SELinux, `None` when SELinux is off.
 fn selinux_mode(sc: &SystemConfig) -> Option<&'static str> {
     use kiln_config::model::SELinux;
@@ -197,7 +271,7 @@ fn apply_users(
     progress: &mut dyn FnMut(&str),
 ) -> Result<(), Error> {
     let sc = inputs.system;
-    if inputs.fstab.is_some() {
+    if inputs.fstab.is_some() && !inputs.overlay_mounts.contains(&"/") {
         progress("writing /etc/hostname");
         system::write_hostname(root, &sc.hostname).map_err(step("hostname"))?;
     }

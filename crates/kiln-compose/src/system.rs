@@ -60,11 +60,17 @@ pub struct Mount<'a> {
     pub fs_uuid: &'a str,
     pub partuuid: &'a str,
     pub partlabel: &'a str,
+    /// A device path written as it is, whatever the MountIdentifier: the encrypted root's
+    /// `/dev/mapper/cryptVG-root`, as upstream writes encrypted devices.
+    pub mapper: Option<&'a str>,
 }
 
 impl Mount<'_> {
     /// `UUID=…`, `PARTUUID=…` or `PARTLABEL=…`, as the MountIdentifier asks.
     pub fn device(&self) -> Result<String, Error> {
+        if let Some(path) = self.mapper {
+            return Ok(path.to_string());
+        }
         match self.identifier {
             MountIdentifier::Uuid => Ok(format!("UUID={}", self.fs_uuid)),
             MountIdentifier::PartUuid => Ok(format!("PARTUUID={}", self.partuuid)),
@@ -191,7 +197,20 @@ mod tests {
             fs_uuid: "fs-uuid",
             partuuid: "part-uuid",
             partlabel: "label",
+            mapper: None,
         }
+    }
+
+    #[test]
+    fn an_encrypted_root_is_named_by_its_mapper_path_whatever_the_identifier() {
+        let root = Mount {
+            mapper: Some("/dev/mapper/cryptVG-root"),
+            ..mount("/", "ext4", "", MountIdentifier::PartUuid)
+        };
+        assert_eq!(
+            fstab_lines(&[root], false, &[]).unwrap(),
+            "/dev/mapper/cryptVG-root / ext4 defaults 0 1\n"
+        );
     }
 
     #[test]

@@ -63,6 +63,30 @@ impl Config {
             .find_map(|(i, d)| d.partitions.iter().find(|p| p.id == id).map(|p| (i, p)))
     }
 
+    /// Every host path [`Config::resolve_paths`] resolves: RawBinaries, AdditionalFiles sources,
+    /// PackageLists, scripts and SSH key files — the files a build reads besides the config.
+    pub fn host_paths(&self) -> Vec<&str> {
+        let mut paths: Vec<&str> = Vec::new();
+        for disk in &self.disks {
+            paths.extend(disk.raw_binaries.iter().map(|b| b.bin_path.as_str()));
+        }
+        for sc in &self.system_configs {
+            paths.extend(sc.additional_files.keys().map(String::as_str));
+            paths.extend(sc.package_lists.iter().map(String::as_str));
+            let scripts = sc
+                .pre_install_scripts
+                .iter()
+                .chain(&sc.post_install_scripts)
+                .chain(&sc.finalize_image_scripts);
+            paths.extend(scripts.map(|s| s.path.as_str()));
+            for user in &sc.users {
+                paths.extend(user.ssh_pub_key_paths.iter().map(String::as_str));
+            }
+        }
+        paths.retain(|p| !p.is_empty());
+        paths
+    }
+
     /// Makes every host path absolute against `base_dir` (SPEC §1.15, `LoadWithAbsolutePaths`):
     /// RawBinaries, AdditionalFiles sources, PackageLists, scripts and SSH key files. Destination
     /// paths, OverlayBaseImage and RdiffBaseImage are left as they are, as upstream does.
@@ -568,6 +592,11 @@ impl SystemConfig {
         self.partition_settings
             .iter()
             .find(|s| s.mount_point == mount_point)
+    }
+
+    /// The partition setting of the partition `id`.
+    pub fn setting(&self, id: &str) -> Option<&PartitionSetting> {
+        self.partition_settings.iter().find(|s| s.id == id)
     }
 }
 

@@ -42,6 +42,13 @@ pub enum PbkdfPolicy {
     },
 }
 
+/// Whether `SOURCE_DATE_EPOCH` is set to a number: the build must be reproducible.
+pub fn reproducible_build() -> bool {
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .is_some_and(|v| v.trim().parse::<u64>().is_ok())
+}
+
 /// The counts a policy settled on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Iterations {
@@ -53,10 +60,7 @@ impl PbkdfPolicy {
     /// Fixed counts ([`FIXED_SLOT_ITERATIONS`], [`FIXED_DIGEST_ITERATIONS`]) when
     /// `SOURCE_DATE_EPOCH` is set to a number, cryptsetup's benchmark of 2000 ms otherwise.
     pub fn from_env() -> PbkdfPolicy {
-        let reproducible = std::env::var("SOURCE_DATE_EPOCH")
-            .ok()
-            .is_some_and(|v| v.trim().parse::<u64>().is_ok());
-        if reproducible {
+        if reproducible_build() {
             PbkdfPolicy::reproducible()
         } else {
             PbkdfPolicy::Benchmark {

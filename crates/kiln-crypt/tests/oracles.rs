@@ -10,9 +10,11 @@
 use kiln_crypt::{
     luks1, lv_size, seeded_rng, EncryptedVolume, HashSpec, LuksOptions, PbkdfPolicy, VolumeOptions,
 };
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
+
+mod support;
+use support::{ok, test_passphrase, with_stdin};
 
 const MIB: u64 = 1 << 20;
 const PASSWORD: &[u8] = b"correct horse battery staple";
@@ -40,24 +42,6 @@ fn options() -> VolumeOptions {
         system: "Linux kiln-test 6.1.0 #1 SMP x86_64".into(),
         creation_time: 1_700_000_000,
     }
-}
-
-fn run(cmd: &mut Command) -> std::process::Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e} (scripts/install-host-deps.sh test)"));
-    out
-}
-
-fn ok(cmd: &mut Command) -> String {
-    let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A filesystem image of the LV's size made by mke2fs from a small tree.
@@ -89,57 +73,13 @@ fn encrypt(dir: &Path, name: &str, size: u64, fs: &Path, seed: &[u8]) -> (PathBu
     (out, vol.luks().uuid().to_string())
 }
 
-/// Runs `cmd` with `input` on its standard input; its exit code.
-fn with_stdin(cmd: &mut Command, input: &[u8]) -> i32 {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e} (scripts/install-host-deps.sh test)"));
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    child.wait().unwrap().code().unwrap_or(-1)
-}
-
-fn test_passphrase(part: &Path, secret: &[u8]) -> i32 {
-    with_stdin(
-        Command::new("cryptsetup")
-            .args(["open", "--test-passphrase", "--key-file", "-"])
-            .arg(part)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-        secret,
-    )
-}
-
 #[test]
 fn cryptsetup_reads_the_header_and_opens_both_slots() {
     let dir = tempfile::tempdir().unwrap();
     let size = 40 * MIB;
     let fs = make_fs(dir.path(), lv_size(size));
     let (part, uuid) = encrypt(dir.path(), "part.img", size, &fs, b"dump");
-    let dump = ok(Command::new("cryptsetup").arg("luksDump").arg(&part));
-    let field = |name: &str| {
-        dump.lines()
-            .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
-            .unwrap_or_else(|| panic!("no {name} in luksDump:\n{dump}"))
-    };
-    assert_eq!(field("Version:"), "1");
-    assert_eq!(field("Cipher name:"), "aes");
-    assert_eq!(field("Cipher mode:"), "xts-plain64");
-    assert_eq!(field("Hash spec:"), "sha512");
-    assert_eq!(field("Payload offset:"), "4096");
-    assert_eq!(field("MK bits:"), "256");
-    assert_eq!(field("UUID:"), uuid);
-    assert_eq!(field("Key Slot 0:"), "ENABLED");
-    assert_eq!(field("Key Slot 1:"), "ENABLED");
-    for s in 2..8 {
-        assert_eq!(field(&format!("Key Slot {s}:")), "DISABLED");
-    }
-    // blkid sees what upstream's `blkid <part> -s UUID -o value` reads.
-    let blkid = ok(Command::new("blkid")
-        .args(["-s", "UUID", "-o", "value"])
-        .arg(&part));
-    assert_eq!(blkid.trim(), uuid);
-
+    support::check_luks_dump(&part, &uuid);
     assert_eq!(test_passphrase(&part, PASSWORD), 0, "password");
     assert_eq!(test_passphrase(&part, &keyfile()), 0, "key file");
     assert_eq!(test_passphrase(&part, b"wrong"), 2, "wrong passphrase");
@@ -157,17 +97,9 @@ fn python_decrypts_e2fsck_is_clean_and_pvck_reads_the_lvm_metadata() {
     );
     let fs = make_fs(dir.path(), lv);
     let (part, uuid) = encrypt(dir.path(), "part.img", size, &fs, b"python");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/luks_lvm_check.py");
     for (name, secret) in [("pw", PASSWORD.to_vec()), ("key", keyfile())] {
-        let secret_file = dir.path().join(name);
-        std::fs::write(&secret_file, &secret).unwrap();
         let plain = dir.path().join(format!("plain-{name}.img"));
-        let out = ok(Command::new("/usr/bin/python3")
-            .arg(&script)
-            .arg(&part)
-            .arg(&secret_file)
-            .arg(&plain));
-        let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let j = support::python_decrypt(&part, &secret, &plain);
         assert_eq!(j["luks"]["uuid"], uuid.as_str());
         assert_eq!(j["luks"]["opened_slot"], if name == "pw" { 0 } else { 1 });
         let device = size - 2 * MIB;

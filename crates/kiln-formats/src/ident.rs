@@ -9,6 +9,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub struct Identity {
     seed: Vec<u8>,
     unix_time: u64,
+    /// Drawn at random (no seed): two builds differ whatever else is equal.
+    random: bool,
 }
 
 impl Identity {
@@ -21,7 +23,11 @@ impl Identity {
             .map_or(0, |d| d.as_secs());
         let mut seed = vec![0u8; 32];
         getrandom::fill(&mut seed).expect("the OS random source works");
-        Identity { seed, unix_time }
+        Identity {
+            seed,
+            unix_time,
+            random: true,
+        }
     }
 
     /// Ids derived from `seed` (same seed, same ids), and the given time.
@@ -29,6 +35,7 @@ impl Identity {
         Identity {
             seed: seed.to_vec(),
             unix_time,
+            random: false,
         }
     }
 
@@ -42,6 +49,11 @@ impl Identity {
             Some(epoch) => Identity::seeded(format!("{epoch}:{name}").as_bytes(), epoch),
             None => Identity::random(),
         }
+    }
+
+    /// Whether the ids were drawn at random rather than derived from a seed.
+    pub fn is_random(&self) -> bool {
+        self.random
     }
 
     /// Seconds since 1970-01-01 UTC.

@@ -167,6 +167,23 @@ impl<W: Write> TarWriter<W> {
         self.pad()
     }
 
+    /// Appends an overlayfs whiteout: a character device 0/0, mode 0, owned by root (what an
+    /// overlay's upper directory holds for a removed lower entry).
+    pub fn append_whiteout(&mut self, name: &str, mtime: u64) -> io::Result<()> {
+        self.header(&Entry {
+            name,
+            linkname: "",
+            kind: b'3',
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            size: 0,
+            mtime,
+            dev: (0, 0),
+            xattrs: Vec::new(),
+        })
+    }
+
     fn pad(&mut self) -> io::Result<()> {
         let rem = (self.written % BLOCK as u64) as usize;
         if rem != 0 {

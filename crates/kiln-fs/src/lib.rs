@@ -12,9 +12,13 @@
 //!   modes, symlinks, devices), then sticky bits, extended attributes and hard links added
 //!   with xfs_db (and xfs_repair to free the hard links' placeholder inodes).
 //!
+//! [`extract::extract_ext`] reads an ext2/3/4 image's tree back out (the lower layer of a
+//! diff-disk build).
+//!
 //! Every filesystem UUID comes from the caller (derived from `SOURCE_DATE_EPOCH` for reproducible
 //! builds) and is returned, so fstab and the boot configuration can name it.
 
+pub mod extract;
 mod xfs_proto;
 
 use kiln_formats::ident::Identity;

@@ -7,10 +7,11 @@
 //! ([`Proto::finish`]; xfsprogs 6.1 has no way to fill xfs from a directory with them):
 //!
 //! - the sticky bit: the directory's whole mode written;
-//! - extended attributes (`security.*`, `trusted.*`, `user.*`): `attr_set -v LEN` makes each
-//!   attribute with a placeholder value of the right length (xfs_db 6.1 cannot take a value),
-//!   then the value's bytes are written over it where xfs_db shows it is (in the inode or in the
-//!   attribute leaf block);
+//! - extended attributes (`security.*`, `trusted.*`, `user.*`, and POSIX ACLs as xfs keeps
+//!   them: root-namespace `SGI_ACL_FILE`/`SGI_ACL_DEFAULT` in its own layout and byte order):
+//!   `attr_set -v LEN` makes each attribute with a placeholder value of the right length
+//!   (xfs_db 6.1 cannot take a value), then the value's bytes are written over it where xfs_db
+//!   shows it is (in the inode or in the attribute leaf block);
 //! - hard links: every name after a file's first is an empty placeholder file in the prototype;
 //!   its directory entry is then pointed at the first name's inode, that inode's link count set,
 //!   the placeholder inode freed (mode 0), and `xfs_repair` updates the inode btrees and counts
@@ -88,10 +89,19 @@ fn xfs_attr(full: &str, value: Vec<u8>, path: &Path) -> Result<Attr, Error> {
         ("-r", true, false, n)
     } else if let Some(n) = full.strip_prefix("user.") {
         ("-u", false, false, n)
+    } else if let Some(name) = acl_name(full) {
+        let value = xfs_acl(&value).ok_or_else(|| refuse("it is not a POSIX ACL Linux made"))?;
+        return Ok(Attr {
+            flag: "-r",
+            root: true,
+            secure: false,
+            name: name.into(),
+            value,
+        });
     } else {
         return Err(refuse(
-            "kiln carries only security.*, trusted.* and user.* attributes on xfs \
-             (not POSIX ACLs or other system.* attributes)",
+            "kiln carries only security.*, trusted.* and user.* attributes and POSIX ACLs on \
+             xfs (no other system.* attributes)",
         ));
     };
     if name.is_empty()
@@ -117,6 +127,40 @@ fn xfs_attr(full: &str, value: Vec<u8>, path: &Path) -> Result<Attr, Error> {
         name: name.to_string(),
         value,
     })
+}
+
+/// xfs's name for a POSIX ACL attribute: it keeps them in the root namespace under its own
+/// names (`SGI_ACL_FILE`, `SGI_ACL_DEFAULT`), where Linux shows `system.posix_acl_*`.
+fn acl_name(full: &str) -> Option<&'static str> {
+    match full {
+        "system.posix_acl_access" => Some("SGI_ACL_FILE"),
+        "system.posix_acl_default" => Some("SGI_ACL_DEFAULT"),
+        _ => None,
+    }
+}
+
+/// A POSIX ACL as Linux hands it out (`posix_acl_xattr`: le32 version 2, then entries of le16
+/// tag, le16 permissions, le32 id) in xfs's on-disk form (`struct xfs_acl`: be32 count, then
+/// entries of be32 tag, be32 id, be16 permissions, be16 padding; the same tag values and the
+/// same undefined id for entries without one). `None` if `value` is not such an ACL.
+fn xfs_acl(value: &[u8]) -> Option<Vec<u8>> {
+    let (version, entries) = value.split_first_chunk::<4>()?;
+    if u32::from_le_bytes(*version) != 2 || entries.is_empty() || entries.len() % 8 != 0 {
+        return None;
+    }
+    let count = u32::try_from(entries.len() / 8).ok()?;
+    let mut out = Vec::with_capacity(4 + entries.len() / 8 * 12);
+    out.extend_from_slice(&count.to_be_bytes());
+    for e in entries.chunks_exact(8) {
+        let tag = u16::from_le_bytes([e[0], e[1]]);
+        let perm = u16::from_le_bytes([e[2], e[3]]);
+        let id = u32::from_le_bytes([e[4], e[5], e[6], e[7]]);
+        out.extend_from_slice(&u32::from(tag).to_be_bytes());
+        out.extend_from_slice(&id.to_be_bytes());
+        out.extend_from_slice(&perm.to_be_bytes());
+        out.extend_from_slice(&[0, 0]);
+    }
+    Some(out)
 }
 
 /// Walks the staging tree into the prototype text.

@@ -400,6 +400,60 @@ fn every_filesystem_on_mbr_logical_partitions_of_odd_sizes() {
     assert_eq!(table.matches("start=").count(), 9, "{table}"); // and the extended one
 }
 
+/// A POSIX ACL as Linux's `system.posix_acl_*` value (version 2, then le16 tag, le16 perm,
+/// le32 id): the owner rw-, group r--, other r--, a mask rwx and the named `entries` (tag,
+/// perm, id), in the kernel's order (by tag).
+fn acl(entries: &[(u16, u16, u32)]) -> Vec<u8> {
+    const UNDEFINED: u32 = u32::MAX;
+    let mut all = vec![
+        (1, 6, UNDEFINED),
+        (4, 4, UNDEFINED),
+        (0x10, 7, UNDEFINED),
+        (0x20, 4, UNDEFINED),
+    ];
+    all.extend_from_slice(entries);
+    all.sort_by_key(|e| e.0);
+    let mut v = 2u32.to_le_bytes().to_vec();
+    for (tag, perm, id) in all {
+        v.extend_from_slice(&tag.to_le_bytes());
+        v.extend_from_slice(&perm.to_le_bytes());
+        v.extend_from_slice(&id.to_le_bytes());
+    }
+    v
+}
+
+/// The same ACL as xfs keeps it (`struct xfs_acl`, big-endian): count, then tag, id, perm, pad.
+fn xfs_acl_of(linux: &[u8]) -> Vec<u8> {
+    let entries: Vec<_> = linux[4..].chunks(8).collect();
+    let mut v = (entries.len() as u32).to_be_bytes().to_vec();
+    for e in entries {
+        v.extend_from_slice(&u32::from(u16::from_le_bytes([e[0], e[1]])).to_be_bytes());
+        v.extend_from_slice(&u32::from_le_bytes([e[4], e[5], e[6], e[7]]).to_be_bytes());
+        v.extend_from_slice(&u16::from_le_bytes([e[2], e[3]]).to_be_bytes());
+        v.extend_from_slice(&[0, 0]);
+    }
+    v
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .fold("0x".to_string(), |s, b| s + &format!("{b:02x}"))
+}
+
+/// Bytes as xfs_db prints a value between quotes: printable ASCII as is, C's escapes for
+/// `\a` to `\r`, the rest `\ooo`.
+fn xfs_db_string(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|&b| match b {
+            7..=13 => ["\\a", "\\b", "\\t", "\\n", "\\v", "\\f", "\\r"][usize::from(b - 7)].into(),
+            b' '..=b'~' if b != b'"' && b != b'\\' => (b as char).to_string(),
+            _ => format!("\\{b:03o}"),
+        })
+        .collect()
+}
+
 /// `setfattr -n name -v value path` (`0x…` values are hex).
 fn setfattr(path: &Path, name: &str, value: &str) {
     sh(&format!(
@@ -451,6 +505,21 @@ fn xfs_keeps_extended_attributes_and_hard_links() {
         );
     }
     setfattr(&c.join("crowded"), "security.selinux", &label("crowded_t"));
+    // POSIX ACLs (as systemd-tmpfiles leaves /var/log/journal): an access ACL on a file and
+    // access + default ACLs on a directory, given as Linux's xattr values.
+    std::fs::create_dir(c.join("journal")).unwrap();
+    let (file_acl, dir_default) = (acl(&[(2, 7, 1234)]), acl(&[(8, 5, 4321)]));
+    setfattr(&c.join("ping"), "system.posix_acl_access", &hex(&file_acl));
+    setfattr(
+        &c.join("journal"),
+        "system.posix_acl_access",
+        &hex(&file_acl),
+    );
+    setfattr(
+        &c.join("journal"),
+        "system.posix_acl_default",
+        &hex(&dir_default),
+    );
 
     let (_, fs) = xfs_from(dir.path(), &c).unwrap();
     sh(&format!("xfs_repair -n {}", fs.display()));
@@ -502,7 +571,19 @@ fn xfs_keeps_extended_attributes_and_hard_links() {
         assert!(a.contains(&format!("\"{}\"", label(t))), "{path}: {a}");
         assert!(a.contains("\"selinux\""), "{path}: {a}");
     }
+    // ACLs in xfs's own form, in the root namespace (xfs_repair -n above checked them too).
     let ping = attrs("/ping");
+    let journal = attrs("/journal");
+    for (a, name, linux) in [
+        (&ping, "SGI_ACL_FILE", &file_acl),
+        (&journal, "SGI_ACL_FILE", &file_acl),
+        (&journal, "SGI_ACL_DEFAULT", &dir_default),
+    ] {
+        let want = format!("\"{name}\"");
+        assert!(a.contains(&want), "{want}: {a}");
+        let want = format!("\"{}\"", xfs_db_string(&xfs_acl_of(linux)));
+        assert!(a.contains(&want), "{want}: {a}");
+    }
     for want in [
         "\"capability\"",
         "\"\\001\\000\\000\\002\\000 \\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\"",

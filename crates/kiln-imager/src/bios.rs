@@ -45,21 +45,38 @@ const MODULES: &[&str] = &[
     "boot",
 ];
 
+/// What a core image also carries when /boot is inside the encrypted root (what grub2-install
+/// adds with GRUB_ENABLE_CRYPTODISK=y): LUKS1 with aes-xts-plain64 and sha512, and LVM.
+const CRYPTO_MODULES: &[&str] = &[
+    "cryptodisk",
+    "luks",
+    "lvm",
+    "gcry_rijndael",
+    "gcry_sha512",
+    "gcry_sha256",
+    "gcry_sha1",
+];
+
 /// Installs GRUB for BIOS boot into `disk`. `modules` is the i386-pc directory of the grub2-pc
 /// package; the core image finds the boot filesystem by `boot_uuid` and reads
-/// `<prefix>/grub.cfg` there.
+/// `<prefix>/grub.cfg` there. `unlock`: /boot is inside the encrypted root, which the core
+/// image opens first (`cryptomount -a`, asking for the password).
 pub fn install(
     disk: &Path,
     layout: &Layout,
     modules: &Path,
     boot_uuid: &str,
     prefix: &str,
+    unlock: bool,
     work: &Path,
 ) -> Result<(), String> {
     let cfg = work.join("load.cfg");
     std::fs::write(
         &cfg,
-        format!("search.fs_uuid {boot_uuid} root\nset prefix=($root){prefix}\n"),
+        format!(
+            "{}search.fs_uuid {boot_uuid} root\nset prefix=($root){prefix}\n",
+            if unlock { "cryptomount -a\n" } else { "" }
+        ),
     )
     .map_err(|e| format!("{}: {e}", cfg.display()))?;
     let core_path = work.join("core.img");
@@ -73,6 +90,7 @@ pub fn install(
         .arg("-o")
         .arg(&core_path)
         .args(MODULES)
+        .args(if unlock { CRYPTO_MODULES } else { &[] })
         .output()
         .map_err(|e| format!("cannot run grub-mkimage (Debian package grub-common): {e}"))?;
     if !out.status.success() {

@@ -14,10 +14,16 @@
 //! 5. each filesystem is built from its subtree straight into its partition's byte range.
 //!
 //! The boot configuration is written into the staged root before the split ([`boot`]), and for
-//! legacy BIOS GRUB's boot code goes into the disk last ([`bios`]).
+//! legacy BIOS GRUB's boot code goes into the disk last ([`bios`]). An encrypted root
+//! (`Encryption.Enable`) is formatted before step 3 and written by kiln-crypt in step 5: LUKS1,
+//! LVM2 `cryptVG/root` and the filesystem, encrypted into the partition's byte range
+//! ([`encrypt`]).
 
 pub mod bios;
 pub mod boot;
+pub mod encrypt;
+pub mod overlay;
+pub mod probe;
 mod raw;
 
 use kiln_compose::rootfs::{populate, Inputs};
@@ -61,6 +67,10 @@ pub struct BuiltPartition {
     pub fs_uuid: String,
     pub partuuid: String,
     pub partlabel: String,
+    /// A diff-disk build's overlay partition (`OverlayBaseImage`): the tar of what the build
+    /// changed on top of the base image (upstream's `disk0.partition<i>.diff`). The partition
+    /// itself is an empty filesystem, as upstream leaves it.
+    pub diff: Option<PathBuf>,
 }
 
 /// The built disk: the raw image and its partitions.
@@ -181,12 +191,7 @@ fn assemble(
             message: format!("partition {} ({}) has no place in the layout", index, p.id),
         })?;
         let fs = FsKind::from_config(&p.fs_type).map_err(step("filesystems"))?;
-        let setting = req
-            .root
-            .system
-            .partition_settings
-            .iter()
-            .find(|s| s.id == p.id);
+        let setting = req.root.system.setting(&p.id);
         parts.push(BuiltPartition {
             index,
             id: p.id.clone(),
@@ -200,6 +205,7 @@ fn assemble(
                 .unwrap_or_default(),
             partuuid: layout.partuuid(planned),
             partlabel: planned.name.clone(),
+            diff: None,
         });
     }
     if !parts.iter().any(|p| p.mount_point == "/") {
@@ -208,18 +214,60 @@ fn assemble(
             message: "failed to find partition setting for root mountpoint".into(),
         });
     }
-    let fstab = fstab_text(req.root.system, &parts)?;
+    // The encrypted root's volume is formatted first: crypttab, fstab and the kernel command
+    // line name its UUID and mapper device.
+    let encrypted = if req.root.system.encryption.enable {
+        let root_part = parts
+            .iter()
+            .find(|p| p.mount_point == "/")
+            .expect("checked above");
+        progress(&format!(
+            "formatting LUKS1 on partition {} ({}) for the encrypted root",
+            root_part.number, root_part.id
+        ));
+        Some(
+            encrypt::prepare(root_part, req.root.system, req.root.identity)
+                .map_err(step("Encryption"))?,
+        )
+    } else {
+        None
+    };
+    // Diff-disk builds: the partitions whose settings name an OverlayBaseImage.
+    let bases: Vec<(&BuiltPartition, &str)> = parts
+        .iter()
+        .filter_map(|p| {
+            let s = req.root.system.setting(&p.id)?;
+            (!s.overlay_base_image.is_empty() && !p.mount_point.is_empty())
+                .then_some((p, s.overlay_base_image.as_str()))
+        })
+        .collect();
+    let overlay_points: Vec<String> = bases.iter().map(|(p, _)| p.mount_point.clone()).collect();
+    let overlay_mounts: Vec<&str> = overlay_points.iter().map(String::as_str).collect();
+    let fstab = fstab_text(
+        req.root.system,
+        &parts,
+        encrypted.is_some(),
+        &overlay_mounts,
+    )?;
 
     progress("composing the image root");
     let root = work.join("root");
     std::fs::create_dir(&root).map_err(step("staging"))?;
+    let overlays = if bases.is_empty() {
+        Vec::new()
+    } else {
+        progress("reading the overlays' base images");
+        let image = kiln_sandbox::ImageRoot::open(&root).map_err(step("staging"))?;
+        overlay::prepare(&image, &bases, work).map_err(step("OverlayBaseImage"))?
+    };
     let inputs = Inputs {
         fstab: Some(&fstab),
+        encryption: encrypted.as_ref().map(|e| &e.root),
+        overlay_mounts: &overlay_mounts,
         ..req.root
     };
     populate(&root, &inputs, progress)?;
 
-    progress("writing the boot configuration");
     let root_part = parts
         .iter()
         .find(|p| p.mount_point == "/")
@@ -235,25 +283,61 @@ fn assemble(
         root: root_part,
         boot: parts.iter().find(|p| p.mount_point == "/boot"),
         root_identifier: root_setting.mount_identifier,
+        probed: probe::ProbedDisk {
+            table: disk_config.partition_table_type,
+            partitions: &parts,
+            encrypted_root: encrypted.as_ref().map(|e| probe::CryptRoot {
+                luks_uuid: &e.root.luks_uuid,
+                vg_id: e.volume.pv().vg_id.formatted(),
+                lv_id: e.volume.pv().lv_id.formatted(),
+            }),
+        },
+        scratch: work,
+        encrypted: encrypted.as_ref().map(|e| &e.root),
     };
     let image = kiln_sandbox::ImageRoot::open(&root).map_err(step("staging"))?;
-    let notes = boot::configure(&image, req.root.system, &boot_disk, &req.root.run, progress)
-        .map_err(step("bootloader"))?;
-    for note in notes {
-        progress(&note);
+    // With `/` an overlay, upstream leaves the bootloader alone (the base image has one).
+    let root_overlay = overlay_mounts.contains(&"/");
+    if !root_overlay {
+        progress("writing the boot configuration");
+        let notes = boot::configure(&image, req.root.system, &boot_disk, &req.root.run, progress)
+            .map_err(step("bootloader"))?;
+        for note in notes {
+            progress(&note);
+        }
     }
 
     progress("splitting the root at its mount points");
     let contents = split_at_mount_points(&image, &work.join("parts"), &parts)?;
+    let unix_time = req.root.identity.unix_time();
     for dir in contents.iter().flatten() {
-        kiln_compose::finish::clamp_times(dir, req.root.identity.unix_time())
-            .map_err(step("timestamps"))?;
+        kiln_compose::finish::clamp_times(dir, unix_time).map_err(step("timestamps"))?;
+    }
+    let mut contents = contents;
+    for o in &overlays {
+        progress(&format!(
+            "writing the diff of {} from its base image",
+            o.mount_point
+        ));
+        kiln_compose::finish::clamp_times(&o.lower, unix_time).map_err(step("timestamps"))?;
+        let upper = contents[o.index]
+            .take()
+            .expect("a mounted partition has its tree");
+        let out = work.join(format!("partition{}.diff", o.index));
+        overlay::write_diff(o, &upper, &out, Some(unix_time)).map_err(step("OverlayBaseImage"))?;
+        parts[o.index].diff = Some(out);
     }
     for (p, content) in parts.iter().zip(&contents) {
         let Some(kind) = p.fs else { continue };
+        let encrypted_here = encrypted.is_some() && p.mount_point == "/";
         progress(&format!(
-            "making {} on partition {} ({}{})",
+            "making {}{} on partition {} ({}{})",
             kind.fstab_type(),
+            if encrypted_here {
+                " in LUKS1 + LVM (cryptVG/root)"
+            } else {
+                ""
+            },
             p.number,
             p.id,
             if p.mount_point.is_empty() {
@@ -262,19 +346,34 @@ fn assemble(
                 format!(", {}", p.mount_point)
             }
         ));
-        let made = kiln_fs::make(
-            &disk,
-            kind,
-            p.offset,
-            p.size,
-            content.as_deref(),
-            req.root.identity,
-            &p.id,
-        )
-        .map_err(|e| Error {
-            step: "filesystems",
-            message: format!("partition {} ({}): {e}", p.number, p.id),
-        })?;
+        let made = match &encrypted {
+            Some(enc) if encrypted_here => encrypt::write(
+                enc,
+                &disk,
+                p,
+                kind,
+                content.as_deref(),
+                req.root.identity,
+                work,
+            )
+            .map_err(|e| Error {
+                step: "Encryption",
+                message: format!("partition {} ({}): {e}", p.number, p.id),
+            })?,
+            _ => kiln_fs::make(
+                &disk,
+                kind,
+                p.offset,
+                p.size,
+                content.as_deref(),
+                req.root.identity,
+                &p.id,
+            )
+            .map_err(|e| Error {
+                step: "filesystems",
+                message: format!("partition {} ({}): {e}", p.number, p.id),
+            })?,
+        };
         if made.uuid != p.fs_uuid {
             return Err(Error {
                 step: "filesystems",
@@ -285,7 +384,7 @@ fn assemble(
             });
         }
     }
-    if req.root.system.boot_type == kiln_config::model::BootType::Legacy {
+    if req.root.system.boot_type == kiln_config::model::BootType::Legacy && !root_overlay {
         progress("installing GRUB's BIOS boot code");
         let rpm = req.grub_pc.ok_or_else(|| Error {
             step: "bootloader",
@@ -306,7 +405,8 @@ fn assemble(
                 "/boot/grub2",
             ),
         };
-        bios::install(&disk, &layout, &modules, &fs.fs_uuid, prefix, work)
+        let unlock = encrypted.is_some() && boot_part.is_none();
+        bios::install(&disk, &layout, &modules, &fs.fs_uuid, prefix, unlock, work)
             .map_err(step("bootloader"))?;
     }
     Ok(Built {
@@ -315,17 +415,19 @@ fn assemble(
     })
 }
 
-/// The `/etc/fstab` lines: every mounted partition by its MountIdentifier, swap by UUID.
-fn fstab_text(sc: &SystemConfig, parts: &[BuiltPartition]) -> Result<String, Error> {
+/// The `/etc/fstab` lines: every mounted partition by its MountIdentifier (an encrypted root by
+/// its mapper device; overlays left out, as upstream), swap by UUID.
+fn fstab_text(
+    sc: &SystemConfig,
+    parts: &[BuiltPartition],
+    encrypted_root: bool,
+    overlay_mounts: &[&str],
+) -> Result<String, Error> {
     let mounts: Vec<Mount> = parts
         .iter()
-        .filter(|p| !p.mount_point.is_empty())
+        .filter(|p| !p.mount_point.is_empty() && !overlay_mounts.contains(&p.mount_point.as_str()))
         .map(|p| {
-            let setting = sc
-                .partition_settings
-                .iter()
-                .find(|s| s.id == p.id)
-                .expect("mounted partitions have settings");
+            let setting = sc.setting(&p.id).expect("mounted partitions have settings");
             Mount {
                 partition: &p.id,
                 mount_point: &p.mount_point,
@@ -335,6 +437,8 @@ fn fstab_text(sc: &SystemConfig, parts: &[BuiltPartition]) -> Result<String, Err
                 fs_uuid: &p.fs_uuid,
                 partuuid: &p.partuuid,
                 partlabel: &p.partlabel,
+                mapper: (encrypted_root && p.mount_point == "/")
+                    .then_some(kiln_compose::luks::ROOT_DEVICE),
             }
         })
         .collect();
@@ -430,4 +534,50 @@ pub fn dump_partition(disk: &Path, p: &BuiltPartition, out: &Path) -> std::io::R
         at += n as u64;
     }
     tmp.commit()
+}
+
+/// Upstream's rdiff partition artifact: `rdiff signature <base> sig` then `rdiff delta sig
+/// <partition> <out>` (librsync), with the partition's bytes copied out of `disk` into `work`
+/// (upstream reads the partition's device). Written under a temporary name, renamed when whole.
+pub fn rdiff_partition(
+    disk: &Path,
+    p: &BuiltPartition,
+    base: &Path,
+    out: &Path,
+    work: &Path,
+) -> Result<(), String> {
+    if !base.is_file() {
+        return Err(format!("RdiffBaseImage {} is not a file", base.display()));
+    }
+    let part = work.join(format!("partition{}.raw", p.index));
+    let sig = work.join(format!("partition{}.rdiff-signature", p.index));
+    dump_partition(disk, p, &part).map_err(|e| format!("{}: {e}", part.display()))?;
+    let rdiff = |args: &[&std::ffi::OsStr]| -> Result<(), String> {
+        let o = std::process::Command::new("rdiff")
+            .args(args)
+            .output()
+            .map_err(|e| format!("cannot run rdiff (Debian package rdiff): {e}"))?;
+        if !o.status.success() {
+            return Err(format!(
+                "rdiff {} failed: {}",
+                args.iter()
+                    .find(|a| !a.to_string_lossy().starts_with('-'))
+                    .map_or(String::new(), |a| a.to_string_lossy().into_owned()),
+                String::from_utf8_lossy(&o.stderr).trim()
+            ));
+        }
+        Ok(())
+    };
+    rdiff(&["signature".as_ref(), base.as_os_str(), sig.as_os_str()])?;
+    let tmp = kiln_formats::OutFile::create(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    rdiff(&[
+        "--force".as_ref(),
+        "delta".as_ref(),
+        sig.as_os_str(),
+        part.as_os_str(),
+        tmp.temp_path().as_os_str(),
+    ])?;
+    let _ = std::fs::remove_file(&part);
+    let _ = std::fs::remove_file(&sig);
+    tmp.commit().map_err(|e| format!("{}: {e}", out.display()))
 }

@@ -85,7 +85,7 @@ pub fn plan(config: &Config, opts: &Options) -> Result<(Vec<Job>, Vec<String>), 
             if p.artifacts.is_empty() {
                 continue;
             }
-            let setting = system.and_then(|s| s.partition_settings.iter().find(|ps| ps.id == p.id));
+            let setting = system.and_then(|s| s.setting(&p.id));
             if setting.is_none() {
                 warnings.push(format!(
                     "Couldn't find partition setting '{}' under system config '{}'",

@@ -27,4 +27,4 @@ pub mod run;
 pub mod userns;
 
 pub use root::ImageRoot;
-pub use run::{Outcome, Sandbox, Status, View};
+pub use run::{DevEntry, Outcome, Sandbox, Status, View};

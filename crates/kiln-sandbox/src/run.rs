@@ -113,6 +113,18 @@ pub struct Sandbox {
     timeout: Duration,
     env: Vec<(String, String)>,
     workdir: String,
+    stand_ins: Vec<(PathBuf, String)>,
+    dev_entries: Vec<(String, DevEntry)>,
+}
+
+/// An entry kiln adds to the private `/dev` for one run (see [`Sandbox::dev_entry`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DevEntry {
+    /// An empty regular file: a placeholder named as a device, for programs that only test
+    /// that the device exists (the sandbox can never create real device nodes).
+    Placeholder,
+    /// A symbolic link to the given target (`disk/by-uuid/X` → `../../sda2`).
+    Symlink(String),
 }
 
 impl Sandbox {
@@ -135,7 +147,26 @@ impl Sandbox {
                 ("LANG".into(), "C.UTF-8".into()),
             ],
             workdir: "/".into(),
+            stand_ins: Vec::new(),
+            dev_entries: Vec::new(),
         }
+    }
+
+    /// Shows the host file `host` read-only (and nosuid) in place of the image's regular file
+    /// `image_path` for this run: a program kiln supplies instead of one of the image's (the
+    /// device probe grub2-mkconfig calls, which has no device to probe here). The image file is
+    /// resolved inside the image root (its symlinks cannot leave it) and must exist; the image
+    /// itself is not changed.
+    pub fn stand_in(mut self, image_path: &str, host: &Path) -> Sandbox {
+        self.stand_ins.push((host.to_path_buf(), image_path.into()));
+        self
+    }
+
+    /// Adds `path` (relative to `/dev`, e.g. `disk/by-uuid/X`) to the private `/dev`, with
+    /// its parent directories.
+    pub fn dev_entry(mut self, path: &str, entry: DevEntry) -> Sandbox {
+        self.dev_entries.push((path.into(), entry));
+        self
     }
 
     /// Also shows the host path `path` read-only at the same path ([`View::Host`] only).
@@ -530,6 +561,10 @@ struct Plan {
     argv: Vec<CString>,
     env: Vec<CString>,
     workdir: CString,
+    /// (host file, image path relative to the image root).
+    stand_ins: Vec<(CString, CString)>,
+    /// (path relative to /dev, symlink target or None for a placeholder file).
+    dev_entries: Vec<(CString, Option<CString>)>,
 }
 
 fn cstring(p: &OsStr) -> io::Result<CString> {
@@ -617,6 +652,38 @@ impl Plan {
                 .map(|(k, v)| cstring(OsStr::new(&format!("{k}={v}"))))
                 .collect::<io::Result<_>>()?,
             workdir: cstring(OsStr::new(&s.workdir))?,
+            stand_ins: s
+                .stand_ins
+                .iter()
+                .map(|(host, at)| {
+                    let at = at.trim_start_matches('/');
+                    if at.is_empty() || at.split('/').any(|c| c == "..") {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidInput,
+                            format!("a stand-in's image path must name a file: /{at}"),
+                        ));
+                    }
+                    Ok((cstring(host.as_os_str())?, cstring(OsStr::new(at))?))
+                })
+                .collect::<io::Result<_>>()?,
+            dev_entries: s
+                .dev_entries
+                .iter()
+                .map(|(path, entry)| {
+                    let path = path.trim_start_matches('/');
+                    if path.is_empty() || path.split('/').any(|c| c == ".." || c == ".") {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidInput,
+                            format!("a /dev entry must be a plain relative path: {path}"),
+                        ));
+                    }
+                    let target = match entry {
+                        DevEntry::Placeholder => None,
+                        DevEntry::Symlink(t) => Some(cstring(OsStr::new(t))?),
+                    };
+                    Ok((cstring(OsStr::new(path))?, target))
+                })
+                .collect::<io::Result<_>>()?,
         })
     }
 }
@@ -929,6 +996,15 @@ fn build_root(plan: &Plan) -> Result<(), Step> {
         )?;
         shown.push(fd);
     }
+    let mut stand_ins = Vec::new();
+    for (host, _) in &plan.stand_ins {
+        let fd = at("showing kiln's stand-ins", sys::clone_tree(host, false))?;
+        at(
+            "making kiln's stand-ins read-only",
+            sys::set_mount_attrs(fd.as_raw_fd(), MOUNT_ATTR_RDONLY | SAFE),
+        )?;
+        stand_ins.push(fd);
+    }
     let sys_fallback = at("showing /sys", sys::clone_tree(c"/sys", true))?;
     at(
         "making /sys read-only",
@@ -1013,8 +1089,21 @@ fn build_root(plan: &Plan) -> Result<(), Step> {
     // rpm sets the metadata of the directories a package ships (the filesystem package's /sys
     // among them), which a mounted sysfs refuses: a host tool gets no /sys in the image.
     let sys_fallback = (plan.view == View::Image).then_some(sys_fallback);
+    // Stand-ins first: with nothing mounted in the image yet, their paths cannot lead into
+    // /dev or /proc.
+    for ((_, image_path), fd) in plan.stand_ins.iter().zip(&stand_ins) {
+        let target = at(
+            "placing kiln's stand-ins",
+            stand_in_target(image_fd, image_path),
+        )?;
+        at(
+            "placing kiln's stand-ins",
+            sys::move_mount(fd.as_raw_fd(), target.as_raw_fd()),
+        )?;
+    }
     if plan.image_mounts || plan.view == View::Image {
         image_mounts(image_fd, sys_fallback, plan.network)?;
+        add_dev_entries(image_fd, &plan.dev_entries)?;
     }
     // Enter the new root; the old one is detached and gone from this namespace.
     // SAFETY: fchdir/umount2/chdir on our own process.
@@ -1136,6 +1225,62 @@ fn populate_dev(dev: RawFd) -> Result<(), Step> {
             "linking /dev entries",
             sys::cvt(unsafe { libc::symlinkat(target.as_ptr(), d, name.as_ptr()) }),
         )?;
+    }
+    Ok(())
+}
+
+/// The image's regular file `rel` (resolved inside the image root, symlinks staying in it) to
+/// mount a stand-in on.
+fn stand_in_target(root: RawFd, rel: &CStr) -> io::Result<OwnedFd> {
+    let fd = sys::openat2(
+        root,
+        rel,
+        libc::O_PATH,
+        0,
+        sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_MAGICLINKS,
+    )?;
+    // SAFETY: fstat on a valid descriptor into a zeroed struct.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    sys::cvt(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the image path of a stand-in is not a regular file",
+        ));
+    }
+    Ok(fd)
+}
+
+/// The caller's entries in the image's private `/dev` (a tmpfs kiln just made).
+fn add_dev_entries(root: RawFd, entries: &[(CString, Option<CString>)]) -> Result<(), Step> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let dev = at(
+        "adding /dev entries",
+        sys::openat2(
+            root,
+            c"dev",
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+            sys::RESOLVE_BENEATH | sys::RESOLVE_NO_SYMLINKS | sys::RESOLVE_NO_MAGICLINKS,
+        ),
+    )?;
+    for (path, target) in entries {
+        let (parent, name) = at("adding /dev entries", split_parent(path))?;
+        let dir = at("adding /dev entries", ensure_path(dev.as_raw_fd(), &parent))?;
+        match target {
+            None => drop(at(
+                "adding /dev entries",
+                ensure_file(dir.as_raw_fd(), &name),
+            )?),
+            // SAFETY: valid descriptor and C strings.
+            Some(t) => at(
+                "adding /dev entries",
+                sys::cvt(unsafe { libc::symlinkat(t.as_ptr(), dir.as_raw_fd(), name.as_ptr()) })
+                    .map(drop),
+            )?,
+        }
     }
     Ok(())
 }

@@ -229,3 +229,51 @@ fn standard_output_can_go_to_a_file_and_output_comes_in_lines() {
     .unwrap();
     assert_eq!(lines, ["a", "b", "c"]);
 }
+
+#[test]
+fn a_stand_in_replaces_an_image_file_for_one_run_only() {
+    let (d, root) = busybox_root();
+    std::fs::create_dir_all(root.join("usr/sbin")).unwrap();
+    std::fs::write(
+        root.join("usr/sbin/probe"),
+        "#!/bin/sh\necho the image file\n",
+    )
+    .unwrap();
+    // A link inside the image resolves inside it: the stand-in covers what it names.
+    std::os::unix::fs::symlink("probe", root.join("usr/sbin/probe2")).unwrap();
+    let host = d.path().join("stand-in");
+    std::fs::write(&host, "#!/bin/sh\necho the stand-in\n").unwrap();
+    let sb = Sandbox::new(&root, View::Image)
+        .stand_in("/usr/sbin/probe2", &host)
+        .dev_entry(
+            "disk/by-uuid/1234",
+            kiln_sandbox::DevEntry::Symlink("../../sda2".into()),
+        )
+        .dev_entry("sda2", kiln_sandbox::DevEntry::Placeholder);
+    let (status, out) = run(
+        &sb,
+        "sh /usr/sbin/probe; echo x >> /usr/sbin/probe 2>/dev/null || echo read-only; \
+         test -e /dev/disk/by-uuid/1234 && echo uuid-link; test -b /dev/sda2 || echo not-a-device",
+    );
+    assert!(status.success(), "{out}");
+    for want in ["the stand-in", "read-only", "uuid-link", "not-a-device"] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(root.join("usr/sbin/probe")).unwrap(),
+        "#!/bin/sh\necho the image file\n"
+    );
+
+    // A path that leaves the image, or names no regular file, is refused before anything runs.
+    std::os::unix::fs::symlink("/etc/passwd", root.join("usr/sbin/escape")).unwrap();
+    for bad in ["/usr/sbin", "/usr/sbin/missing", "/../etc/passwd"] {
+        let sb = Sandbox::new(&root, View::Image).stand_in(bad, &host);
+        assert!(
+            sb.run(&["/bin/true"], &mut |_| {}).is_err(),
+            "{bad} accepted"
+        );
+    }
+    // The escaping link resolves to the image's own /etc/passwd, which does not exist.
+    let sb = Sandbox::new(&root, View::Image).stand_in("/usr/sbin/escape", &host);
+    assert!(sb.run(&["/bin/true"], &mut |_| {}).is_err());
+}

@@ -30,6 +30,35 @@ pub fn sample_repo() -> PathBuf {
     repo
 }
 
+/// The realistic distribution (`make distro`), or `None` after saying why the test using it
+/// is skipped.
+pub fn distro_repo() -> Option<PathBuf> {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../out/RPMS");
+    if repo.join("repodata").is_dir() {
+        return Some(repo);
+    }
+    eprintln!(
+        "skipped: no realistic distribution at {} (run `make distro`)",
+        repo.display()
+    );
+    None
+}
+
+/// `kiln build` of `config` from the realistic distribution `repo` into `work` (images/,
+/// build/, logs/), its relative paths resolved in upstream's imageconfigs/ (their package
+/// lists); asserts it succeeded.
+pub fn build_realistic(config: &Path, repo: &Path, work: &Path) {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/azl-compat/imageconfigs");
+    let o = kiln()
+        .args(build_args(config, repo, work))
+        .arg("--base-dir")
+        .arg(&corpus)
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
 /// A file of kiln's own `imageconfigs/`.
 pub fn demo_config(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -56,11 +85,23 @@ pub fn rpms_named(dir: &Path, prefix: &str) -> String {
 
 /// `kiln compose` of `config` from the sample repository into `out` (SOURCE_DATE_EPOCH set).
 pub fn compose(config: &Path, out: &Path) -> Output {
-    kiln()
-        .arg("compose")
-        .arg("--config")
-        .arg(config)
-        .arg("--repo")
+    compose_based(config, None, out)
+}
+
+/// kiln's own `imageconfigs/` (package lists, scripts, files of the demo configs).
+pub fn imageconfigs() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../imageconfigs")
+}
+
+/// As [`compose`], with the config's relative paths resolved in `base` (`--base-dir`), e.g.
+/// [`imageconfigs`] for a config written elsewhere that names the demo package lists.
+pub fn compose_based(config: &Path, base: Option<&Path>, out: &Path) -> Output {
+    let mut cmd = kiln();
+    cmd.arg("compose").arg("--config").arg(config);
+    if let Some(base) = base {
+        cmd.arg("--base-dir").arg(base);
+    }
+    cmd.arg("--repo")
         .arg(sample_repo())
         .arg("--output-dir")
         .arg(out)
@@ -85,7 +126,7 @@ pub fn build_config_command(config: &Path, work: &Path) -> Command {
 }
 
 /// The arguments of `kiln build` of `config` from the repository `repo` into `work` (images/,
-/// build/, logs/), offline.
+/// build/, logs/, and the package-root cache in cache/), offline.
 pub fn build_args(config: &Path, repo: &Path, work: &Path) -> Vec<std::ffi::OsString> {
     let mut args: Vec<std::ffi::OsString> = vec!["build".into(), "--config".into()];
     args.push(config.into());
@@ -96,6 +137,7 @@ pub fn build_args(config: &Path, repo: &Path, work: &Path) -> Vec<std::ffi::OsSt
         ("--output-dir", "images"),
         ("--build-dir", "build"),
         ("--log-dir", "logs"),
+        ("--package-cache", "cache"),
     ] {
         args.push(flag.into());
         args.push(work.join(dir).into());
