@@ -1,12 +1,14 @@
 # kiln — the Azure Linux toolkit's image targets, with kiln underneath.
 #
 #   make image [CONFIG_FILE=…]           build an image (default: imageconfigs/demo-efi.json)
-#   make iso CONFIG_FILE=…               build an ISO installer
+#   make iso CONFIG_FILE=… [UNATTENDED_INSTALLER=y]   build an ISO installer
+#   make installer-initrd                the ISO's installer initrd (resources/imageconfigs/iso_initrd.json)
 #   make validate-image-config CONFIG_FILE=… [CONFIG_BASE_DIR=…]
 #   make test                            install test host packages, lint, run every test
 #
 # Variables keep upstream's names (scripts/imggen.mk): CONFIG_FILE, CONFIG_BASE_DIR, IMAGE_TAG,
-# RELEASE_VERSION, REPO_LIST, DISABLE_UPSTREAM_REPOS, LOG_LEVEL, LOG_COLOR.
+# RELEASE_VERSION, REPO_LIST, DISABLE_UPSTREAM_REPOS, LOG_LEVEL, LOG_COLOR, UNATTENDED_INSTALLER;
+# RPMS_DIR (kiln's) is the realistic distribution's folder (default out/RPMS).
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := image
@@ -26,19 +28,21 @@ KILN_VERBOSITY = $(if $(filter panic fatal error warn,$(LOG_LEVEL)),-q,$(if $(fi
 IMAGE_CONFIG    = $(or $(CONFIG_FILE),$(DEFAULT_CONFIG))
 CONFIG_BASE_DIR ?= $(dir $(IMAGE_CONFIG))
 
-.PHONY: image iso validate-image-config test lint host-deps kiln sample-repo distro distro-check fuzz bench clean clean-downloads clean-cache
+.PHONY: image iso installer-initrd validate-image-config test lint host-deps kiln sample-repo distro distro-check fuzz bench clean clean-downloads clean-cache
 
-# The kiln binary and its upstream-named links. Cargo rebuilds only what changed. Without
-# SOURCE_DATE_EPOCH: the C dependencies' build scripts rerun when it changes (the cc crate
-# watches it), and a reproducible image build must not recompile kiln.
+# The kiln binary and its upstream-named links; out/tools/{imager,liveinstaller} are copies the
+# installer initrd carries (iso_initrd.json names them, as upstream's names its Go tools). Cargo
+# rebuilds only what changed, and a file is replaced only when it changed (the initrd depends on
+# it). Without SOURCE_DATE_EPOCH: the C dependencies' build scripts rerun when it changes (the cc
+# crate watches it), and a reproducible image build must not recompile kiln.
+TOOLS_DIR := $(OUT_DIR)/tools
 kiln:
 	@env -u SOURCE_DATE_EPOCH $(CARGO) build --release --locked -q -p kiln-cli
-	@mkdir -p $(BIN_DIR)
-	@install -m 0755 target/release/kiln $(KILN).tmp.$$$$ && mv -f $(KILN).tmp.$$$$ $(KILN)
-	@ln -sf kiln $(BIN_DIR)/imageconfigvalidator
-	@ln -sf kiln $(BIN_DIR)/roast
-	@ln -sf kiln $(BIN_DIR)/imagepkgfetcher
-	@ln -sf kiln $(BIN_DIR)/imager
+	@mkdir -p $(BIN_DIR) $(TOOLS_DIR)
+	@for f in $(KILN) $(TOOLS_DIR)/imager $(TOOLS_DIR)/liveinstaller; do \
+		cmp -s target/release/kiln $$f || { install -m 0755 target/release/kiln $$f.tmp.$$$$ && mv -f $$f.tmp.$$$$ $$f; }; \
+	done
+	@for t in imageconfigvalidator roast imagepkgfetcher imager isomaker liveinstaller; do ln -sf kiln $(BIN_DIR)/$$t; done
 
 validate-image-config: kiln
 	@test -n "$(CONFIG_FILE)" || { echo "Must set CONFIG_FILE="; exit 1; }
@@ -72,10 +76,28 @@ image: kiln $(if $(USE_SAMPLE_REPO),sample-repo)
 		--release-version "$(RELEASE_VERSION)" --image-tag "$(IMAGE_TAG)" --build-number "$(BUILD_ID)" \
 		--color $(LOG_COLOR) $(KILN_VERBOSITY) $(KILN_BUILD_FLAGS)
 
-iso: kiln
+# The installer initrd (upstream's installer-initrd target): a root filesystem with an initrd
+# artifact, built from the realistic distribution (RPMS_DIR) with kiln inside it. Rebuilt when
+# kiln, a file of resources/ or the distribution's repodata changed.
+INITRD_CONFIG  := resources/imageconfigs/iso_initrd.json
+INITRD         := $(OUT_DIR)/images/iso_initrd/iso-initrd.img
+INITRD_SOURCES = $(if $(wildcard $(RPMS_DIR)),--rpm-dir $(RPMS_DIR)) $(foreach f,$(REPO_LIST),--repo-file $(f)) \
+	$(if $(filter y,$(DISABLE_UPSTREAM_REPOS)),--disable-upstream-repos)
+installer-initrd: kiln
+	@$(MAKE) --no-print-directory $(INITRD)
+$(INITRD): $(KILN) $(shell find resources -type f) $(wildcard $(RPMS_DIR)/repodata/repomd.xml)
+	@scripts/install-host-deps.sh build
+	@$(KILN) build --config $(INITRD_CONFIG) $(INITRD_SOURCES) --build-number "$(BUILD_ID)" \
+		--color $(LOG_COLOR) $(KILN_VERBOSITY)
+
+# `make iso` = `kiln iso`: the config's packages fetched, upstream's ISO written (isomaker) into
+# out/images/<config>/<config>[-<RELEASE_VERSION><IMAGE_TAG>].iso.
+iso: kiln installer-initrd
 	@test -n "$(CONFIG_FILE)" || { echo "Must set CONFIG_FILE="; exit 1; }
-	$(KILN) validate --base-dir $(CONFIG_BASE_DIR) $(CONFIG_FILE)
-	@echo "kiln: ISO installers are not implemented yet; no ISO was built." >&2; exit 1
+	@$(KILN) iso --config $(CONFIG_FILE) $(IMAGE_SOURCES) --base-dir $(CONFIG_BASE_DIR) \
+		--initrd $(INITRD) --release-version "$(RELEASE_VERSION)" --image-tag "$(IMAGE_TAG)" \
+		$(if $(filter y,$(UNATTENDED_INSTALLER)),--unattended-install) \
+		--color $(LOG_COLOR) $(KILN_VERBOSITY)
 
 host-deps:
 	@scripts/install-host-deps.sh test build sample-repo boot

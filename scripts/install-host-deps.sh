@@ -32,8 +32,9 @@ declare -A GROUP_PACKAGES=(
     # payload), e2fsprogs, dosfstools + mtools and xfsprogs make the filesystems, grub-mkimage
     # (grub-common) the BIOS core image, mksquashfs (squashfs-tools) squashfs artifacts, and
     # newuidmap/newgidmap (uidmap) map a rootless build's user namespace, rdiff makes rdiff
-    # partition artifacts.
-    [build]="rpm e2fsprogs dosfstools mtools xfsprogs grub-common squashfs-tools uidmap rdiff"
+    # partition artifacts; `kiln iso` puts syslinux's isolinux.bin, isohdpfx.bin (isolinux) and
+    # ldlinux.c32 (syslinux-common) on the ISO for BIOS boot, as upstream's isomaker puts its copies.
+    [build]="rpm e2fsprogs dosfstools mtools xfsprogs grub-common squashfs-tools uidmap rdiff isolinux syslinux-common"
     # Boot tests (`kiln boot-test`): QEMU and OVMF (UEFI; SeaBIOS comes with QEMU).
     [boot]="qemu-system-x86 ovmf"
     # `make sample-repo`: rpmbuild, createrepo_c, dpkg-deb (payloads from Debian packages),

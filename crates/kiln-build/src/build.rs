@@ -300,6 +300,7 @@ fn stages(
             build_number: req.build_number.clone(),
             sandbox: req.sandbox.clone(),
             repo_snapshot_time: req.sources.repo_snapshot_time,
+            live_install: false,
             package_cache: req.package_cache.clone(),
         };
         let composed = crate::compose::compose_quietly(&compose, &validated, on_event)?;
@@ -346,6 +347,18 @@ fn stages(
             std::fs::rename(&artifact.path, &dest)
                 .map_err(|e| failed(format!("{}: {e}", dest.display())))?;
             names.push(file.to_string_lossy().into_owned());
+        }
+        // Intermediates stay beside the artifacts, as upstream's roast leaves them (the ISO
+        // flow takes `iso-initrd.img` from beside `iso-initrd.img.tar.gz`).
+        for entry in std::fs::read_dir(staging.path())
+            .map_err(|e| failed(format!("{}: {e}", staging.path().display())))?
+        {
+            let entry = entry.map_err(|e| failed(e.to_string()))?;
+            if entry.file_type().is_ok_and(|t| t.is_file()) {
+                let dest = output_dir.join(entry.file_name());
+                std::fs::rename(entry.path(), &dest)
+                    .map_err(|e| failed(format!("{}: {e}", dest.display())))?;
+            }
         }
         if names.is_empty() {
             on_event(Event::Step {

@@ -27,6 +27,9 @@ pub struct ComposeRequest {
     pub sandbox: SandboxOptions,
     /// `--repo-snapshot-time`: written into the image's tdnf.conf as upstream's imager does.
     pub repo_snapshot_time: Option<u64>,
+    /// Install onto the config's TargetDisk (a block device) instead of making `disk0.raw`
+    /// (imager `--live-install`, run by the ISO's installer); `output_dir` is the work folder.
+    pub live_install: bool,
     /// The incremental cache's folder (see [`crate::cache`]); `None`: packages are always
     /// installed.
     pub package_cache: Option<PathBuf>,
@@ -237,6 +240,13 @@ fn compose_lines(
                 .as_ref()
                 .map(|c| c as &dyn kiln_compose::package_root::PackageRootCache),
         };
+        if args.live_install && !disk_image {
+            return Err(
+                "--live-install needs a config with Disks, PartitionSettings and a \
+                        TargetDisk of Type path"
+                    .into(),
+            );
+        }
         if disk_image {
             // GRUB's BIOS boot code comes from the grub2-pc package, fetched as build tooling.
             let grub_pc = pool
@@ -249,6 +259,9 @@ fn compose_lines(
                 root: inputs,
                 grub_pc: grub_pc.as_deref(),
             };
+            if args.live_install {
+                return install_onto_target(&req, &args.output_dir, report);
+            }
             return build_disk_outputs(&req, &args.output_dir, report);
         }
 
@@ -350,4 +363,58 @@ fn build_disk_outputs(
     })();
     drop(work);
     result
+}
+
+/// Installs onto the config's TargetDisk (SPEC §5.3, kiln's own assembly: no partition device,
+/// no mount), then checks what was written: every ext2/3/4 filesystem must be clean
+/// (`e2fsck -fn` on its byte range). Returns the device's path.
+fn install_onto_target(
+    req: &kiln_imager::Request,
+    work_dir: &std::path::Path,
+    report: &mut dyn FnMut(&str),
+) -> Result<Vec<String>, String> {
+    let target = &req.config.disks[0].target_disk;
+    if !target.is_path() || target.value.is_empty() {
+        return Err(
+            "--live-install needs the disk's TargetDisk: {\"Type\": \"path\", \
+                    \"Value\": \"/dev/…\"}"
+                .into(),
+        );
+    }
+    let device = PathBuf::from(&target.value);
+    std::fs::create_dir_all(work_dir)
+        .map_err(|e| format!("cannot create {}: {e}", work_dir.display()))?;
+    let work = kiln_formats::files::TempDir::create(&work_dir.join("live-install"))
+        .map_err(|e| format!("cannot create a folder in {}: {e}", work_dir.display()))?;
+    let built =
+        kiln_imager::install_disk(req, &device, work.path(), report).map_err(|e| e.to_string())?;
+    drop(work);
+    for p in &built.partitions {
+        let Some(kind) = p.fs else { continue };
+        if !matches!(
+            kind,
+            kiln_fs::FsKind::Ext2 | kiln_fs::FsKind::Ext3 | kiln_fs::FsKind::Ext4
+        ) {
+            continue;
+        }
+        report(&format!(
+            "checking the filesystem of partition {} ({})",
+            p.number, p.id
+        ));
+        let out = std::process::Command::new("e2fsck")
+            .args(["-f", "-n"])
+            .arg(format!("{}?offset={}", device.display(), p.offset))
+            .output()
+            .map_err(|e| format!("e2fsck (e2fsprogs): {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "the filesystem of partition {} ({}) on {} is not clean after the install: {}",
+                p.number,
+                p.id,
+                device.display(),
+                String::from_utf8_lossy(&out.stdout).trim()
+            ));
+        }
+    }
+    Ok(vec![device.display().to_string()])
 }

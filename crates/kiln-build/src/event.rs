@@ -13,6 +13,8 @@ pub enum Stage {
     Fetch,
     Compose,
     Roast,
+    /// isomaker: the installer ISO staged and written.
+    Iso,
 }
 
 impl Stage {
@@ -23,6 +25,7 @@ impl Stage {
             Stage::Fetch => "fetch",
             Stage::Compose => "compose",
             Stage::Roast => "roast",
+            Stage::Iso => "iso",
         }
     }
 }

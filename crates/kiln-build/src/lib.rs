@@ -7,6 +7,8 @@
 //! compose(&ComposeRequest, &Validated, on_event)       -> Composed    (disk0.raw | rootfs/)
 //! roast(&RoastRequest, &Validated, on_event)           -> Vec<Artifact>
 //! build(&BuildRequest, on_event)                       -> Built       (all of the above)
+//! make_iso(&IsoRequest, &Validated, on_event)          -> IsoMade     (isomaker)
+//! iso(&IsoBuildRequest, on_event)                      -> IsoMade     (make iso: initrd, fetch, isomaker)
 //! ```
 //!
 //! Commands (kiln-cli) turn their arguments into requests and render the events: on a terminal,
@@ -26,6 +28,7 @@ mod event;
 mod fetch;
 pub mod host;
 pub mod inspect;
+mod iso;
 mod plan;
 mod roast;
 pub mod sources;
@@ -41,6 +44,7 @@ pub use convert::{convert, ConvertRequest, Converted};
 pub use error::{Error, ErrorKind};
 pub use event::{Event, Location, Stage};
 pub use fetch::{check_signatures, fetch, FetchRequest, Fetched};
+pub use iso::{iso, make_iso, IsoBuildRequest, IsoMade, IsoRequest};
 pub use plan::{load_local, local_pool, requested_paths, resolve_config};
 pub use roast::{roast, Artifact, RoastRequest};
 pub use sources::{SourceOptions, Sources};

@@ -42,6 +42,11 @@ pub struct MachineArgs {
     /// Memory of the machine, in MiB.
     #[arg(long, default_value_t = 1024, value_name = "MIB")]
     memory: u32,
+    /// An ISO (e.g. kiln iso's installer) in a CD-ROM drive, booted before the disk. The drive
+    /// is on virtio-scsi: Debian's cloud kernel has no SATA driver for QEMU's default one.
+    /// Without --firmware the machine starts with UEFI.
+    #[arg(long, value_name = "ISO")]
+    cdrom: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -71,6 +76,10 @@ pub struct BootTestArgs {
     /// Seconds the whole test may take.
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     timeout: u64,
+    /// Let the machine write to the image (default: a throwaway snapshot), e.g. to install
+    /// onto it from --cdrom.
+    #[arg(long)]
+    persist: bool,
     /// Write the whole console transcript here.
     #[arg(long, value_name = "FILE")]
     transcript: Option<PathBuf>,
@@ -151,6 +160,9 @@ fn firmware(args: &MachineArgs) -> Result<Firmware, String> {
     if let Some(f) = args.firmware {
         return Ok(f);
     }
+    if args.cdrom.is_some() {
+        return Ok(Firmware::Uefi);
+    }
     let (disk, _) = kiln_formats::image::open(&args.artifact).map_err(|e| e.to_string())?;
     let mut head = vec![0u8; (disk.len() as usize).min(1 << 20)];
     disk.read_exact_at(&mut head, 0)
@@ -216,6 +228,15 @@ fn qemu_command(
             .arg(format!("if=pflash,format=raw,readonly=on,file={code}"))
             .arg("-drive")
             .arg(format!("if=pflash,format=raw,file={}", vars.display()));
+    }
+    if let Some(iso) = &args.cdrom {
+        cmd.args(["-device", "virtio-scsi-pci,id=scsi0"])
+            .arg("-drive")
+            .arg(format!(
+                "if=none,id=cd0,media=cdrom,readonly=on,format=raw,file={}",
+                iso.display()
+            ))
+            .args(["-device", "scsi-cd,drive=cd0,bus=scsi0.0,bootindex=0"]);
     }
     let file = format!("file={},format={format}", args.artifact.display());
     match args.disk {
@@ -397,11 +418,17 @@ fn boot(args: &BootTestArgs, started: Instant) -> Result<String, String> {
                 firmware: Some(firmware(&args.machine)?),
                 disk: args.machine.disk,
                 memory: args.machine.memory,
+                cdrom: args.machine.cdrom.clone(),
             },
         );
         &copy.1
     };
-    let mut cmd = qemu_command(machine, &work.path().join("vars.fd"), Serial::Piped, true)?;
+    let mut cmd = qemu_command(
+        machine,
+        &work.path().join("vars.fd"),
+        Serial::Piped,
+        !args.persist,
+    )?;
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 ///
 /// kiln reads the Azure Linux toolkit's JSON image configs unchanged. It also answers to the
 /// upstream tool names: run it through a symlink named `imageconfigvalidator`,
-/// `imagepkgfetcher`, `imager` or `roast` (`make kiln` puts them in out/bin/; or run
+/// `imagepkgfetcher`, `imager`, `roast` or `isomaker` (`make kiln` puts them in out/bin/; or run
 /// `kiln imageconfigvalidator …`) and it takes that tool's flags.
 #[derive(Debug, Parser)]
 #[command(name = "kiln", version, propagate_version = true, max_term_width = 100)]
@@ -82,6 +82,13 @@ pub enum Command {
     /// Runs as root, or as an ordinary user with a range in /etc/subuid and /etc/subgid (kiln
     /// is then root in a user namespace of its own; docs/security.md).
     Build(Box<crate::build::BuildArgs>),
+    /// Build a config's ISO installer, as upstream's `make iso`.
+    ///
+    /// Builds the installer initrd (from --initrd-config, unless --initrd gives one), fetches
+    /// the config's packages, and writes upstream's ISO (RPMS/, config/, isolinux/, boot/grub2/,
+    /// efi/boot/) into out/images/<config name>/: BIOS and UEFI, CD and USB stick (hybrid),
+    /// byte-identical for one SOURCE_DATE_EPOCH. Prints the ISO's path.
+    Iso(Box<crate::iso::IsoArgs>),
     /// Boot an image in QEMU, log in and check what the console shows.
     ///
     /// QEMU runs with TCG (no KVM needed) from a throwaway snapshot; optionally kiln logs in on
@@ -166,6 +173,7 @@ impl Command {
             | Command::Shell(_)
             | Command::UsernsProbe { .. } => true,
             Command::Roast(args) => args.reads_imager_output(),
+            Command::Iso(args) => args.needs_root(),
             _ => false,
         }
     }
@@ -222,6 +230,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Command::Compose(args) => crate::compose::run(args, global),
         Command::Fetch(args) => crate::fetch::run(*args, global),
         Command::Build(args) => crate::build::run(*args, global),
+        Command::Iso(args) => crate::iso::run(*args, global),
         Command::Summary(args) => crate::summary::run(*args, global),
         Command::BootTest(args) => crate::boot_test::run(args),
         Command::Qemu(args) => crate::boot_test::run_interactive(args),

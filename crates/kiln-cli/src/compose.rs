@@ -44,6 +44,7 @@ pub fn run(args: ComposeArgs, global: Global) -> ExitCode {
         build_number: args.build_number.clone(),
         sandbox: args.sandbox.options(),
         repo_snapshot_time: None,
+        live_install: false,
         package_cache: None,
     };
     let mut r = global.renderer(args.output.json);

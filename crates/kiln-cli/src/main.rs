@@ -16,6 +16,7 @@ mod cli;
 mod compose;
 mod fetch;
 mod inspect;
+mod iso;
 mod output;
 mod render;
 mod resolve;

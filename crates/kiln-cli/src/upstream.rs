@@ -17,6 +17,8 @@ pub enum Tool {
     ImagePkgFetcher,
     Imager,
     Roast,
+    IsoMaker,
+    LiveInstaller,
 }
 
 impl Tool {
@@ -26,6 +28,8 @@ impl Tool {
             "imagepkgfetcher" => Some(Tool::ImagePkgFetcher),
             "imager" => Some(Tool::Imager),
             "roast" => Some(Tool::Roast),
+            "isomaker" => Some(Tool::IsoMaker),
+            "liveinstaller" => Some(Tool::LiveInstaller),
             _ => None,
         }
     }
@@ -37,6 +41,8 @@ pub fn run(tool: Tool, args: Vec<OsString>) -> ExitCode {
         Tool::ImagePkgFetcher => image_pkg_fetcher(args),
         Tool::Imager => imager(args),
         Tool::Roast => roast(args),
+        Tool::IsoMaker => isomaker(args),
+        Tool::LiveInstaller => liveinstaller(args),
     }
 }
 
@@ -453,12 +459,13 @@ struct ImagerArgs {
     /// Base directory for relative file paths in the config.
     #[arg(long, value_name = "DIR")]
     base_dir: Option<PathBuf>,
-    /// Where imager's output goes.
-    #[arg(long, value_name = "DIR", required = true)]
-    output_dir: PathBuf,
-    /// The local package repository (imagepkgfetcher's output).
-    #[arg(long, value_name = "DIR", required = true)]
-    local_repo: PathBuf,
+    /// Where imager's output goes (with --live-install: its work files).
+    #[arg(long, value_name = "DIR", required_unless_present = "live_install")]
+    output_dir: Option<PathBuf>,
+    /// The local package repository (imagepkgfetcher's output; with --live-install, default
+    /// /mnt/cdrom/RPMS: the installation media's, as upstream's mariner-iso.repo names it).
+    #[arg(long, value_name = "DIR", required_unless_present = "live_install")]
+    local_repo: Option<PathBuf>,
     /// Accepted for compatibility (upstream's worker chroot tarball); kiln needs none.
     #[arg(long, value_name = "FILE")]
     tdnf_worker: Option<PathBuf>,
@@ -472,7 +479,9 @@ struct ImagerArgs {
     /// Where to write the installed packages' summary (upstream's image_pkg_manifest.json).
     #[arg(long, value_name = "FILE")]
     output_image_contents: Option<PathBuf>,
-    /// Install onto TargetDisk (the live installer's job): not supported by kiln's imager.
+    /// Install onto the config's TargetDisk (a block device): partition table and filesystems
+    /// written straight onto it, packages from the installation media; then every ext
+    /// filesystem is checked (the live installer runs this).
     #[arg(long)]
     live_install: bool,
     /// Print `progress:<percent>` and `action:<text>` lines on stdout.
@@ -488,6 +497,10 @@ struct ImagerArgs {
     #[command(flatten)]
     go: GoFlags,
 }
+
+/// Where a live install takes its packages from: the installation media's `RPMS/` (upstream's
+/// `/etc/yum.repos.d/mariner-iso.repo`).
+const LIVE_INSTALL_REPO: &str = "/mnt/cdrom/RPMS";
 
 fn imager(args: Vec<OsString>) -> ExitCode {
     let a: ImagerArgs = match parse(args) {
@@ -505,12 +518,18 @@ fn imager(args: Vec<OsString>) -> ExitCode {
         (a.tdnf_worker.is_some(), "--tdnf-worker"),
         (a.repo_file.is_some(), "--repo-file"),
         (a.assets.is_some(), "--assets"),
-        (a.build_dir.is_some(), "--build-dir"),
+        (a.build_dir.is_some() && !a.live_install, "--build-dir"),
     ]);
     a.go.warn_ignored(&mut log, &ignored);
-    if a.live_install {
-        return log.fatal("kiln's imager does not install onto a device (--live-install)");
-    }
+    let local_repo = a
+        .local_repo
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(LIVE_INSTALL_REPO));
+    let output_dir = a
+        .output_dir
+        .clone()
+        .or_else(|| a.build_dir.clone())
+        .unwrap_or_else(std::env::temp_dir);
     let validate = kiln_build::ValidateRequest {
         base_dir: a.base_dir.clone(),
         ..kiln_build::ValidateRequest::new(&a.input)
@@ -537,12 +556,13 @@ fn imager(args: Vec<OsString>) -> ExitCode {
         Err(e) => return log.fatal(&e),
     };
     let req = kiln_build::ComposeRequest {
-        repos: vec![a.local_repo.clone()],
-        output_dir: a.output_dir.clone(),
+        repos: vec![local_repo],
+        output_dir: output_dir.clone(),
         no_weak_deps: false,
         build_number: a.build_number.clone(),
         sandbox: Default::default(),
         repo_snapshot_time,
+        live_install: a.live_install,
         package_cache: None,
     };
     let emit = a.emit_progress;
@@ -570,15 +590,182 @@ fn imager(args: Vec<OsString>) -> ExitCode {
             if emit {
                 println!("progress:100");
             }
-            let line = format!(
-                "Built {} in {}\n",
-                done.outputs.join(", "),
-                a.output_dir.display()
-            );
+            let line = if a.live_install {
+                format!("Installed onto {}\n", done.outputs.join(", "))
+            } else {
+                format!(
+                    "Built {} in {}\n",
+                    done.outputs.join(", "),
+                    output_dir.display()
+                )
+            };
             log.write(&line, &line);
             ExitCode::SUCCESS
         }
         Err(e) => log.error(&e, ""),
+    }
+}
+
+/// Makes a config's ISO installer from a fetched package repository and the installer initrd
+/// (kiln standing in for the Azure Linux toolkit's isomaker): upstream's ISO tree, written by
+/// kiln itself (no mkisofs, no loop mount), hybrid so it also boots from a USB stick.
+#[derive(Debug, Parser)]
+#[command(name = "isomaker", version, max_term_width = 100)]
+struct IsoMakerArgs {
+    /// Path to the image config file.
+    #[arg(long, value_name = "PATH", required = true)]
+    input: PathBuf,
+    /// Base directory for relative file paths in the config.
+    #[arg(long, value_name = "DIR")]
+    base_dir: Option<PathBuf>,
+    /// Directory the ISO's tree is staged in (recreated, removed at the end).
+    #[arg(long, value_name = "DIR", required = true)]
+    build_dir: PathBuf,
+    /// The installer initrd (iso-initrd.img).
+    #[arg(long, value_name = "FILE", required = true)]
+    initrd_path: PathBuf,
+    /// The fetched package repository: the ISO's RPMS/.
+    #[arg(long, value_name = "DIR", required = true)]
+    iso_repo: PathBuf,
+    /// In the ISO's name: <config>-<version><tag>.iso.
+    #[arg(long, value_name = "VERSION", required = true)]
+    release_version: String,
+    /// Accepted for compatibility (upstream's toolkit resources: kiln's are built in).
+    #[arg(long, value_name = "DIR", required = true)]
+    resources: PathBuf,
+    /// Where the ISO goes.
+    #[arg(long, value_name = "DIR", required = true)]
+    output_dir: PathBuf,
+    /// The ISO installs without asking (config/unattended_config.json).
+    #[arg(long)]
+    unattended_install: bool,
+    /// Written to config/repo-snapshot-time.txt for the installer.
+    #[arg(long, value_name = "POSIX_TIME")]
+    repo_snapshot_time: Option<String>,
+    /// In the ISO's name, right after the release version.
+    #[arg(long, value_name = "TAG", default_value = "")]
+    image_tag: String,
+    #[command(flatten)]
+    go: GoFlags,
+}
+
+fn isomaker(args: Vec<OsString>) -> ExitCode {
+    let a: IsoMakerArgs = match parse(args) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let mut log = match a.go.open_log() {
+        Ok(log) => log,
+        Err(code) => return code,
+    };
+    a.go.warn_ignored(&mut log, &["--resources"]);
+    let repo_snapshot_time = match snapshot_time(a.repo_snapshot_time.as_deref()) {
+        Ok(t) => t,
+        Err(e) => return log.fatal(&e),
+    };
+    let validate = kiln_build::ValidateRequest {
+        base_dir: a.base_dir.clone(),
+        ..kiln_build::ValidateRequest::new(absolute(&a.input))
+    };
+    let req = kiln_build::IsoRequest {
+        iso_repo: a.iso_repo,
+        initrd: a.initrd_path,
+        build_dir: a.build_dir,
+        output_dir: a.output_dir,
+        release_version: a.release_version,
+        image_tag: a.image_tag,
+        unattended: a.unattended_install,
+        repo_snapshot_time,
+    };
+    let warnings = a.go.log_level >= LogLevel::Warn;
+    let result = {
+        let mut sink = |e: kiln_build::Event| log.event(&e, warnings);
+        kiln_build::validate(&validate, &mut sink)
+            .and_then(|v| kiln_build::make_iso(&req, &v, &mut sink))
+    };
+    match result {
+        Ok(made) => {
+            let line = format!("Built {}\n", made.iso.display());
+            log.write(&line, &line);
+            ExitCode::SUCCESS
+        }
+        Err(e) => log.error(&e, ""),
+    }
+}
+
+/// Installs the system of the installation media onto a disk (kiln standing in for the Azure
+/// Linux toolkit's liveinstaller, run by the ISO's /root/runliveinstaller): unattended when
+/// --input exists, onto its TargetDisk, with the imager's progress lines on the console.
+#[derive(Debug, Parser)]
+#[command(name = "liveinstaller", version, max_term_width = 100)]
+struct LiveInstallerArgs {
+    /// The unattended config (when the file does not exist, the install is attended).
+    #[arg(long, value_name = "PATH", required = true)]
+    input: PathBuf,
+    /// The attended install's template config.
+    #[arg(long, value_name = "PATH")]
+    template_config: Option<PathBuf>,
+    /// Attended even when --input exists.
+    #[arg(long)]
+    attended: bool,
+    /// The imager to run.
+    #[arg(long, value_name = "PATH", required = true)]
+    imager: PathBuf,
+    /// Work directory.
+    #[arg(long, value_name = "DIR", required = true)]
+    build_dir: PathBuf,
+    /// Base directory for relative file paths in the config.
+    #[arg(long, value_name = "DIR")]
+    base_dir: Option<PathBuf>,
+    /// Passed on to the imager.
+    #[arg(long, value_name = "POSIX_TIME")]
+    repo_snapshot_time: Option<String>,
+    #[command(flatten)]
+    go: GoFlags,
+}
+
+fn liveinstaller(args: Vec<OsString>) -> ExitCode {
+    let a: LiveInstallerArgs = match parse(args) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let mut log = match a.go.open_log() {
+        Ok(log) => log,
+        Err(code) => return code,
+    };
+    for (flag, dir, is_dir) in [
+        ("--imager", &a.imager, false),
+        ("--build-dir", &a.build_dir, true),
+    ] {
+        if !(if is_dir { dir.is_dir() } else { dir.is_file() }) {
+            return log.fatal(&format!("{flag} {}: does not exist", dir.display()));
+        }
+    }
+    let installer = kiln_installer::Installer {
+        input: a.input,
+        template_config: a.template_config,
+        attended: a.attended,
+        imager: a.imager,
+        build_dir: a.build_dir,
+        base_dir: a.base_dir,
+        repo_snapshot_time: a.repo_snapshot_time,
+        log_level: format!("{:?}", a.go.log_level).to_lowercase(),
+        imager_log: PathBuf::from("/var/log/imager.log"),
+    };
+    // Progress goes to the console (stdout) and the log.
+    let result = installer.run(&mut |line| {
+        println!("{line}");
+        if let Some(f) = &mut log.file {
+            let _ = writeln!(f, "{line}");
+        }
+    });
+    match result {
+        Ok(done) => {
+            let line = format!("Installed onto {}\n", done.target);
+            log.write(&line, &line);
+            ExitCode::SUCCESS
+        }
+        Err(e) => log.fatal(&e.to_string()),
     }
 }
 

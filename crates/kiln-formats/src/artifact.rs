@@ -158,10 +158,15 @@ impl Converter {
                 }
                 Ok(warnings)
             }),
+            // One gzip stream, not parallel members: the kernel's initramfs unpacker needs each
+            // compressed member to end at a cpio trailer ("junk at the end of compressed
+            // archive" otherwise), and members cut at 4 MiB split entries.
             Converter::Initrd => write_output(output, |out| {
                 let buffered = BufWriter::with_capacity(1 << 20, out);
                 let mut c = cpio::CpioWriter::new(
-                    compress::GzWriter::new(buffered, compress::threads()),
+                    flate2::GzBuilder::new()
+                        .mtime(0)
+                        .write(buffered, flate2::Compression::default()),
                     clamp,
                 );
                 c.append_tree(input)?;

@@ -307,3 +307,26 @@ fn fifos_and_devices_are_refused_not_read() {
         }
     }
 }
+
+/// The kernel's initramfs unpacker needs each gzip member to end at a cpio trailer: an initrd
+/// larger than a parallel member (4 MiB) is still one gzip stream.
+#[test]
+fn a_large_initrd_is_one_gzip_stream() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("initrd");
+    fs::create_dir_all(root.join("boot")).unwrap();
+    fs::write(root.join("boot/big"), vec![3u8; 10 << 20]).unwrap();
+    let out = dir.path().join("initrd.img");
+    Converter::Initrd.run(&root, &out, &ident()).unwrap();
+    let data = fs::read(&out).unwrap();
+    let mut one = flate2::read::GzDecoder::new(&data[..]);
+    let mut first = Vec::new();
+    one.read_to_end(&mut first).unwrap();
+    let mut all = Vec::new();
+    flate2::read::MultiGzDecoder::new(&data[..])
+        .read_to_end(&mut all)
+        .unwrap();
+    assert!(all.len() > 10 << 20);
+    assert_eq!(first.len(), all.len(), "more than one gzip member");
+}

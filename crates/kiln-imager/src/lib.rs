@@ -104,7 +104,8 @@ pub fn build_disk(
     if disk_config.target_disk.is_path() {
         return Err(Error {
             step: "disk",
-            message: "TargetDisk is a device path: that is the live installer's job (isomaker)"
+            message: "TargetDisk is a device path: that is the live installer's job (imager \
+                      --live-install, from an ISO)"
                 .into(),
         });
     }
@@ -112,6 +113,73 @@ pub fn build_disk(
     let layout = kiln_disk::plan(disk_config, req.root.identity).map_err(step("partitions"))?;
     let disk = work.join("disk.raw");
     write_empty_disk(&disk, &layout).map_err(step("partition table"))?;
+    assemble(req, disk_config, layout, disk, work, progress)
+}
+
+/// Installs the config onto the block device (or file) `device`, as [`build_disk`] builds a disk
+/// file: the partition table written over whatever was there, each filesystem made straight
+/// into its partition's byte range (no partition device, no mount), sized to the device (the
+/// config's MaxSize, if any, is not a limit here: `End: 0` reaches the device's end). `work`
+/// holds the staged root.
+pub fn install_disk(
+    req: &Request,
+    device: &Path,
+    work: &Path,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Built, Error> {
+    let disk_config = req.config.disks.first().ok_or_else(|| Error {
+        step: "disk",
+        message: "the config has no Disks".into(),
+    })?;
+    let size = device_size(device).map_err(|e| Error {
+        step: "disk",
+        message: format!("{}: {e}", device.display()),
+    })?;
+    progress(&format!(
+        "installing onto {} ({} MiB)",
+        device.display(),
+        size >> 20
+    ));
+    let mut sized = disk_config.clone();
+    sized.max_size = size >> 20;
+    let layout = kiln_disk::plan(&sized, req.root.identity).map_err(step("partitions"))?;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .read(true)
+        .open(device)
+        .map_err(step("partition table"))?;
+    // The old tables' copies (the backup GPT at the device's end) go first.
+    wipe_table_areas(&f, size).map_err(step("partition table"))?;
+    kiln_disk::write_table(&layout, &f).map_err(step("partition table"))?;
+    f.sync_all().map_err(step("partition table"))?;
+    drop(f);
+    assemble(req, &sized, layout, device.to_path_buf(), work, progress)
+}
+
+/// The size of a block device or file, in bytes.
+fn device_size(path: &Path) -> std::io::Result<u64> {
+    let mut f = File::open(path)?;
+    f.seek(SeekFrom::End(0))
+}
+
+/// Zeros the first and last MiB of a device: old partition tables and their backups.
+fn wipe_table_areas(f: &File, size: u64) -> std::io::Result<()> {
+    let zeros = vec![0u8; 1 << 20];
+    let n = (1u64 << 20).min(size);
+    f.write_all_at(&zeros[..n as usize], 0)?;
+    f.write_all_at(&zeros[..n as usize], size - n)
+}
+
+/// Everything after the partition table: filesystems planned, the root composed, the boot
+/// configuration written, each filesystem made in its byte range of `disk`, BIOS boot code.
+fn assemble(
+    req: &Request,
+    disk_config: &kiln_config::model::Disk,
+    layout: Layout,
+    disk: PathBuf,
+    work: &Path,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Built, Error> {
     raw::write_raw_binaries(disk_config, &layout, &disk, req.root.base_dir, progress)
         .map_err(step("RawBinaries"))?;
 

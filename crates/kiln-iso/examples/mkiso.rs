@@ -93,6 +93,7 @@ fn run(args: Vec<String>) -> Result<(), String> {
         opts.hybrid = Some(Hybrid {
             mbr_code,
             grub2_mbr,
+            isolinux_mbr: false,
         });
     }
     let report =

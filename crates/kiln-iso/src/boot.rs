@@ -115,7 +115,7 @@ fn partition(
 }
 
 /// Writes the protective MBR (with the caller's boot code and, for GRUB's boot_hybrid.img,
-/// the BIOS image's 512-byte sector + 4 at byte 432) and the GPT: partition 1 (basic data)
+/// the BIOS image's 512-byte sector + 4 at byte 432, for syslinux's isohdpfx.bin the sector) and the GPT: partition 1 (basic data)
 /// from byte 32 KiB to the EFI image (or the volume's end), partition 2 (EFI System) over the
 /// EFI image.
 pub(crate) fn write_hybrid(
@@ -150,6 +150,9 @@ pub(crate) fn write_hybrid(
     }
     if let (true, Some(lba)) = (hybrid.grub2_mbr, bios_lba) {
         mbr[432..440].copy_from_slice(&(u64::from(lba) * 4 + 4).to_le_bytes());
+    }
+    if let (true, Some(lba)) = (hybrid.isolinux_mbr, bios_lba) {
+        mbr[432..440].copy_from_slice(&(u64::from(lba) * 4).to_le_bytes());
     }
     let sig = id.uuid("iso.mbr.signature");
     mbr[440..444].copy_from_slice(&sig[..4]);

@@ -23,6 +23,17 @@ pub fn efi_boot_image(
     output: &Path,
     identity: &Identity,
 ) -> Result<EfiImage, Error> {
+    efi_boot_image_with(efi_boot_dir, &[], output, identity)
+}
+
+/// [`efi_boot_image`] with more files: `(path in the image, source)`, e.g. a GRUB configuration
+/// at `boot/grub2/grub.cfg` for GRUB started from the image as a disk partition.
+pub fn efi_boot_image_with(
+    efi_boot_dir: &Path,
+    extra: &[(&str, &Path)],
+    output: &Path,
+    identity: &Identity,
+) -> Result<EfiImage, Error> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(efi_boot_dir).map_err(io_err("cannot list", efi_boot_dir))? {
         let entry = entry.map_err(io_err("cannot list", efi_boot_dir))?;
@@ -33,7 +44,17 @@ pub fn efi_boot_image(
         }
     }
     files.sort();
-    let content: u64 = files.iter().map(|f| f.2.div_ceil(4096) * 4096).sum();
+    let mut extra_sizes = Vec::new();
+    for (_, src) in extra {
+        let meta = std::fs::metadata(src).map_err(io_err("cannot read", src))?;
+        extra_sizes.push(meta.len());
+    }
+    let content: u64 = files
+        .iter()
+        .map(|f| f.2)
+        .chain(extra_sizes)
+        .map(|n| n.div_ceil(4096) * 4096)
+        .sum();
     let size = (content + content / 4 + (512 << 10)).div_ceil(64 << 10) * (64 << 10);
 
     // The tree mcopy copies: EFI/BOOT/<files>, every time the identity's.
@@ -44,16 +65,23 @@ pub fn efi_boot_image(
     std::fs::create_dir_all(&boot).map_err(io_err("cannot create", &boot))?;
     let when = UNIX_EPOCH + Duration::from_secs(identity.unix_time());
     for (name, src, _) in &files {
-        let dest = boot.join(name);
-        std::fs::copy(src, &dest).map_err(io_err("cannot copy", src))?;
-        let f = std::fs::File::options()
-            .write(true)
-            .open(&dest)
-            .map_err(io_err("cannot open", &dest))?;
-        f.set_modified(when)
-            .map_err(io_err("cannot set the time of", &dest))?;
+        copy_timed(src, &boot.join(name), when)?;
     }
-    for dir in [boot.as_path(), &stage.path().join("EFI")] {
+    let mut dirs = vec![boot.clone(), stage.path().join("EFI")];
+    for (at, src) in extra {
+        let dest = stage.path().join(at);
+        let mut dir = dest.parent();
+        while let Some(d) = dir.filter(|d| *d != stage.path()) {
+            if !dirs.iter().any(|x| x == d) {
+                dirs.push(d.to_path_buf());
+            }
+            dir = d.parent();
+        }
+        std::fs::create_dir_all(dest.parent().expect("inside the stage"))
+            .map_err(io_err("cannot create", &dest))?;
+        copy_timed(src, &dest, when)?;
+    }
+    for dir in &dirs {
         let f = std::fs::File::open(dir).map_err(io_err("cannot open", dir))?;
         f.set_modified(when)
             .map_err(io_err("cannot set the time of", dir))?;
@@ -77,4 +105,15 @@ pub fn efi_boot_image(
         size,
         volume_id: made.uuid,
     })
+}
+
+/// Copies `src` to `dest` and gives the copy the time `when`.
+fn copy_timed(src: &Path, dest: &Path, when: std::time::SystemTime) -> Result<(), Error> {
+    std::fs::copy(src, dest).map_err(io_err("cannot copy", src))?;
+    let f = std::fs::File::options()
+        .write(true)
+        .open(dest)
+        .map_err(io_err("cannot open", dest))?;
+    f.set_modified(when)
+        .map_err(io_err("cannot set the time of", dest))
 }

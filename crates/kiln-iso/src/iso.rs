@@ -498,9 +498,14 @@ fn plan<'a>(staged: &Path, opts: &'a IsoOptions) -> Result<Plan<'a>, Error> {
         if h.mbr_code.as_ref().is_some_and(|c| c.len() > 512) {
             return Err(Error::Boot("MBR boot code longer than 512 bytes".into()));
         }
-        if h.grub2_mbr && bios.is_none() {
+        if (h.grub2_mbr || h.isolinux_mbr) && bios.is_none() {
             return Err(Error::Boot(
-                "the GRUB MBR patch needs a BIOS boot image to point at".into(),
+                "the MBR patch needs a BIOS boot image to point at".into(),
+            ));
+        }
+        if h.grub2_mbr && h.isolinux_mbr {
+            return Err(Error::Boot(
+                "GRUB's and syslinux's MBR patches exclude each other".into(),
             ));
         }
     }

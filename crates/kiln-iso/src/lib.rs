@@ -10,11 +10,12 @@
 mod boot;
 mod efi;
 mod iso;
+pub mod maker;
 mod susp;
 mod time;
 mod tree;
 
-pub use efi::{efi_boot_image, EfiImage};
+pub use efi::{efi_boot_image, efi_boot_image_with, EfiImage};
 pub use iso::write_iso;
 pub use kiln_formats::ident::Identity;
 
@@ -104,6 +105,9 @@ pub struct Hybrid {
     /// Patch bytes 432..440 of the MBR with the BIOS boot image's 512-byte address + 4, where
     /// GRUB's `boot_hybrid.img` reads it (xorriso `--grub2-mbr`).
     pub grub2_mbr: bool,
+    /// Patch bytes 432..440 of the MBR with the BIOS boot image's 512-byte address (and
+    /// zeros), where syslinux's `isohdpfx.bin` reads it (xorriso `-isohybrid-mbr`).
+    pub isolinux_mbr: bool,
 }
 
 /// What was written.
@@ -139,6 +143,10 @@ pub enum Error {
     Changed { path: PathBuf, reason: String },
     #[error("the image cannot hold this tree: {0}")]
     Limit(String),
+    #[error("the config: {0}")]
+    Config(String),
+    #[error("the installer initrd: {0}")]
+    Initrd(String),
     #[error("EFI image: {0}")]
     Fs(#[from] kiln_fs::Error),
 }

@@ -102,6 +102,7 @@ fn hybrid_iso_boots_grub_under_bios_and_uefi_as_cd_and_disk() {
         hybrid: Some(Hybrid {
             mbr_code: Some(std::fs::read("/usr/lib/grub/i386-pc/boot_hybrid.img").unwrap()),
             grub2_mbr: true,
+            isolinux_mbr: false,
         }),
         ..IsoOptions::new("CDROM", id)
     };

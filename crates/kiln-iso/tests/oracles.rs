@@ -10,6 +10,9 @@ use std::os::unix::fs::{symlink, FileExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
 
+mod common;
+use common::tool;
+
 const EPOCH: u64 = 1_700_000_000;
 
 /// `xorriso -osirrox on -indev ISO ARGS…`.
@@ -20,19 +23,6 @@ fn xorriso_read(iso: &Path, args: &[&OsStr]) -> String {
             .arg(iso)
             .args(args),
     )
-}
-
-fn tool(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e} (scripts/install-host-deps.sh test)"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
-    text
 }
 
 /// An installer-like tree: upstream's layout, long, non-UTF-8 and clashing names, symlinks

@@ -1112,11 +1112,36 @@ fn build_root(plan: &Plan) -> Result<(), Step> {
             "entering the new root",
             sys::cvt(libc::fchdir(new_root.as_raw_fd())),
         )?;
-        at("entering the new root", sys::pivot_root_here())?;
-        at(
-            "detaching the host's root",
-            sys::cvt(libc::umount2(c".".as_ptr(), libc::MNT_DETACH)),
-        )?;
+        match sys::pivot_root_here() {
+            Ok(()) => {
+                at(
+                    "detaching the host's root",
+                    sys::cvt(libc::umount2(c".".as_ptr(), libc::MNT_DETACH)),
+                )?;
+            }
+            // The host's root is the initramfs (kiln as the ISO's installer): rootfs cannot be
+            // pivoted, so the new root is moved over it and entered, as switch_root does. The
+            // initramfs stays beneath, unreachable from the new root's paths.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) && on_rootfs() => {
+                at(
+                    "entering the new root (over the initramfs)",
+                    sys::cvt(libc::mount(
+                        c".".as_ptr(),
+                        c"/".as_ptr(),
+                        std::ptr::null(),
+                        libc::MS_MOVE,
+                        std::ptr::null(),
+                    )),
+                )?;
+                at(
+                    "entering the new root (over the initramfs)",
+                    sys::cvt(libc::chroot(c".".as_ptr())),
+                )?;
+            }
+            Err(e) => {
+                at::<()>("entering the new root", Err(e))?;
+            }
+        }
         at(
             "entering the new root",
             sys::cvt(libc::chdir(c"/".as_ptr())),
@@ -1333,4 +1358,15 @@ fn loopback_up() {
         }
         libc::close(s);
     }
+}
+
+/// Whether `/` is the kernel's initramfs (rootfs), which pivot_root refuses.
+fn on_rootfs() -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|m| {
+        m.lines().any(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let fstype = f.iter().position(|x| *x == "-").and_then(|i| f.get(i + 1));
+            f.get(4) == Some(&"/") && matches!(fstype, Some(&"rootfs"))
+        })
+    })
 }

@@ -1,0 +1,211 @@
+//! ISO installers through the `kiln` binary: the `isomaker` personality with upstream's flags
+//! (judged by isoinfo; byte-identical twice with one SOURCE_DATE_EPOCH), and the whole installer
+//! proven in QEMU — `kiln iso` of an unattended UEFI config from the realistic distribution,
+//! booted as a CD-ROM under OVMF with a blank virtio disk, installed, then the installed disk
+//! booted alone.
+
+mod common;
+
+use common::{kiln, stderr, stdout};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A gzip'd cpio initrd holding what isomaker takes from one: a kernel and the EFI loaders.
+fn fake_initrd(dir: &Path) -> PathBuf {
+    let root = dir.join("initrd-root");
+    std::fs::create_dir_all(root.join("boot/efi/EFI/BOOT")).unwrap();
+    std::fs::write(root.join("boot/vmlinuz-6.1.0-test"), vec![1u8; 50_000]).unwrap();
+    std::fs::write(root.join("boot/efi/EFI/BOOT/bootx64.efi"), vec![2u8; 9_000]).unwrap();
+    std::fs::write(root.join("boot/efi/EFI/BOOT/grubx64.efi"), vec![3u8; 9_000]).unwrap();
+    let mut w = kiln_formats::cpio::CpioWriter::new(Vec::new(), Some(0));
+    w.append_tree(&root).unwrap();
+    let out = dir.join("iso-initrd.img");
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&out).unwrap(),
+        flate2::Compression::fast(),
+    );
+    gz.write_all(&w.finish().unwrap()).unwrap();
+    gz.finish().unwrap();
+    out
+}
+
+/// kiln under the name `isomaker`.
+fn isomaker(dir: &Path) -> Command {
+    let link = dir.join("isomaker");
+    if !link.exists() {
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kiln"), &link).unwrap();
+    }
+    let mut c = Command::new(link);
+    c.env("SOURCE_DATE_EPOCH", "1767225600");
+    c
+}
+
+#[test]
+fn isomaker_takes_upstreams_flags_and_is_reproducible() {
+    let dir = tempfile::tempdir().unwrap();
+    let initrd = fake_initrd(dir.path());
+    let repo = dir.path().join("package_repo");
+    std::fs::create_dir_all(repo.join("repodata")).unwrap();
+    std::fs::write(repo.join("bash-5.2-1.azl3.x86_64.rpm"), b"rpm").unwrap();
+    std::fs::write(repo.join("repodata/repomd.xml"), b"<repomd/>").unwrap();
+    let config = common::demo_config("demo-efi.json");
+    let run = |out: &str| {
+        let o = isomaker(dir.path())
+            .arg(format!("--input={}", config.display()))
+            .arg("--base-dir")
+            .arg(config.parent().unwrap())
+            .arg("--build-dir")
+            .arg(dir.path().join("workspace"))
+            .arg("--initrd-path")
+            .arg(&initrd)
+            .arg("--iso-repo")
+            .arg(&repo)
+            .args(["--release-version", "3.0.1", "--image-tag=-rc"])
+            .args(["--resources", "/nonexistent/toolkit/resources"])
+            .arg("--output-dir")
+            .arg(dir.path().join(out))
+            .args(["--unattended-install", "--repo-snapshot-time", "1700000000"])
+            .arg("--log-level=warn")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+        assert!(
+            stderr(&o).contains("kiln ignores --resources"),
+            "{}",
+            stderr(&o)
+        );
+        // upstream's name: no hyphen before the tag.
+        dir.path().join(out).join("demo-efi-3.0.1-rc.iso")
+    };
+    let a = run("a");
+    let b = run("b");
+    assert!(std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap());
+    assert!(
+        !dir.path().join("workspace").exists(),
+        "the build dir is removed"
+    );
+    let listing = Command::new("isoinfo")
+        .args(["-R", "-f", "-i"])
+        .arg(&a)
+        .output()
+        .unwrap();
+    let listing = stdout(&listing);
+    for path in [
+        "/config/unattended_config.json",
+        "/config/repo-snapshot-time.txt",
+        "/config/packages/0/demo-packages.json",
+        "/config/postinstallscripts/1/demo-postinstall.sh",
+        "/RPMS/bash-5.2-1.azl3.x86_64.rpm",
+        "/isolinux/vmlinuz",
+        "/boot/grub2/efiboot.img",
+    ] {
+        assert!(listing.lines().any(|l| l == path), "{path}:\n{listing}");
+    }
+
+    // A missing initrd is a clear error, not a panic.
+    let o = isomaker(dir.path())
+        .arg(format!("--input={}", config.display()))
+        .arg("--build-dir")
+        .arg(dir.path().join("workspace"))
+        .args(["--initrd-path", "/nonexistent/iso-initrd.img"])
+        .arg("--iso-repo")
+        .arg(&repo)
+        .args(["--release-version", "", "--resources", "/x"])
+        .arg("--output-dir")
+        .arg(dir.path().join("c"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("the installer initrd /nonexistent/iso-initrd.img does not exist"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// The realistic distribution: KILN_RPMS_DIR, or out/RPMS of this checkout.
+fn realistic_distribution() -> PathBuf {
+    let dir = std::env::var_os("KILN_RPMS_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../out/RPMS"),
+        PathBuf::from,
+    );
+    assert!(
+        dir.join("repodata").is_dir(),
+        "run `make distro` first (or set KILN_RPMS_DIR)"
+    );
+    dir
+}
+
+/// `make iso` of imageconfigs/installer-efi.json, unattended: the ISO's path.
+fn installer_iso(work: &Path) -> PathBuf {
+    let rpms = realistic_distribution();
+    let top = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let o = Command::new("make")
+        .current_dir(&top)
+        .args(["-s", "iso", "CONFIG_FILE=imageconfigs/installer-efi.json"])
+        .arg("UNATTENDED_INSTALLER=y")
+        .arg("DISABLE_UPSTREAM_REPOS=y")
+        .arg(format!("RPMS_DIR={}", rpms.display()))
+        .arg("LOG_COLOR=never")
+        .env("SOURCE_DATE_EPOCH", "1767225600")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let iso = top.join("out/images/installer-efi/installer-efi.iso");
+    let copy = work.join("installer-efi.iso");
+    std::fs::copy(iso, &copy).unwrap();
+    copy
+}
+
+#[test]
+#[ignore = "needs the realistic distribution (make distro) and about 15 minutes of QEMU (TCG)"]
+fn the_unattended_iso_installs_onto_a_blank_disk_under_ovmf() {
+    let work = tempfile::tempdir().unwrap();
+    let iso = installer_iso(work.path());
+    let disk = work.path().join("disk.raw");
+    std::fs::File::create(&disk)
+        .unwrap()
+        .set_len(4 << 30)
+        .unwrap();
+    // The installer: media found by label, progress on the serial console, the target checked,
+    // then the reboot (QEMU stops: -no-reboot).
+    let o = kiln()
+        .arg("boot-test")
+        .arg(&disk)
+        .arg("--cdrom")
+        .arg(&iso)
+        .args(["--firmware", "uefi", "--persist", "--memory", "3072"])
+        .args(["--timeout", "3000", "--transcript"])
+        .arg(work.path().join("install.log"))
+        .args(["--expect", "action:Installing onto /dev/vda"])
+        .args(["--expect", "progress:100"])
+        .args(["--expect", "Installation complete: rebooting."])
+        .output()
+        .unwrap();
+    let log = std::fs::read_to_string(work.path().join("install.log")).unwrap_or_default();
+    assert!(
+        o.status.success(),
+        "{}{}\n--- console ---\n{}",
+        stdout(&o),
+        stderr(&o),
+        &log[log.len().saturating_sub(6000)..]
+    );
+    // The installed disk alone.
+    let o = kiln()
+        .arg("boot-test")
+        .arg(&disk)
+        .args([
+            "--firmware",
+            "uefi",
+            "--login",
+            "root:kiln",
+            "--timeout",
+            "900",
+        ])
+        .args(["--run", "hostname", "--run", "findmnt /"])
+        .args(["--expect", "kiln-installed"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+}

@@ -1,0 +1,322 @@
+//! # kiln-installer
+//!
+//! upstream's `liveinstaller` (SPEC §5.3): run on the ISO's installer initrd by
+//! `/root/runliveinstaller`, it picks the mode — unattended when the `--input` config exists
+//! (and `--attended` is not given), attended otherwise — and for an unattended install runs the
+//! imager (`<imager> --live-install --emit-progress …`) onto the config's TargetDisk, passing its
+//! `progress:N` / `action:text` lines on as they come (upstream shows none in unattended mode).
+//! After a successful install of a UEFI system the old "Azure Linux" boot entries are removed and
+//! one made for the installed disk (errors reported, not ignored), then the media is ejected.
+//!
+//! The attended terminal UI is not written yet: [`Installer::run`] says so.
+
+use kiln_config::model::{BootType, Config};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// liveinstaller's flags.
+#[derive(Debug, Clone)]
+pub struct Installer {
+    /// The unattended config (it may not exist: then the install is attended).
+    pub input: PathBuf,
+    /// The attended install's template (`attended_config.json`).
+    pub template_config: Option<PathBuf>,
+    /// Attended even when `input` exists.
+    pub attended: bool,
+    /// The imager to run (on the ISO: `/installer/imager`, kiln itself).
+    pub imager: PathBuf,
+    pub build_dir: PathBuf,
+    /// Where the config's relative paths resolve (the media's `config/`).
+    pub base_dir: Option<PathBuf>,
+    pub repo_snapshot_time: Option<String>,
+    /// The imager's log level (`--log-level`).
+    pub log_level: String,
+    /// The imager's log file (upstream: /var/log/imager.log).
+    pub imager_log: PathBuf,
+}
+
+/// How the install goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Unattended,
+    Attended,
+}
+
+/// Why the install failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Usage(String),
+    #[error("the unattended config {path}: {message}")]
+    Config { path: PathBuf, message: String },
+    #[error("the imager {imager} could not be run: {source}")]
+    Spawn {
+        imager: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the imager failed ({status}); its log is {log}")]
+    Imager { status: String, log: PathBuf },
+    #[error(
+        "the attended installer (terminal UI) is not available in kiln yet: build the ISO with \
+         --unattended-install (UNATTENDED_INSTALLER=y) and a TargetDisk in the config"
+    )]
+    AttendedNotImplemented,
+}
+
+/// What the install did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installed {
+    pub target: String,
+    /// Notes for the console: boot-entry and eject results.
+    pub notes: Vec<String>,
+}
+
+impl Installer {
+    /// upstream's rule: attended if asked, or if the unattended config does not exist (then the
+    /// template must).
+    pub fn mode(&self) -> Result<Mode, Error> {
+        if !self.attended && self.input.is_file() {
+            return Ok(Mode::Unattended);
+        }
+        match &self.template_config {
+            Some(t) if t.is_file() => Ok(Mode::Attended),
+            t => Err(Error::Usage(format!(
+                "Attended installation requires a template config file. Specified template ({}) \
+                 does not exist.",
+                t.as_deref().unwrap_or(Path::new("")).display()
+            ))),
+        }
+    }
+
+    /// Installs. `line` hears every line for the console: the imager's progress protocol,
+    /// then the notes.
+    pub fn run(&self, line: &mut dyn FnMut(&str)) -> Result<Installed, Error> {
+        match self.mode()? {
+            Mode::Attended => Err(Error::AttendedNotImplemented),
+            Mode::Unattended => self.unattended(line),
+        }
+    }
+
+    fn unattended(&self, line: &mut dyn FnMut(&str)) -> Result<Installed, Error> {
+        let config = self.load()?;
+        let disk = config.disks.first().ok_or_else(|| Error::Config {
+            path: self.input.clone(),
+            message: "no Disks: an unattended install needs one with a TargetDisk".into(),
+        })?;
+        if !disk.target_disk.is_path() || disk.target_disk.value.is_empty() {
+            return Err(Error::Config {
+                path: self.input.clone(),
+                message: "the disk has no TargetDisk of Type path (the device to install onto)"
+                    .into(),
+            });
+        }
+        let target = disk.target_disk.value.clone();
+        let mut cmd = Command::new(&self.imager);
+        cmd.arg("--live-install")
+            .arg(format!("--input={}", self.input.display()))
+            .arg(format!("--build-dir={}", self.build_dir.display()))
+            .arg(format!("--log-file={}", self.imager_log.display()))
+            .arg(format!("--log-level={}", self.log_level))
+            .arg("--emit-progress");
+        if let Some(b) = &self.base_dir {
+            cmd.arg(format!("--base-dir={}", b.display()));
+        }
+        if let Some(t) = self.repo_snapshot_time.as_deref().filter(|t| !t.is_empty()) {
+            cmd.arg(format!("--repo-snapshot-time={t}"));
+        }
+        line(&format!("action:Installing onto {target}"));
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|source| Error::Spawn {
+                imager: self.imager.clone(),
+                source,
+            })?;
+        if let Some(out) = child.stdout.take() {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                line(&l);
+            }
+        }
+        let status = child.wait().map_err(|source| Error::Spawn {
+            imager: self.imager.clone(),
+            source,
+        })?;
+        if !status.success() {
+            return Err(Error::Imager {
+                status: status.to_string(),
+                log: self.imager_log.clone(),
+            });
+        }
+        let mut notes = Vec::new();
+        let system = config
+            .default_system_config()
+            .or(config.system_configs.first());
+        if system.is_some_and(|s| s.boot_type == BootType::Efi) {
+            let esp = disk
+                .partitions
+                .iter()
+                .position(|p| p.has_flag(kiln_config::model::PartitionFlag::Esp))
+                .map_or(1, |i| i + 1);
+            notes.extend(boot_entry(&target, esp));
+        }
+        notes.push(eject());
+        for n in &notes {
+            line(n);
+        }
+        Ok(Installed { target, notes })
+    }
+
+    fn load(&self) -> Result<Config, Error> {
+        let opts = kiln_config::Options {
+            base_dir: self.base_dir.clone(),
+            package_checks: false,
+            ..Default::default()
+        };
+        let bad = |message: String| Error::Config {
+            path: self.input.clone(),
+            message,
+        };
+        let v = kiln_config::validate_file(&self.input, &opts).map_err(|e| bad(e.to_string()))?;
+        match v.config {
+            Some(c) => Ok(c.config),
+            None => Err(bad(v.report.render(false))),
+        }
+    }
+}
+
+/// The installed disk's UEFI boot entry: old "Azure Linux" entries deleted, a new one for
+/// `\EFI\BOOT\bootx64.efi` on partition `esp` of `disk`. Reports what happened (a machine
+/// without efivars or efibootmgr still boots the disk through the fallback path).
+fn boot_entry(disk: &str, esp: usize) -> Vec<String> {
+    let mut notes = Vec::new();
+    let listing = match Command::new("efibootmgr").output() {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+        Ok(o) => {
+            return vec![format!(
+                "note: no UEFI boot entry made (efibootmgr: {}); the disk boots through its \
+                 fallback loader \\EFI\\BOOT\\bootx64.efi",
+                String::from_utf8_lossy(&o.stderr).trim()
+            )]
+        }
+        Err(e) => {
+            return vec![format!(
+                "note: no UEFI boot entry made (efibootmgr: {e}); the disk boots through its \
+                 fallback loader \\EFI\\BOOT\\bootx64.efi"
+            )]
+        }
+    };
+    for num in old_entries(&listing) {
+        match Command::new("efibootmgr").args(["-b", &num, "-B"]).output() {
+            Ok(o) if o.status.success() => notes.push(format!("removed boot entry {num}")),
+            _ => notes.push(format!("warning: boot entry {num} could not be removed")),
+        }
+    }
+    let made = Command::new("efibootmgr")
+        .args(["-c", "-d", disk, "-p", &esp.to_string()])
+        .args(["-l", "\\EFI\\BOOT\\bootx64.efi", "-L", "Azure Linux"])
+        .output();
+    notes.push(match made {
+        Ok(o) if o.status.success() => format!("boot entry \"Azure Linux\" made for {disk}"),
+        Ok(o) => format!(
+            "warning: the boot entry could not be made: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ),
+        Err(e) => format!("warning: the boot entry could not be made: {e}"),
+    });
+    notes
+}
+
+/// The numbers of `efibootmgr`'s entries labelled "Azure Linux" (`Boot0003* Azure Linux …`).
+fn old_entries(listing: &str) -> Vec<String> {
+    listing
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("Boot")?;
+            let (num, label) = rest.split_at_checked(4)?;
+            let label = label.trim_start_matches('*').trim_start();
+            (num.chars().all(|c| c.is_ascii_hexdigit()) && label.starts_with("Azure Linux"))
+                .then(|| num.to_string())
+        })
+        .collect()
+}
+
+/// Ejects the installation media; when it cannot, asks for it to be removed.
+fn eject() -> String {
+    match Command::new("eject").args(["--cdrom", "--force"]).status() {
+        Ok(s) if s.success() => "the installation media was ejected".into(),
+        _ => "*** Remove the installation media (CD or USB stick) before the machine starts \
+              again, or it will boot the installer again. ***"
+            .into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_azure_linux_entries_are_found() {
+        let listing = "BootCurrent: 0001\nBootOrder: 0003,0001\nBoot0001* UEFI QEMU DVD-ROM\n\
+                       Boot0003* Azure Linux\tHD(1,GPT,…)\nBoot000A  Azure Linux\nBootNext: 0003\n";
+        assert_eq!(old_entries(listing), ["0003", "000A"]);
+    }
+
+    #[test]
+    fn mode_follows_upstream() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("unattended_config.json");
+        let template = dir.path().join("attended_config.json");
+        let mut i = Installer {
+            input: input.clone(),
+            template_config: Some(template.clone()),
+            attended: false,
+            imager: "/installer/imager".into(),
+            build_dir: dir.path().into(),
+            base_dir: None,
+            repo_snapshot_time: None,
+            log_level: "info".into(),
+            imager_log: dir.path().join("imager.log"),
+        };
+        let e = i.mode().unwrap_err().to_string();
+        assert!(
+            e.starts_with("Attended installation requires a template config file."),
+            "{e}"
+        );
+        std::fs::write(&template, "{}").unwrap();
+        assert_eq!(i.mode().unwrap(), Mode::Attended);
+        std::fs::write(&input, "{}").unwrap();
+        assert_eq!(i.mode().unwrap(), Mode::Unattended);
+        i.attended = true;
+        assert_eq!(i.mode().unwrap(), Mode::Attended);
+        assert!(matches!(
+            i.run(&mut |_| {}),
+            Err(Error::AttendedNotImplemented)
+        ));
+    }
+
+    #[test]
+    fn an_unattended_config_without_a_target_disk_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("unattended_config.json");
+        std::fs::write(
+            &input,
+            r#"{"SystemConfigs": [{"Name": "x", "PackageList": [], "Packages": ["bash"]}]}"#,
+        )
+        .unwrap();
+        let i = Installer {
+            input,
+            template_config: None,
+            attended: false,
+            imager: "/bin/false".into(),
+            build_dir: dir.path().into(),
+            base_dir: None,
+            repo_snapshot_time: None,
+            log_level: "info".into(),
+            imager_log: dir.path().join("imager.log"),
+        };
+        let e = i.run(&mut |_| {}).unwrap_err().to_string();
+        assert!(e.contains("unattended config"), "{e}");
+    }
+}
