@@ -89,6 +89,14 @@ impl Built {
     }
 }
 
+/// The config's disk (upstream builds the first).
+fn first_disk<'a>(req: &Request<'a>) -> Result<&'a kiln_config::model::Disk, Error> {
+    req.config.disks.first().ok_or_else(|| Error {
+        step: "disk",
+        message: "the config has no Disks".into(),
+    })
+}
+
 /// Builds the disk of `req` in `work` (an empty directory on a filesystem with room for the
 /// staged root and the sparse disk): `work/disk.raw` and `work/root` (the staged tree, split).
 /// `progress` hears each step as it starts.
@@ -97,10 +105,7 @@ pub fn build_disk(
     work: &Path,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Built, Error> {
-    let disk_config = req.config.disks.first().ok_or_else(|| Error {
-        step: "disk",
-        message: "the config has no Disks".into(),
-    })?;
+    let disk_config = first_disk(req)?;
     if disk_config.target_disk.is_path() {
         return Err(Error {
             step: "disk",
@@ -127,10 +132,7 @@ pub fn install_disk(
     work: &Path,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Built, Error> {
-    let disk_config = req.config.disks.first().ok_or_else(|| Error {
-        step: "disk",
-        message: "the config has no Disks".into(),
-    })?;
+    let disk_config = first_disk(req)?;
     let size = device_size(device).map_err(|e| Error {
         step: "disk",
         message: format!("{}: {e}", device.display()),
