@@ -137,10 +137,10 @@ fn core_efi_selinux_boots_with_its_policy_and_labels() {
         &disk,
         &[
             "getenforce",
-            "ls -Z /etc/passwd /usr/bin/bash",
+            "ls -Z /etc/shadow /usr/bin/bash",
             "ausearch -m avc 2>/dev/null | grep -c 'avc:' || true",
         ],
-        &["Permissive", ":etc_t:", ":shell_exec_t:"],
+        &["Permissive", ":shadow_t:", ":shell_exec_t:"],
     );
 }
 
