@@ -159,7 +159,7 @@ fn installer_iso(work: &Path) -> PathBuf {
 }
 
 #[test]
-#[ignore = "needs the realistic distribution (make distro) and about 15 minutes of QEMU (TCG)"]
+#[ignore = "needs the realistic distribution (make distro: KILN_RPMS_DIR or out/RPMS) and about 10 minutes of QEMU (TCG)"]
 fn the_unattended_iso_installs_onto_a_blank_disk_under_ovmf() {
     let work = tempfile::tempdir().unwrap();
     let iso = installer_iso(work.path());
@@ -203,8 +203,13 @@ fn the_unattended_iso_installs_onto_a_blank_disk_under_ovmf() {
             "--timeout",
             "900",
         ])
-        .args(["--run", "hostname", "--run", "findmnt /"])
-        .args(["--expect", "kiln-installed"])
+        .args([
+            "--run",
+            "cat /etc/hostname",
+            "--run",
+            "findmnt -no SOURCE,FSTYPE /",
+        ])
+        .args(["--expect", "kiln-installed", "--expect", "/dev/vda2 ext4"])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
