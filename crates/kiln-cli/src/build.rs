@@ -6,7 +6,7 @@ use crate::cli::Global;
 use crate::render::Verbosity;
 use crate::sources::{ConfigArg, JsonArg, SandboxArgs, SourceArgs};
 use clap::Args;
-use kiln_build::{BuildRequest, Stage};
+use kiln_build::BuildRequest;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -80,47 +80,33 @@ pub fn run(args: BuildArgs, global: Global) -> ExitCode {
     let req = args.request();
     let mut r = global.renderer(args.output.json);
     let result = kiln_build::build(&req, &mut r.sink());
-    r.finish();
-    match result {
-        Ok(built) => {
-            if args.output.json {
-                let result = serde_json::json!({
-                    "event": "result",
-                    "name": built.name,
-                    "output_dir": built.output_dir.display().to_string(),
-                    "artifacts": built.artifacts,
-                    "log": built.log.display().to_string(),
-                    "up_to_date": built.up_to_date,
-                    "package_root": built.package_root.as_ref().map(|o| match o {
-                        kiln_build::cache::Outcome::Cached(_) => "cached",
-                        kiln_build::cache::Outcome::Installed(_) => "installed",
-                    }),
-                });
-                println!("{result}");
-            } else {
-                if global.verbosity != Verbosity::Quiet {
-                    let what = if built.up_to_date {
-                        "up to date"
-                    } else {
-                        "built"
-                    };
-                    eprintln!("{what} {}: {}", built.name, built.artifacts.join(", "));
-                }
-                println!("{}", built.output_dir.display());
+    let (name, _, _) = req.folders();
+    let context = |stage| format!("building {name} failed at the {stage} step: ");
+    r.conclude(result, context, |built| {
+        if args.output.json {
+            let result = serde_json::json!({
+                "event": "result",
+                "name": built.name,
+                "output_dir": built.output_dir.display().to_string(),
+                "artifacts": built.artifacts,
+                "log": built.log.display().to_string(),
+                "up_to_date": built.up_to_date,
+                "package_root": built.package_root.as_ref().map(|o| match o {
+                    kiln_build::cache::Outcome::Cached(_) => "cached",
+                    kiln_build::cache::Outcome::Installed(_) => "installed",
+                }),
+            });
+            println!("{result}");
+        } else {
+            if global.verbosity != Verbosity::Quiet {
+                let what = if built.up_to_date {
+                    "up to date"
+                } else {
+                    "built"
+                };
+                eprintln!("{what} {}: {}", built.name, built.artifacts.join(", "));
             }
-            ExitCode::SUCCESS
+            println!("{}", built.output_dir.display());
         }
-        Err(e) if e.stage == Stage::Setup => {
-            r.error(&e, "");
-            ExitCode::from(2)
-        }
-        Err(e) => {
-            let (name, _, _) = req.folders();
-            r.error(
-                &e,
-                &format!("building {name} failed at the {} step: ", e.stage),
-            );
-            ExitCode::FAILURE
-        }
-    }
+    })
 }

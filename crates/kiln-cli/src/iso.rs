@@ -5,7 +5,7 @@ use crate::cli::Global;
 use crate::render::Verbosity;
 use crate::sources::{ConfigArg, JsonArg, SourceArgs};
 use clap::Args;
-use kiln_build::{IsoBuildRequest, Stage};
+use kiln_build::IsoBuildRequest;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -76,40 +76,26 @@ pub fn run(args: IsoArgs, global: Global) -> ExitCode {
     let req = args.request();
     let mut r = global.renderer(args.output.json);
     let result = kiln_build::iso(&req, &mut r.sink());
-    r.finish();
-    match result {
-        Ok(made) => {
-            if args.output.json {
-                let result = serde_json::json!({
-                    "event": "result",
-                    "iso": made.iso.display().to_string(),
-                    "size": made.size,
-                    "packages": made.rpms,
-                });
-                println!("{result}");
-            } else {
-                if global.verbosity != Verbosity::Quiet {
-                    eprintln!(
-                        "built {} ({} MB, {} packages)",
-                        made.iso.display(),
-                        made.size / 1_000_000,
-                        made.rpms
-                    );
-                }
-                println!("{}", made.iso.display());
+    let context = |stage| format!("making the ISO failed at the {stage} step: ");
+    r.conclude(result, context, |made| {
+        if args.output.json {
+            let result = serde_json::json!({
+                "event": "result",
+                "iso": made.iso.display().to_string(),
+                "size": made.size,
+                "packages": made.rpms,
+            });
+            println!("{result}");
+        } else {
+            if global.verbosity != Verbosity::Quiet {
+                eprintln!(
+                    "built {} ({} MB, {} packages)",
+                    made.iso.display(),
+                    made.size / 1_000_000,
+                    made.rpms
+                );
             }
-            ExitCode::SUCCESS
+            println!("{}", made.iso.display());
         }
-        Err(e) if e.stage == Stage::Setup => {
-            r.error(&e, "");
-            ExitCode::from(2)
-        }
-        Err(e) => {
-            r.error(
-                &e,
-                &format!("making the ISO failed at the {} step: ", e.stage),
-            );
-            ExitCode::FAILURE
-        }
-    }
+    })
 }

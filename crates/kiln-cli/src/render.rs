@@ -7,6 +7,7 @@ use crate::output::ColorChoice;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kiln_build::{Error, Event, Stage};
 use std::io::IsTerminal;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 /// How events are shown.
@@ -348,6 +349,33 @@ impl Renderer {
             text += &format!("\n  log: {}", log.display());
         }
         eprintln!("{text}");
+    }
+
+    /// Ends a pipeline command: clears the display, then hands a success to `done` (which
+    /// prints the result) or renders the failure. A setup failure (arguments, the config)
+    /// exits 2 as a usage error does; a failed step exits 1, its message led by
+    /// `context(stage)` ("building X failed at the compose step: ").
+    pub fn conclude<T>(
+        &mut self,
+        result: Result<T, Error>,
+        context: impl FnOnce(Stage) -> String,
+        done: impl FnOnce(T),
+    ) -> ExitCode {
+        self.finish();
+        match result {
+            Ok(value) => {
+                done(value);
+                ExitCode::SUCCESS
+            }
+            Err(e) if e.stage == Stage::Setup => {
+                self.error(&e, "");
+                ExitCode::from(2)
+            }
+            Err(e) => {
+                self.error(&e, &context(e.stage));
+                ExitCode::FAILURE
+            }
+        }
     }
 
     /// A closure that renders events, for kiln-build's entry points.
