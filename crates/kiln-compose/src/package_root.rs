@@ -57,6 +57,14 @@ pub fn manifest(
     if inputs.fstab.is_some() {
         line(&mut m, "hostname", &sc.hostname);
     }
+    // What dracut is told of the planned disk while the kernel's scriptlets run it.
+    if inputs.packages.iter().any(|p| p.name == "dracut") {
+        line(
+            &mut m,
+            "dracut build conf",
+            &crate::dracut::build_conf(inputs.fstab),
+        );
+    }
     line(&mut m, "groups", &sc.groups);
     line(&mut m, "users", &sc.users);
     for user in &sc.users {
