@@ -410,9 +410,15 @@ fn xfs_db(image: &Path, script: &str, write: bool) -> Result<String, Error> {
     let complaints = String::from_utf8_lossy(&out.stderr).trim().to_string();
     // Reads may fail where a structure is not there (callers check); a write must not.
     if (write && !complaints.is_empty()) || (!out.status.success() && out.stdout.is_empty()) {
+        // A crash prints nothing: say how it ended.
+        let output = if complaints.is_empty() {
+            format!("xfs_db {} with no message", out.status)
+        } else {
+            complaints
+        };
         return Err(Error::Tool {
             tool: "xfs_db".into(),
-            output: complaints,
+            output,
         });
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
