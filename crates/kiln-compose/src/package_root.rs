@@ -200,5 +200,14 @@ mod tests {
             .additional_files
             .insert("/a".into(), vec![Default::default()]);
         assert_eq!(base, manifest_of(&later, pkgs, None));
+        // dracut runs in the install, told the planned root's filesystem.
+        let with_dracut: &[(&str, &[u8])] = &[("filesystem", b"fs"), ("dracut", b"d")];
+        let xfs = Some("UUID=a / xfs defaults 0 0\n");
+        let ext4 = Some("UUID=a / ext4 defaults 0 0\n");
+        assert_ne!(
+            manifest_of(&sc, with_dracut, xfs),
+            manifest_of(&sc, with_dracut, ext4)
+        );
+        assert_eq!(manifest_of(&sc, pkgs, xfs), manifest_of(&sc, pkgs, ext4));
     }
 }
