@@ -9,8 +9,8 @@
 //! leaves an `.rpmnew`). So a package root is only the same as a cold build's when those
 //! steps were the same too: the [`manifest`] that keys it names, besides the packages (each by
 //! the SHA-256 of its file, in transaction order) and the rpm that installs them, the hostname,
-//! groups, users and their SSH key files, and the identity seed their password salts and
-//! last-change day come from. Changing scripts, AdditionalFiles, the kernel command line,
+//! groups, users and their SSH key files, the identity seed their password salts and
+//! last-change day come from, and what dracut is told of the planned disk ([`crate::dracut`]). Changing scripts, AdditionalFiles, the kernel command line,
 //! networks or anything else the install does not see keeps the cached root; changing users
 //! or the hostname installs anew, as a cold build would.
 
