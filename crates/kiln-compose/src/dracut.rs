@@ -96,10 +96,18 @@ pub fn build_conf(fstab: Option<&str>) -> String {
     text
 }
 
-/// Whether dracut can run in the image during the build: a package named `dracut` is among
-/// those to install, or (a diff-disk build's base) the image has it already.
-pub fn runs_in(root: &ImageRoot, packages: &[PackageFile]) -> bool {
-    packages.iter().any(|p| p.name == "dracut") || in_image(root)
+/// Whether dracut can run while `installing` goes into the image: dracut itself is among them,
+/// or the image has it already (a diff-disk build's base) and a kernel, `initramfs` or dracut
+/// configuration package is among them (their scriptlets and triggers run it). Otherwise the
+/// drop-in is not written, so a diff-disk build's `/etc` is left as its base has it.
+pub fn runs_in(root: &ImageRoot, installing: &[&PackageFile]) -> bool {
+    installing.iter().any(|p| p.name == "dracut")
+        || (in_image(root)
+            && installing.iter().any(|p| {
+                ["kernel", "initramfs", "dracut-"]
+                    .iter()
+                    .any(|n| p.name.starts_with(n))
+            }))
 }
 
 /// Whether the image has a `dracut` command.
@@ -161,6 +169,24 @@ mod tests {
         let conf = build_conf(None);
         assert!(!conf.contains("add_drivers"), "{conf}");
         assert!(conf.contains("hostonly_default_device=\"no\"\n"), "{conf}");
+    }
+
+    #[test]
+    fn the_drop_in_is_written_when_dracut_can_run_in_the_install() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = ImageRoot::open(dir.path()).unwrap();
+        let pkg = |name: &str| PackageFile {
+            name: name.into(),
+            path: "/nonexistent.rpm".into(),
+        };
+        let (dracut, kernel, bash) = (pkg("dracut"), pkg("kernel"), pkg("bash"));
+        assert!(runs_in(&root, &[&bash, &dracut]));
+        assert!(!runs_in(&root, &[&kernel]));
+        // A diff-disk base with dracut: only what runs it writes the drop-in.
+        std::fs::create_dir_all(dir.path().join("usr/bin")).unwrap();
+        std::fs::write(dir.path().join("usr/bin/dracut"), "").unwrap();
+        assert!(runs_in(&root, &[&kernel]));
+        assert!(!runs_in(&root, &[&bash]));
     }
 
     #[test]

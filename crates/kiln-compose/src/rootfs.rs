@@ -209,7 +209,8 @@ fn install_packages(
             .map_err(step("rpm database"))?;
     }
     let mut users_done = false;
-    let mut dracut_conf_done = !dracut::runs_in(image, inputs.packages);
+    let installing: Vec<&PackageFile> = stages.iter().flat_map(|s| &s.packages).collect();
+    let mut dracut_conf_done = !dracut::runs_in(image, &installing);
     for stage in stages {
         // After `filesystem` made /etc, before any package whose scriptlets run dracut.
         if !dracut_conf_done && stage.what != "filesystem" {
