@@ -1,16 +1,19 @@
-//! An xfs root (with /boot in it) from the realistic distribution: kiln fills xfs with
-//! `mkfs.xfs -p` and then xfs_db adds what a prototype file cannot hold — the packages' hard
-//! links (gzip's gunzip/uncompress) as one inode, extended attributes and POSIX ACLs (systemd
-//! leaves one on /var/log/journal) — and the image boots: GRUB reads the kernel from xfs,
-//! dracut's initramfs mounts it, and the booted kernel reads the links, the attribute and the
-//! ACLs back.
+//! An xfs root (with /boot in it) from the realistic distribution, SELinux enforcing: kiln
+//! fills xfs with `mkfs.xfs -p` and then xfs_db adds what a prototype file cannot hold — the
+//! packages' hard links (gzip's gunzip/uncompress) as one inode, extended attributes (the
+//! SELinux labels setfiles gave every file, `user.*`) and POSIX ACLs (systemd leaves one on
+//! /var/log/journal) — and the image boots: GRUB reads the kernel from xfs, the host-only
+//! initramfs dracut made in kiln's sandbox mounts it (dracut was told the image's xfs root, not
+//! the build host's filesystem), the policy loads enforcing, the login works, and the booted
+//! kernel reads the links, the labels, the attribute and the ACLs back.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 
-/// Upstream's core image on one xfs root, plus a post-install script that gives a file an
-/// extended attribute and an access ACL, and a directory a default ACL (`attr` and `acl`).
+/// Upstream's core image on one xfs root with SELinux enforcing (upstream's `selinux.json`
+/// list, and `getenforce`), plus a post-install script that gives a file an extended attribute
+/// and an access ACL, and a directory a default ACL (`attr` and `acl`).
 fn xfs_config(dir: &Path) -> PathBuf {
     let script = dir.join("xattr.sh");
     std::fs::write(
@@ -39,10 +42,13 @@ fn xfs_config(dir: &Path) -> PathBuf {
                 {"ID": "biosgrub", "MountPoint": ""},
                 {"ID": "rootfs", "MountPoint": "/"}
             ],
-            "PackageLists": ["packagelists/core-packages-image.json"],
-            "Packages": ["attr", "acl"],
+            "PackageLists": [
+                "packagelists/core-packages-image.json",
+                "packagelists/selinux.json"
+            ],
+            "Packages": ["attr", "acl", "libselinux-utils"],
             "KernelOptions": {"default": "kernel"},
-            "KernelCommandLine": {"ExtraCommandLine": "console=ttyS0"},
+            "KernelCommandLine": {"ExtraCommandLine": "console=ttyS0", "SELinux": "enforcing"},
             "Users": [{"Name": "kiln", "Password": "kiln"}],
             "PostInstallScripts": [{"Path": script.to_str().unwrap()}]
         }]
@@ -53,11 +59,7 @@ fn xfs_config(dir: &Path) -> PathBuf {
 }
 
 #[test]
-#[ignore = "the initramfs cannot mount xfs: core-packages-image's dracut-hostonly makes dracut \
-            inspect the build sandbox's / (the build host's staging filesystem), so it leaves \
-            out the xfs module and writes rootfstype=ext4 plus the host's mount options into \
-            etc/cmdline.d; upstream runs dracut chrooted on the image's mounted disk"]
-fn a_realistic_xfs_root_boots_with_its_hard_links_and_attributes() {
+fn a_realistic_xfs_root_boots_enforcing_with_its_labels_hard_links_and_attributes() {
     let Some(repo) = common::distro_repo() else {
         return;
     };
@@ -75,6 +77,8 @@ fn a_realistic_xfs_root_boots_with_its_hard_links_and_attributes() {
             "stat -c 'links=%h' /usr/bin/gunzip",
             "getfattr --only-values -n user.kiln /etc/kiln-xattr; echo",
             "getfacl -n /etc/kiln-xattr /etc/kiln-acl",
+            "/usr/sbin/getenforce",
+            "ls -Z /etc/shadow",
         ],
         &[
             " / xfs rw,",
@@ -83,6 +87,8 @@ fn a_realistic_xfs_root_boots_with_its_hard_links_and_attributes() {
             "\nxfs-kept-it\n",
             "\nuser:1234:rwx\n",
             "\ndefault:group:4321:r-x\n",
+            "\nEnforcing\n",
+            ":shadow_t:",
         ],
     );
 }

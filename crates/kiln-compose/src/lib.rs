@@ -6,7 +6,8 @@
 //! as [`RunOptions`] say. The modules: the password hashes written for the config's users ([`crypt`]), and groups
 //! and users written into the image's account files ([`accounts`]), and a config's Groups and
 //! Users applied to an image root ([`users`]); hostname, hosts and fstab ([`system`]);
-//! AdditionalFiles ([`files`]); the key file, crypttab and initramfs of an encrypted root
+//! AdditionalFiles ([`files`]); dracut told the image's planned disk during the build
+//! ([`dracut`]); the key file, crypttab and initramfs of an encrypted root
 //! ([`luks`]); packages installed with rpm ([`install`]), and the package root they make as an
 //! incremental cache keys it ([`package_root`]);
 //! image-id, machine state, rpm manifests and scripts run in the root ([`finish`]); all of it in
@@ -14,6 +15,7 @@
 
 pub mod accounts;
 pub mod crypt;
+pub mod dracut;
 pub mod files;
 pub mod finish;
 pub mod install;

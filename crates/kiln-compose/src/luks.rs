@@ -67,15 +67,7 @@ pub fn regenerate_initramfs(
     run: &crate::RunOptions,
     log: &mut dyn FnMut(&str),
 ) -> Result<Vec<String>, Error> {
-    let dracut = [
-        "/usr/bin/dracut",
-        "/usr/sbin/dracut",
-        "/sbin/dracut",
-        "/bin/dracut",
-    ]
-    .iter()
-    .any(|p| root.exists(p));
-    if !dracut {
+    if !crate::dracut::in_image(root) {
         return Ok(vec![
             "warning: dracut is not in the image, so its initramfs was not regenerated with the \
              crypt and lvm modules and the key file: it cannot unlock the encrypted root at boot \

@@ -9,8 +9,8 @@
 //! leaves an `.rpmnew`). So a package root is only the same as a cold build's when those
 //! steps were the same too: the [`manifest`] that keys it names, besides the packages (each by
 //! the SHA-256 of its file, in transaction order) and the rpm that installs them, the hostname,
-//! groups, users and their SSH key files, and the identity seed their password salts and
-//! last-change day come from. Changing scripts, AdditionalFiles, the kernel command line,
+//! groups, users and their SSH key files, the identity seed their password salts and
+//! last-change day come from, and what dracut is told of the planned disk ([`crate::dracut`]). Changing scripts, AdditionalFiles, the kernel command line,
 //! networks or anything else the install does not see keeps the cached root; changing users
 //! or the hostname installs anew, as a cold build would.
 
@@ -56,6 +56,14 @@ pub fn manifest(
     line(&mut m, "system config", &sc.name);
     if inputs.fstab.is_some() {
         line(&mut m, "hostname", &sc.hostname);
+    }
+    // What dracut is told of the planned disk while the kernel's scriptlets run it.
+    if inputs.packages.iter().any(|p| p.name == "dracut") {
+        line(
+            &mut m,
+            "dracut build conf",
+            &crate::dracut::build_conf(inputs.fstab),
+        );
     }
     line(&mut m, "groups", &sc.groups);
     line(&mut m, "users", &sc.users);
@@ -192,5 +200,14 @@ mod tests {
             .additional_files
             .insert("/a".into(), vec![Default::default()]);
         assert_eq!(base, manifest_of(&later, pkgs, None));
+        // dracut runs in the install, told the planned root's filesystem.
+        let with_dracut: &[(&str, &[u8])] = &[("filesystem", b"fs"), ("dracut", b"d")];
+        let xfs = Some("UUID=a / xfs defaults 0 0\n");
+        let ext4 = Some("UUID=a / ext4 defaults 0 0\n");
+        assert_ne!(
+            manifest_of(&sc, with_dracut, xfs),
+            manifest_of(&sc, with_dracut, ext4)
+        );
+        assert_eq!(manifest_of(&sc, pkgs, xfs), manifest_of(&sc, pkgs, ext4));
     }
 }

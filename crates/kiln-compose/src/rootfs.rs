@@ -5,6 +5,7 @@
 //! AdditionalFiles; machine-id; manifests; PostInstallScripts; the tdnf cache; RemoveRpmDb;
 //! `/etc/image-id`; the rpm macros; FinalizeImageScripts.
 
+use crate::dracut;
 use crate::install::{self, PackageFile, RpmSettings};
 use crate::luks::{self, EncryptedRoot};
 use crate::package_root::{self, PackageRootCache};
@@ -180,6 +181,8 @@ pub fn populate(root: &Path, inputs: &Inputs, progress: &mut dyn FnMut(&str)) ->
     if !sc.remove_rpm_db {
         finish::settle_rpm_db(image).map_err(step("rpm database"))?;
     }
+    // The image ships the packages' dracut configuration only.
+    dracut::remove_build_conf(image).map_err(step("dracut"))?;
     if let Some(mode) = selinux_mode(sc) {
         progress(&format!("labelling the files for SELinux ({mode})"));
         let policy = system::set_selinux_mode(image, mode).map_err(step("SELinux"))?;
@@ -206,7 +209,18 @@ fn install_packages(
             .map_err(step("rpm database"))?;
     }
     let mut users_done = false;
+    let installing: Vec<&PackageFile> = stages.iter().flat_map(|s| &s.packages).collect();
+    let mut dracut_conf_done = !dracut::runs_in(image, &installing);
     for stage in stages {
+        // After `filesystem` made /etc, before any package whose scriptlets run dracut.
+        if !dracut_conf_done && stage.what != "filesystem" {
+            progress(&format!(
+                "telling dracut the image's disk for the build ({})",
+                dracut::BUILD_CONF
+            ));
+            dracut::write_build_conf(image, inputs.fstab).map_err(step("dracut"))?;
+            dracut_conf_done = true;
+        }
         if !users_done && stage.what != "filesystem" && stage.what != "the first packages" {
             apply_users(image, inputs, progress)?;
             users_done = true;

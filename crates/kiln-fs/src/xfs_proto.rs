@@ -16,6 +16,13 @@
 //!   its directory entry is then pointed at the first name's inode, that inode's link count set,
 //!   the placeholder inode freed (mode 0), and `xfs_repair` updates the inode btrees and counts
 //!   for the freed placeholders.
+//!
+//! A directory small enough to be kept in its inode (shortform) but too big to leave room for
+//! its first attribute would have to become a directory block when the attribute is added;
+//! xfs_db 6.1's `attr_set` crashes doing that (a SELinux-labelled `/etc/systemd/system`). Such
+//! a directory gets a filler entry in the prototype, with a long name, so that mkfs.xfs makes
+//! it a directory block from the start; the filler's inode is freed as a placeholder's is, and
+//! `xfs_repair` drops the entry that points at it.
 
 use crate::Error;
 use std::collections::{BTreeMap, HashMap};
@@ -44,6 +51,43 @@ pub struct Proto {
     xattrs: Vec<(String, Vec<Attr>)>,
     /// Hard links: each group's first path is the file itself, the others placeholders.
     links: Vec<Vec<String>>,
+    /// Filler entries that make directories blocks (see the module's notes), freed at the end.
+    fillers: Vec<String>,
+}
+
+/// mkfs.xfs's inode size (its default for v5 filesystems, which kiln keeps) less the inode
+/// core: the bytes an inode holds a shortform directory and attributes in (`XFS_LITINO`).
+const LITERAL_AREA: u64 = 512 - 176;
+/// The name of a filler entry: as long as a name can be.
+const FILLER: &str = concat!(
+    ".kiln-xfs-filler-",
+    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+);
+
+/// Whether adding the first attribute (`bytes`: its shortform size with the header) to a
+/// shortform directory of `dsize` bytes makes xfs turn the directory into a block: no attribute
+/// fork offset leaves the directory's bytes in place (`xfs_attr_shortform_bytesfit` returns 0)
+/// and the directory is larger than the default data fork (`xfs_default_attroffset`, 100 bytes
+/// for 512-byte inodes).
+fn attr_moves_directory(dsize: u64, bytes: u64) -> bool {
+    if dsize > LITERAL_AREA {
+        return false; // already a block
+    }
+    let fits = bytes <= LITERAL_AREA && {
+        let offset = (LITERAL_AREA - bytes) >> 3;
+        // At least the data fork, or a btree root of two pointers (XFS_BMDR_SPACE_CALC(2)).
+        let min = dsize.max(36).div_ceil(8);
+        offset >= min
+    };
+    !fits && dsize > 100
+}
+
+/// The size of a shortform directory with entries of these name lengths, with 4- or 8-byte
+/// inode numbers (`xfs_dir2_sf_hdr` and entries with a file type byte).
+fn shortform_size(names: &[usize], ino_bytes: u64) -> u64 {
+    2 + ino_bytes + names.iter().map(|&n| n as u64 + 4 + ino_bytes).sum::<u64>()
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -169,11 +213,21 @@ struct Walker {
     sticky: Vec<(String, u32)>,
     xattrs: Vec<(String, Vec<Attr>)>,
     links: Vec<Vec<String>>,
+    fillers: Vec<String>,
     /// (device, inode) of files with several names → their group in `links`.
     seen: HashMap<(u64, u64), usize>,
 }
 
 impl Walker {
+    /// The shortform size of the first attribute of `here` (which [`Walker::attrs`] has just
+    /// seen, if it has any): xfs_attr_sf_hdr, then the entry's name length, value length and
+    /// flags bytes, its name and value.
+    fn first_attr_bytes(&self, here: &str) -> Option<u64> {
+        let (path, attrs) = self.xattrs.last()?;
+        let first = attrs.first().filter(|_| path == here)?;
+        Some(4 + 3 + first.name.len() as u64 + first.value.len() as u64)
+    }
+
     fn attrs(&mut self, path: &Path, here: &str) -> Result<(), Error> {
         let found = kiln_formats::tar::xattrs(path).map_err(io(path))?;
         if found.is_empty() {
@@ -187,12 +241,15 @@ impl Walker {
         Ok(())
     }
 
-    fn describe(&mut self, dir: &Path, rel: &str) -> Result<(), Error> {
+    /// Describes the entries of `dir` (`rel` in the new filesystem), whose first attribute
+    /// takes `own` bytes.
+    fn describe(&mut self, dir: &Path, rel: &str, own: Option<u64>) -> Result<(), Error> {
         let mut entries: Vec<_> = std::fs::read_dir(dir)
             .map_err(io(dir))?
             .collect::<Result<_, _>>()
             .map_err(io(dir))?;
         entries.sort_by_key(|e| e.file_name());
+        let mut names: Vec<usize> = Vec::new();
         for e in entries {
             let path = e.path();
             let name = token(&e.file_name().to_string_lossy(), "name", &path)?;
@@ -200,6 +257,9 @@ impl Walker {
             let (mode, owner) = (meta.mode(), format!("{} {}", meta.uid(), meta.gid()));
             let ft = meta.file_type();
             let here = format!("{rel}/{name}");
+            if !ft.is_socket() {
+                names.push(name.len());
+            }
             if ft.is_file() && meta.nlink() > 1 {
                 if let Some(&group) = self.seen.get(&(meta.dev(), meta.ino())) {
                     // Another name of a file already described: a placeholder, linked later.
@@ -218,7 +278,8 @@ impl Walker {
             }
             if ft.is_dir() {
                 self.text += &format!("{name} {} {owner}\n", mode_token('d', mode));
-                self.describe(&path, &here)?;
+                let own = self.first_attr_bytes(&here);
+                self.describe(&path, &here, own)?;
                 self.text += "$\n";
             } else if ft.is_file() {
                 let source = token(&path.to_string_lossy(), "staging path", &path)?;
@@ -237,7 +298,29 @@ impl Walker {
             }
             // Sockets are not kept in images (nothing can be listening).
         }
+        if let Some(bytes) = own {
+            self.fill_if_attr_moves(rel, bytes, &mut names);
+        }
         Ok(())
+    }
+
+    /// Gives the directory `rel` (its entries' name lengths `names`) filler entries when its
+    /// first attribute (`bytes` in shortform) would turn it from shortform into a block (see
+    /// the module's notes).
+    fn fill_if_attr_moves(&mut self, rel: &str, bytes: u64, names: &mut Vec<usize>) {
+        // Inode numbers of 4 bytes, or 8 on a filesystem large enough to need them.
+        let moves = |names: &[usize]| {
+            [4, 8]
+                .iter()
+                .any(|&ino| attr_moves_directory(shortform_size(names, ino), bytes))
+        };
+        while moves(names) {
+            let n = self.fillers.len();
+            let name = format!("{}{n}", &FILLER[..FILLER.len() - n.to_string().len()]);
+            self.text += &format!("{name} ---000 0 0 /dev/null\n");
+            self.fillers.push(format!("{rel}/{name}"));
+            names.push(name.len());
+        }
     }
 }
 
@@ -248,6 +331,7 @@ pub fn write(dir: &Path, out: &Path) -> Result<Proto, Error> {
         sticky: Vec::new(),
         xattrs: Vec::new(),
         links: Vec::new(),
+        fillers: Vec::new(),
         seen: HashMap::new(),
     };
     let meta = std::fs::symlink_metadata(dir).map_err(io(dir))?;
@@ -261,7 +345,8 @@ pub fn write(dir: &Path, out: &Path) -> Result<Proto, Error> {
         w.sticky.push(("/".to_string(), meta.mode() & 0o7777));
     }
     w.attrs(dir, "/")?;
-    w.describe(dir, "")?;
+    let own = w.first_attr_bytes("/");
+    w.describe(dir, "", own)?;
     w.text += "$\n";
     std::fs::write(out, &w.text).map_err(io(out))?;
     w.links.retain(|group| group.len() > 1);
@@ -270,6 +355,7 @@ pub fn write(dir: &Path, out: &Path) -> Result<Proto, Error> {
         sticky: w.sticky,
         xattrs: w.xattrs,
         links: w.links,
+        fillers: w.fillers,
     })
 }
 
@@ -324,9 +410,15 @@ fn xfs_db(image: &Path, script: &str, write: bool) -> Result<String, Error> {
     let complaints = String::from_utf8_lossy(&out.stderr).trim().to_string();
     // Reads may fail where a structure is not there (callers check); a write must not.
     if (write && !complaints.is_empty()) || (!out.status.success() && out.stdout.is_empty()) {
+        // A crash prints nothing: say how it ended.
+        let output = if complaints.is_empty() {
+            format!("xfs_db {} with no message", out.status)
+        } else {
+            complaints
+        };
         return Err(Error::Tool {
             tool: "xfs_db".into(),
-            output: complaints,
+            output,
         });
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
@@ -484,6 +576,9 @@ impl Proto {
             script +=
                 &format!("echo @@dir {d}\npath {dir}\ninode\nprint core.format core.size u3\n");
         }
+        for (f, filler) in self.fillers.iter().enumerate() {
+            script += &format!("echo @@filler {f}\npath {filler}\ninode\n");
+        }
         let out = xfs_db(image, &script, false)?;
         let head: Vec<&str> = out.lines().take_while(|l| !l.starts_with("@@")).collect();
         let blocksize = number(field(&head, "blocksize")).unwrap_or(0);
@@ -622,9 +717,15 @@ impl Proto {
         for (path, mode) in &self.sticky {
             script += &format!("path {path}\nwrite core.mode 0{:o}\n", 0o040000 | mode);
         }
+        for (f, filler) in self.fillers.iter().enumerate() {
+            let ino = inode_number(section(format!("filler {f}"))?)
+                .ok_or_else(|| broken(format!("{filler}: not found in the new filesystem")))?;
+            script += &format!("inode {ino}\nwrite core.mode 0\n");
+        }
         xfs_db(image, &script, true)?;
-        // 5. The placeholders' inodes, now unused, freed in the inode btrees and counts.
-        if !self.links.is_empty() {
+        // 5. The placeholders' inodes, now unused, freed in the inode btrees and counts, and
+        // the fillers' entries, which point at freed inodes, dropped.
+        if !self.links.is_empty() || !self.fillers.is_empty() {
             crate::run(
                 Command::new("xfs_repair").arg(image),
                 "xfs_repair",

@@ -609,6 +609,42 @@ fn xfs_keeps_extended_attributes_and_hard_links() {
     assert!(!crowded.contains("vvvvvvvv"), "{crowded}");
 }
 
+/// A directory small enough to live in its inode but too big to leave room for its SELinux
+/// label beside it (as `/etc/systemd/system` of a labelled image) keeps its label and every
+/// entry, and nothing of the filler entry that made it a block is left.
+#[test]
+fn xfs_labels_a_directory_that_only_just_fits_in_its_inode() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = dir.path().join("content");
+    let full = c.join("etc/full");
+    std::fs::create_dir_all(&full).unwrap();
+    // 20 entries of 8-byte names: a 326-byte shortform directory, 336 bytes in the inode.
+    for i in 0..20 {
+        std::fs::write(full.join(format!("unit{i:04}")), "x").unwrap();
+    }
+    let label = "system_u:object_r:systemd_unit_file_t:s0";
+    for p in [
+        c.clone(),
+        c.join("etc"),
+        full.clone(),
+        full.join("unit0003"),
+    ] {
+        setfattr(&p, "security.selinux", label);
+    }
+    let (_, fs) = xfs_from(dir.path(), &c).unwrap();
+    sh(&format!("xfs_repair -n {}", fs.display()));
+    let db = |cmds: &str| sh(&format!("xfs_db -r {cmds} {} 2>&1", fs.display()));
+    let a = db("-c 'path /etc/full' -c 'print a'");
+    assert!(a.contains(&format!("\"{label}\"")), "{a}");
+    let ls = db("-c 'ls /etc/full'");
+    for i in 0..20 {
+        assert!(ls.contains(&format!(" unit{i:04} ")), "unit{i:04}: {ls}");
+    }
+    assert!(!ls.contains("kiln-xfs-filler"), "{ls}");
+    let root = db("-c 'ls /'");
+    assert!(!root.contains("kiln-xfs-filler"), "{root}");
+}
+
 /// An attribute xfs_db cannot make is an error naming the file and the attribute, and nothing
 /// is left behind.
 #[test]
