@@ -171,6 +171,9 @@ pub fn build(req: &BuildRequest, on_event: &mut dyn FnMut(Event)) -> Result<Buil
         });
     }
     let result = stages(req, &output_dir, &build_dir, &mut tee);
+    // Trees removed while later steps ran are gone before the build counts as done (and its
+    // folders are unlocked).
+    kiln_formats::files::finish_removals();
     let total = started.elapsed();
     let stages_timed = timings.borrow().clone();
     tee(Event::Timings {
@@ -291,8 +294,13 @@ fn stages(
 
     let imager_output = build_dir.join("imager_output");
     let package_root = staged(Stage::Compose, on_event, |on_event| {
-        crate::workdirs::remove_tree(&imager_output)
-            .map_err(Error::of(Stage::Compose, ErrorKind::WorkFolder))?;
+        // The last build's output (a disk of hundreds of MB) is removed while this one composes.
+        match kiln_formats::files::TempDir::adopt(&imager_output) {
+            Ok(Some(old)) => old.remove_in_background(),
+            Ok(None) => {}
+            Err(_) => crate::workdirs::remove_tree(&imager_output)
+                .map_err(Error::of(Stage::Compose, ErrorKind::WorkFolder))?,
+        }
         let compose = ComposeRequest {
             repos: vec![package_repo.clone()],
             output_dir: imager_output.clone(),

@@ -158,6 +158,55 @@ impl TempDir {
         self.lock = None;
         Ok(())
     }
+
+    /// Takes over the existing directory `path`: renamed to a temporary name beside it and
+    /// locked, so that removing it can happen later ([`TempDir::remove_in_background`]) while
+    /// a new `path` is made. `None`: there is nothing at `path`.
+    pub fn adopt(path: &Path) -> io::Result<Option<TempDir>> {
+        if !std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+            return Ok(None);
+        }
+        let temp = temp_path(path)?;
+        std::fs::rename(path, &temp)?;
+        let lock = File::open(&temp)?;
+        lock_file(&lock, true)?;
+        Ok(Some(TempDir {
+            lock: Some(lock),
+            path: temp,
+        }))
+    }
+
+    /// Removes it in a background thread, which holds its lock until the tree is gone (a
+    /// sweeper leaves it alone meanwhile): a staged root's thousands of unlinks overlap the
+    /// next step instead of delaying it. [`finish_removals`] waits for them; a kiln that exits
+    /// first leaves a temporary the next sweep removes.
+    pub fn remove_in_background(mut self) {
+        let Some(lock) = self.lock.take() else { return };
+        let path = std::mem::take(&mut self.path);
+        let handle = std::thread::spawn(move || {
+            let removed = remove_tree(&path);
+            drop(lock);
+            removed
+        });
+        PENDING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(handle);
+    }
+}
+
+/// Removals running in background threads ([`TempDir::remove_in_background`]).
+type Removal = std::thread::JoinHandle<Result<(), RemoveError>>;
+static PENDING: std::sync::Mutex<Vec<Removal>> = std::sync::Mutex::new(Vec::new());
+
+/// Waits for every background removal; returns what could not be removed (as a dropped
+/// [`TempDir`] would leave it).
+pub fn finish_removals() -> Vec<RemoveError> {
+    let pending = std::mem::take(&mut *PENDING.lock().unwrap_or_else(|e| e.into_inner()));
+    pending
+        .into_iter()
+        .filter_map(|h| h.join().ok().and_then(Result::err))
+        .collect()
 }
 
 impl Drop for TempDir {
@@ -589,5 +638,25 @@ mod tests {
         assert!(outside.join("sentinel").exists());
         assert!(mount.exists(), "the mount point's folder is kept");
         assert!(!tree.join("other").exists() && !tree.join("imager_output/f").exists());
+    }
+
+    #[test]
+    fn an_adopted_tree_is_renamed_at_once_and_removed_in_the_background() {
+        let t = tempfile::tempdir().unwrap();
+        let out = t.path().join("imager_output");
+        std::fs::create_dir_all(out.join("a/b")).unwrap();
+        std::fs::write(out.join("a/b/f"), "x").unwrap();
+        let old = TempDir::adopt(&out).unwrap().expect("there is a tree");
+        assert!(!out.exists(), "the name is free for the next build at once");
+        let temp = old.path().to_path_buf();
+        assert!(is_temp_name(temp.file_name().unwrap()));
+        // Held: a sweeper leaves it while it is being removed.
+        old.remove_in_background();
+        assert!(finish_removals().is_empty());
+        assert!(!temp.exists());
+        assert!(
+            TempDir::adopt(&out).unwrap().is_none(),
+            "nothing left to adopt"
+        );
     }
 }
