@@ -294,13 +294,10 @@ fn stages(
 
     let imager_output = build_dir.join("imager_output");
     let package_root = staged(Stage::Compose, on_event, |on_event| {
-        // The last build's output (a disk of hundreds of MB) is removed while this one composes.
-        match kiln_formats::files::TempDir::adopt(&imager_output) {
-            Ok(Some(old)) => old.remove_in_background(),
-            Ok(None) => {}
-            Err(_) => crate::workdirs::remove_tree(&imager_output)
-                .map_err(Error::of(Stage::Compose, ErrorKind::WorkFolder))?,
-        }
+        // Removed before any work (not in the background): a mount point found inside fails
+        // the build here, naming it.
+        crate::workdirs::remove_tree(&imager_output)
+            .map_err(Error::of(Stage::Compose, ErrorKind::WorkFolder))?;
         let compose = ComposeRequest {
             repos: vec![package_repo.clone()],
             output_dir: imager_output.clone(),

@@ -159,23 +159,6 @@ impl TempDir {
         Ok(())
     }
 
-    /// Takes over the existing directory `path`: renamed to a temporary name beside it and
-    /// locked, so that removing it can happen later ([`TempDir::remove_in_background`]) while
-    /// a new `path` is made. `None`: there is nothing at `path`.
-    pub fn adopt(path: &Path) -> io::Result<Option<TempDir>> {
-        if !std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
-            return Ok(None);
-        }
-        let temp = temp_path(path)?;
-        std::fs::rename(path, &temp)?;
-        let lock = File::open(&temp)?;
-        lock_file(&lock, true)?;
-        Ok(Some(TempDir {
-            lock: Some(lock),
-            path: temp,
-        }))
-    }
-
     /// Removes it in a background thread, which holds its lock until the tree is gone (a
     /// sweeper leaves it alone meanwhile): a staged root's thousands of unlinks overlap the
     /// next step instead of delaying it. [`finish_removals`] waits for them; a kiln that exits
@@ -641,22 +624,14 @@ mod tests {
     }
 
     #[test]
-    fn an_adopted_tree_is_renamed_at_once_and_removed_in_the_background() {
+    fn a_temp_dir_is_removed_in_the_background_and_waited_for() {
         let t = tempfile::tempdir().unwrap();
-        let out = t.path().join("imager_output");
-        std::fs::create_dir_all(out.join("a/b")).unwrap();
-        std::fs::write(out.join("a/b/f"), "x").unwrap();
-        let old = TempDir::adopt(&out).unwrap().expect("there is a tree");
-        assert!(!out.exists(), "the name is free for the next build at once");
-        let temp = old.path().to_path_buf();
-        assert!(is_temp_name(temp.file_name().unwrap()));
-        // Held: a sweeper leaves it while it is being removed.
-        old.remove_in_background();
+        let dir = TempDir::create(&t.path().join("build")).unwrap();
+        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        std::fs::write(dir.path().join("a/b/f"), "x").unwrap();
+        let path = dir.path().to_path_buf();
+        dir.remove_in_background();
         assert!(finish_removals().is_empty());
-        assert!(!temp.exists());
-        assert!(
-            TempDir::adopt(&out).unwrap().is_none(),
-            "nothing left to adopt"
-        );
+        assert!(!path.exists());
     }
 }
