@@ -171,6 +171,9 @@ pub fn build(req: &BuildRequest, on_event: &mut dyn FnMut(Event)) -> Result<Buil
         });
     }
     let result = stages(req, &output_dir, &build_dir, &mut tee);
+    // Trees removed while later steps ran are gone before the build counts as done (and its
+    // folders are unlocked).
+    kiln_formats::files::finish_removals();
     let total = started.elapsed();
     let stages_timed = timings.borrow().clone();
     tee(Event::Timings {
@@ -291,6 +294,8 @@ fn stages(
 
     let imager_output = build_dir.join("imager_output");
     let package_root = staged(Stage::Compose, on_event, |on_event| {
+        // Removed before any work (not in the background): a mount point found inside fails
+        // the build here, naming it.
         crate::workdirs::remove_tree(&imager_output)
             .map_err(Error::of(Stage::Compose, ErrorKind::WorkFolder))?;
         let compose = ComposeRequest {

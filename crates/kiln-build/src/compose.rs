@@ -96,10 +96,12 @@ pub fn compose(
     validated: &Validated,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Composed, Error> {
-    staged(STAGE, on_event, |on_event| {
+    let composed = staged(STAGE, on_event, |on_event| {
         crate::host::require(&crate::host::compose_tools(validated.config()), STAGE)?;
         compose_quietly(req, validated, on_event)
-    })
+    });
+    kiln_formats::files::finish_removals();
+    composed
 }
 
 const STAGE: Stage = Stage::Compose;
@@ -361,7 +363,8 @@ fn build_disk_outputs(
         }
         Ok(outputs)
     })();
-    drop(work);
+    // The staged root (thousands of files) is removed while the next step runs.
+    work.remove_in_background();
     result
 }
 

@@ -96,8 +96,7 @@ fn host_rpm_version() -> String {
 
 /// The SHA-256 of a file, in hex.
 pub fn digest_file(path: &Path) -> Result<String, String> {
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    kiln_repo::Checksum::compute("sha256", file).map_err(|e| e.to_string())
+    kiln_repo::Checksum::of_file("sha256", path).map_err(|e| e.to_string())
 }
 
 fn hex(bytes: &[u8]) -> String {

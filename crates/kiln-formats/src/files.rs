@@ -158,6 +158,38 @@ impl TempDir {
         self.lock = None;
         Ok(())
     }
+
+    /// Removes it in a background thread, which holds its lock until the tree is gone (a
+    /// sweeper leaves it alone meanwhile): a staged root's thousands of unlinks overlap the
+    /// next step instead of delaying it. [`finish_removals`] waits for them; a kiln that exits
+    /// first leaves a temporary the next sweep removes.
+    pub fn remove_in_background(mut self) {
+        let Some(lock) = self.lock.take() else { return };
+        let path = std::mem::take(&mut self.path);
+        let handle = std::thread::spawn(move || {
+            let removed = remove_tree(&path);
+            drop(lock);
+            removed
+        });
+        PENDING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(handle);
+    }
+}
+
+/// Removals running in background threads ([`TempDir::remove_in_background`]).
+type Removal = std::thread::JoinHandle<Result<(), RemoveError>>;
+static PENDING: std::sync::Mutex<Vec<Removal>> = std::sync::Mutex::new(Vec::new());
+
+/// Waits for every background removal; returns what could not be removed (as a dropped
+/// [`TempDir`] would leave it).
+pub fn finish_removals() -> Vec<RemoveError> {
+    let pending = std::mem::take(&mut *PENDING.lock().unwrap_or_else(|e| e.into_inner()));
+    pending
+        .into_iter()
+        .filter_map(|h| h.join().ok().and_then(Result::err))
+        .collect()
 }
 
 impl Drop for TempDir {
@@ -589,5 +621,17 @@ mod tests {
         assert!(outside.join("sentinel").exists());
         assert!(mount.exists(), "the mount point's folder is kept");
         assert!(!tree.join("other").exists() && !tree.join("imager_output/f").exists());
+    }
+
+    #[test]
+    fn a_temp_dir_is_removed_in_the_background_and_waited_for() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = TempDir::create(&t.path().join("build")).unwrap();
+        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        std::fs::write(dir.path().join("a/b/f"), "x").unwrap();
+        let path = dir.path().to_path_buf();
+        dir.remove_in_background();
+        assert!(finish_removals().is_empty());
+        assert!(!path.exists());
     }
 }

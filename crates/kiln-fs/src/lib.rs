@@ -132,8 +132,11 @@ fn only_files_and_dirs(dir: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// Runs a tool that writes the staged disk or a scratch file: its flushes are skipped (the disk
+/// is an intermediate, and a live install flushes its device once at the end; see
+/// [`kiln_sandbox::nosync`]).
 fn run(cmd: &mut Command, tool: &'static str, package: &'static str) -> Result<(), Error> {
-    match cmd.output() {
+    match kiln_sandbox::nosync::skip_flushes(cmd).output() {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::MissingTool { tool, package }),
         Err(e) => Err(Error::Tool {
             tool: tool.into(),

@@ -160,9 +160,10 @@ pub fn install(
     // A hard disk: use the drive the BIOS booted from, whatever its number (grub-bios-setup
     // without --allow-floppy).
     boot[DRIVE_CHECK..DRIVE_CHECK + 2].copy_from_slice(&[0x90, 0x90]);
+    // Not flushed here: a staged disk is an intermediate, a live install's device is flushed
+    // once at its end.
     f.write_all_at(&boot, 0)
-        .map_err(|e| format!("{}: {e}", disk.display()))?;
-    f.sync_all().map_err(|e| format!("{}: {e}", disk.display()))
+        .map_err(|e| format!("{}: {e}", disk.display()))
 }
 
 /// Unpacks the i386-pc directory of the grub2-pc package `rpm` into `into`; returns it.

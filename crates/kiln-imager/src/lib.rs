@@ -153,9 +153,17 @@ pub fn install_disk(
     // The old tables' copies (the backup GPT at the device's end) go first.
     wipe_table_areas(&f, size).map_err(step("partition table"))?;
     kiln_disk::write_table(&layout, &f).map_err(step("partition table"))?;
-    f.sync_all().map_err(step("partition table"))?;
     drop(f);
-    assemble(req, &sized, layout, device.to_path_buf(), work, progress)
+    let built = assemble(req, &sized, layout, device.to_path_buf(), work, progress)?;
+    // The tools that wrote the filesystems skip their own flushes (kiln_sandbox::nosync): the
+    // whole device is flushed once, here, before the installer reports success.
+    progress(&format!("flushing {} to disk", device.display()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(device)
+        .and_then(|f| f.sync_all())
+        .map_err(step("disk"))?;
+    Ok(built)
 }
 
 /// The size of a block device or file, in bytes.
@@ -461,8 +469,8 @@ fn write_empty_disk(path: &Path, layout: &Layout) -> std::io::Result<()> {
         .open(path)?;
     f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
     f.set_len(layout.size)?;
-    kiln_disk::write_table(layout, &f)?;
-    f.sync_all()
+    // Not flushed: the staged disk is an intermediate; roast writes and flushes the artifacts.
+    kiln_disk::write_table(layout, &f)
 }
 
 /// Moves each nested mount point's subtree out of the staged root (deepest first), leaving an

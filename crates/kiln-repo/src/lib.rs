@@ -84,17 +84,7 @@ impl Checksum {
 
     /// Checks the file at `path` against this checksum.
     pub fn verify_file(&self, path: &Path) -> Result<(), Error> {
-        let f = File::open(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let actual = Checksum::compute(&self.kind, BufReader::new(f)).map_err(|e| match e {
-            Error::Io { source, .. } => Error::Io {
-                path: path.to_path_buf(),
-                source,
-            },
-            e => e,
-        })?;
+        let actual = Checksum::of_file(&self.kind, path)?;
         if !actual.eq_ignore_ascii_case(&self.value) {
             return Err(Error::Checksum {
                 path: path.to_path_buf(),
@@ -104,6 +94,72 @@ impl Checksum {
             });
         }
         Ok(())
+    }
+}
+
+/// What identifies a file's content without reading it, while this process runs: the kernel
+/// changes the change time (which no program can set) on every write.
+#[derive(PartialEq, Eq, Hash)]
+struct FileVersion {
+    kind: String,
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl FileVersion {
+    fn of(kind: &str, meta: &std::fs::Metadata) -> FileVersion {
+        use std::os::unix::fs::MetadataExt;
+        FileVersion {
+            kind: kind.to_string(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+}
+
+/// Digests computed by this process ([`Checksum::of_file`]).
+static DIGESTS: std::sync::Mutex<Option<std::collections::HashMap<FileVersion, String>>> =
+    std::sync::Mutex::new(None);
+
+impl Checksum {
+    /// The `kind` digest of the file at `path`, in hex. A build reads each package more than
+    /// once (fetch verifies it, the package-root cache keys by it): a file digested before in
+    /// this process and unchanged since (same inode, size, modification and change times) is
+    /// not read again.
+    pub fn of_file(kind: &str, path: &Path) -> Result<String, Error> {
+        let io = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let f = File::open(path).map_err(io)?;
+        let before = FileVersion::of(kind, &f.metadata().map_err(io)?);
+        let known = DIGESTS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(|m| m.get(&before).cloned());
+        if let Some(known) = known {
+            return Ok(known);
+        }
+        let digest = Checksum::compute(kind, BufReader::new(&f)).map_err(|e| match e {
+            Error::Io { source, .. } => io(source),
+            e => e,
+        })?;
+        // Kept only when the file did not change while it was read.
+        if FileVersion::of(kind, &f.metadata().map_err(io)?) == before {
+            DIGESTS
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_or_insert_with(Default::default)
+                .insert(before, digest.clone());
+        }
+        Ok(digest)
     }
 }
 
@@ -387,4 +443,31 @@ pub fn load_url(
     };
     repo.base = base.to_string();
     Ok(repo)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file read again after a change is digested anew, even at the same path and size.
+    #[test]
+    fn a_changed_file_is_digested_anew() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.rpm");
+        std::fs::write(&path, "one").unwrap();
+        let first = Checksum::of_file("sha256", &path).unwrap();
+        assert_eq!(first, Checksum::compute("sha256", &b"one"[..]).unwrap());
+        assert_eq!(Checksum::of_file("sha256", &path).unwrap(), first);
+        std::fs::write(&path, "two").unwrap();
+        let second = Checksum::of_file("sha256", &path).unwrap();
+        assert_eq!(second, Checksum::compute("sha256", &b"two"[..]).unwrap());
+        let sum = Checksum {
+            kind: "sha256".into(),
+            value: first,
+        };
+        assert!(
+            sum.verify_file(&path).is_err(),
+            "the old digest no longer verifies"
+        );
+    }
 }

@@ -22,6 +22,8 @@
 
 mod sys;
 
+pub mod nosync;
+
 pub mod root;
 pub mod run;
 pub mod userns;

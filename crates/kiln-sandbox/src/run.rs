@@ -23,8 +23,10 @@
 //! PID 1 runs the program in a new session, reaps every process, and exits with the program's
 //! status; the kernel then kills whatever is left in the namespace, so background processes
 //! never outlive the step. Both children die with their parent (`PR_SET_PDEATHSIG`), so killing
-//! kiln, or a timeout, ends the whole tree. Output (stdout and stderr together) is streamed to
-//! the caller as it comes; only its last [`TAIL`] bytes are kept for error messages.
+//! kiln, or a timeout, ends the whole tree. Flushes to disk (fsync and the like) return at once
+//! ([`crate::nosync`]): the tree is staged, and made anew if the build stops. Output (stdout and
+//! stderr together) is streamed to the caller as it comes; only its last [`TAIL`] bytes are kept
+//! for error messages.
 
 use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 use std::ffi::{CStr, CString, OsStr};
@@ -892,6 +894,11 @@ fn exec(plan: &Plan, pipes: &Pipes) -> ! {
             );
         }
         libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+        // A build step works on a staged tree: its flushes only wait for the disk. A shell
+        // someone types in keeps them.
+        if !plan.interactive {
+            crate::nosync::install();
+        }
         libc::execvpe(argv[0], argv.as_ptr(), env.as_ptr());
         fail(err, "exec", io::Error::last_os_error());
     }
