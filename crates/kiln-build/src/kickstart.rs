@@ -75,6 +75,13 @@ fn host_boot() -> HostBoot {
 
 /// `sh -c "<path> <args>"` (upstream's command line) in a mount namespace whose `/tmp` is `tmp`.
 fn run_script(path: &str, args: &str, tmp: &Path) -> Result<(), String> {
+    if Path::new(path).starts_with("/tmp") {
+        return Err(format!(
+            "the PreInstallScript {path} is under /tmp, which a kickstart install's scripts get \
+             a private one of (their /tmp/part-include must not land in the host's /tmp): put \
+             it elsewhere"
+        ));
+    }
     let line = if args.is_empty() {
         path.to_string()
     } else {

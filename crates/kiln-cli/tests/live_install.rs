@@ -48,7 +48,8 @@ fn debugfs(disk: &Path, offset: u64, request: &str) -> String {
 
 #[test]
 fn a_kickstart_config_installs_with_the_partitions_its_preinstallscript_wrote() {
-    let dir = tempfile::tempdir().unwrap();
+    // Not in /tmp: the PreInstallScript gets a private /tmp.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let disk = dir.path().join("target.raw");
     std::fs::File::create(&disk)
         .unwrap()
