@@ -110,8 +110,8 @@ fn run_script(path: &str, args: &str, tmp: &Path) -> Result<(), String> {
 fn revalidate(v: &Validated, layout: &KickstartLayout) -> Result<Validated, String> {
     let path = &v.loaded.config_path;
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut doc: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut doc: Value =
+        serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
     doc["Disks"] = Value::Array(layout.disks.iter().map(disk_json).collect());
     doc["SystemConfigs"][0]["PartitionSettings"] =
         Value::Array(layout.partition_settings.iter().map(setting_json).collect());

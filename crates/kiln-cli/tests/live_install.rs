@@ -25,7 +25,11 @@ fn imager(dir: &Path) -> Command {
 
 /// `sfdisk --json` of the disk: (start, size) of each partition, in 512-byte sectors.
 fn partitions(disk: &Path) -> Vec<(u64, u64)> {
-    let o = Command::new("sfdisk").arg("--json").arg(disk).output().unwrap();
+    let o = Command::new("sfdisk")
+        .arg("--json")
+        .arg(disk)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     v["partitiontable"]["partitions"]
@@ -68,11 +72,7 @@ fn a_kickstart_config_installs_with_the_partitions_its_preinstallscript_wrote() 
          EOF\n",
     )
     .unwrap();
-    std::fs::set_permissions(
-        &script,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let packages = common::demo_config("packagelists/demo-packages.json");
     let config = dir.path().join("kickstart.json");
     std::fs::write(
@@ -99,7 +99,10 @@ fn a_kickstart_config_installs_with_the_partitions_its_preinstallscript_wrote() 
         .arg(format!("--input={}", config.display()))
         .arg(format!("--build-dir={}", dir.path().join("work").display()))
         .arg(format!("--local-repo={}", sample_repo().display()))
-        .arg(format!("--log-file={}", dir.path().join("imager.log").display()))
+        .arg(format!(
+            "--log-file={}",
+            dir.path().join("imager.log").display()
+        ))
         .arg("--log-level=info")
         .output()
         .unwrap();
@@ -160,7 +163,13 @@ fn a_kickstart_config_installs_with_the_partitions_its_preinstallscript_wrote() 
         diff: None,
     };
     let target = [
-        built(2, parts[1].0, parts[1].1, "/boot", Some(kiln_fs::FsKind::Ext4)),
+        built(
+            2,
+            parts[1].0,
+            parts[1].1,
+            "/boot",
+            Some(kiln_fs::FsKind::Ext4),
+        ),
         built(3, parts[2].0, parts[2].1, "/", Some(kiln_fs::FsKind::Ext4)),
     ];
     let work = dir.path().join("check");
@@ -173,17 +182,25 @@ fn a_kickstart_config_installs_with_the_partitions_its_preinstallscript_wrote() 
     debugfs(
         &disk,
         root,
-        &format!("dump /var/lib/rpm/rpmdb.sqlite {}/rpmdb.sqlite", db.display()),
+        &format!(
+            "dump /var/lib/rpm/rpmdb.sqlite {}/rpmdb.sqlite",
+            db.display()
+        ),
     );
     let installed = kiln_build::live::query_rpmdb(&db).unwrap();
-    assert!(installed.iter().any(|p| p.starts_with("busybox-")), "{installed:?}");
+    assert!(
+        installed.iter().any(|p| p.starts_with("busybox-")),
+        "{installed:?}"
+    );
     check(&installed).unwrap();
     let mut other = installed.clone();
     let gone = other.pop_first().unwrap();
     other.insert("not-installed-1.0-1.x86_64".into());
     let e = check(&other).unwrap_err();
     assert!(
-        e.contains(&format!("missing not-installed-1.0-1.x86_64; not resolved {gone}")),
+        e.contains(&format!(
+            "missing not-installed-1.0-1.x86_64; not resolved {gone}"
+        )),
         "{e}"
     );
     // Zero /boot's block group descriptors (the block after its superblock).

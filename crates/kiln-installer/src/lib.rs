@@ -118,9 +118,8 @@ impl Installer {
             Some(d) if !d.target_disk.is_path() || d.target_disk.value.is_empty() => {
                 return Err(Error::Config {
                     path: self.input.clone(),
-                    message:
-                        "the disk has no TargetDisk of Type path (the device to install onto)"
-                            .into(),
+                    message: "the disk has no TargetDisk of Type path (the device to install onto)"
+                        .into(),
                 })
             }
             Some(d) => d.target_disk.value.clone(),
