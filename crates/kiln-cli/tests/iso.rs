@@ -33,13 +33,7 @@ fn fake_initrd(dir: &Path) -> PathBuf {
 
 /// kiln under the name `isomaker`.
 fn isomaker(dir: &Path) -> Command {
-    let link = dir.join("isomaker");
-    if !link.exists() {
-        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kiln"), &link).unwrap();
-    }
-    let mut c = Command::new(link);
-    c.env("SOURCE_DATE_EPOCH", "1767225600");
-    c
+    common::personality(dir, "isomaker")
 }
 
 #[test]

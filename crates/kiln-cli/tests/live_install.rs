@@ -14,13 +14,7 @@ use std::process::Command;
 
 /// kiln under the name `imager`.
 fn imager(dir: &Path) -> Command {
-    let link = dir.join("imager");
-    if !link.exists() {
-        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kiln"), &link).unwrap();
-    }
-    let mut c = Command::new(link);
-    c.env("SOURCE_DATE_EPOCH", "1767225600");
-    c
+    common::personality(dir, "imager")
 }
 
 /// `sfdisk --json` of the disk: (start, size) of each partition, in 512-byte sectors.
