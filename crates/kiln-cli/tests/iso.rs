@@ -241,7 +241,7 @@ fn boot_test(args: &[&str], transcript: &Path) {
 }
 
 #[test]
-#[ignore = "needs the realistic distribution (make distro: KILN_RPMS_DIR or out/RPMS) and about 12 minutes of QEMU (TCG)"]
+#[ignore = "needs the realistic distribution (make distro: KILN_RPMS_DIR or out/RPMS) and 12+ minutes of QEMU (TCG); cargo test -p kiln-cli --test iso -- --ignored"]
 fn the_unattended_iso_installs_onto_nvme_under_seabios() {
     let work = tempfile::tempdir().unwrap();
     let iso = installer_iso(work.path(), "installer-legacy-nvme");
@@ -301,7 +301,7 @@ fn the_unattended_iso_installs_onto_nvme_under_seabios() {
 }
 
 #[test]
-#[ignore = "needs the realistic distribution (make distro: KILN_RPMS_DIR or out/RPMS) and about 8 minutes of QEMU (TCG)"]
+#[ignore = "needs the realistic distribution (make distro: KILN_RPMS_DIR or out/RPMS) and about 4 minutes of QEMU (TCG); cargo test -p kiln-cli --test iso -- --ignored"]
 fn the_hybrid_iso_boots_as_a_usb_disk_under_both_firmwares() {
     let work = tempfile::tempdir().unwrap();
     let iso = installer_iso(work.path(), "installer-efi");
