@@ -116,7 +116,7 @@ pub(crate) fn compose_quietly(
     let mut tell = |line: &str, transactions: usize| {
         on_event(from_line(STAGE, line, transactions, &mut installs))
     };
-    compose_lines(req, &validated.loaded, &mut transactions, &mut tell).map_err(|e| {
+    compose_lines(req, validated, &mut transactions, &mut tell).map_err(|e| {
         let kind = if e.contains("run it as root") {
             ErrorKind::Usage
         } else {
@@ -138,7 +138,7 @@ fn package_in(message: &str) -> Option<String> {
 
 fn compose_lines(
     args: &ComposeRequest,
-    loaded: &kiln_config::model::LoadedConfig,
+    validated: &Validated,
     transactions: &mut usize,
     tell: &mut dyn FnMut(&str, usize),
 ) -> Result<Composed, String> {
@@ -149,6 +149,21 @@ fn compose_lines(
         output_dir: absolute(&args.output_dir),
         repos: args.repos.iter().map(absolute).collect(),
         ..args.clone()
+    };
+    let kickstarted;
+    let loaded = if crate::kickstart::is_kickstart(validated) {
+        if !args.live_install {
+            return Err(
+                "IsKickStartBoot: a kickstart config's PreInstallScripts choose the partitions \
+                 of the machine being installed, so it installs with imager --live-install \
+                 (the ISO's installer), not into a disk image"
+                    .into(),
+            );
+        }
+        kickstarted = crate::kickstart::apply(validated, &args.output_dir, &mut |l| tell(l, 0))?;
+        &kickstarted.loaded
+    } else {
+        &validated.loaded
     };
     let sc = loaded
         .config
@@ -262,7 +277,12 @@ fn compose_lines(
                 grub_pc: grub_pc.as_deref(),
             };
             if args.live_install {
-                return install_onto_target(&req, &args.output_dir, report);
+                return crate::live::install_onto_target(
+                    &req,
+                    &installed,
+                    &args.output_dir,
+                    report,
+                );
             }
             return build_disk_outputs(&req, &args.output_dir, report);
         }
@@ -366,58 +386,4 @@ fn build_disk_outputs(
     // The staged root (thousands of files) is removed while the next step runs.
     work.remove_in_background();
     result
-}
-
-/// Installs onto the config's TargetDisk (SPEC §5.3, kiln's own assembly: no partition device,
-/// no mount), then checks what was written: every ext2/3/4 filesystem must be clean
-/// (`e2fsck -fn` on its byte range). Returns the device's path.
-fn install_onto_target(
-    req: &kiln_imager::Request,
-    work_dir: &std::path::Path,
-    report: &mut dyn FnMut(&str),
-) -> Result<Vec<String>, String> {
-    let target = &req.config.disks[0].target_disk;
-    if !target.is_path() || target.value.is_empty() {
-        return Err(
-            "--live-install needs the disk's TargetDisk: {\"Type\": \"path\", \
-                    \"Value\": \"/dev/…\"}"
-                .into(),
-        );
-    }
-    let device = PathBuf::from(&target.value);
-    std::fs::create_dir_all(work_dir)
-        .map_err(|e| format!("cannot create {}: {e}", work_dir.display()))?;
-    let work = kiln_formats::files::TempDir::create(&work_dir.join("live-install"))
-        .map_err(|e| format!("cannot create a folder in {}: {e}", work_dir.display()))?;
-    let built =
-        kiln_imager::install_disk(req, &device, work.path(), report).map_err(|e| e.to_string())?;
-    drop(work);
-    for p in &built.partitions {
-        let Some(kind) = p.fs else { continue };
-        if !matches!(
-            kind,
-            kiln_fs::FsKind::Ext2 | kiln_fs::FsKind::Ext3 | kiln_fs::FsKind::Ext4
-        ) {
-            continue;
-        }
-        report(&format!(
-            "checking the filesystem of partition {} ({})",
-            p.number, p.id
-        ));
-        let out = std::process::Command::new("e2fsck")
-            .args(["-f", "-n"])
-            .arg(format!("{}?offset={}", device.display(), p.offset))
-            .output()
-            .map_err(|e| format!("e2fsck (e2fsprogs): {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "the filesystem of partition {} ({}) on {} is not clean after the install: {}",
-                p.number,
-                p.id,
-                device.display(),
-                String::from_utf8_lossy(&out.stdout).trim()
-            ));
-        }
-    }
-    Ok(vec![device.display().to_string()])
 }

@@ -29,6 +29,8 @@ mod fetch;
 pub mod host;
 pub mod inspect;
 mod iso;
+mod kickstart;
+pub mod live;
 mod plan;
 mod roast;
 pub mod sources;

@@ -47,6 +47,11 @@ pub struct MachineArgs {
     /// Without --firmware the machine starts with UEFI.
     #[arg(long, value_name = "ISO")]
     cdrom: Option<PathBuf>,
+    /// An image (e.g. kiln iso's hybrid ISO, as written to a USB stick with dd) attached as a
+    /// USB mass-storage disk on an xHCI controller, read-only, booted before the disk. Without
+    /// --firmware the machine starts with UEFI.
+    #[arg(long, value_name = "IMAGE", conflicts_with = "cdrom")]
+    usb: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -160,7 +165,7 @@ fn firmware(args: &MachineArgs) -> Result<Firmware, String> {
     if let Some(f) = args.firmware {
         return Ok(f);
     }
-    if args.cdrom.is_some() {
+    if args.cdrom.is_some() || args.usb.is_some() {
         return Ok(Firmware::Uefi);
     }
     let (disk, _) = kiln_formats::image::open(&args.artifact).map_err(|e| e.to_string())?;
@@ -237,6 +242,15 @@ fn qemu_command(
                 iso.display()
             ))
             .args(["-device", "scsi-cd,drive=cd0,bus=scsi0.0,bootindex=0"]);
+    }
+    if let Some(stick) = &args.usb {
+        cmd.args(["-device", "qemu-xhci,id=xhci"])
+            .arg("-drive")
+            .arg(format!(
+                "if=none,id=stick0,readonly=on,format=raw,file={}",
+                stick.display()
+            ))
+            .args(["-device", "usb-storage,bus=xhci.0,drive=stick0,bootindex=0"]);
     }
     let file = format!("file={},format={format}", args.artifact.display());
     match args.disk {
@@ -419,6 +433,7 @@ fn boot(args: &BootTestArgs, started: Instant) -> Result<String, String> {
                 disk: args.machine.disk,
                 memory: args.machine.memory,
                 cdrom: args.machine.cdrom.clone(),
+                usb: args.machine.usb.clone(),
             },
         );
         &copy.1

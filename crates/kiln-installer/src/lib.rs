@@ -100,18 +100,30 @@ impl Installer {
 
     fn unattended(&self, line: &mut dyn FnMut(&str)) -> Result<Installed, Error> {
         let config = self.load()?;
-        let disk = config.disks.first().ok_or_else(|| Error::Config {
-            path: self.input.clone(),
-            message: "no Disks: an unattended install needs one with a TargetDisk".into(),
-        })?;
-        if !disk.target_disk.is_path() || disk.target_disk.value.is_empty() {
-            return Err(Error::Config {
-                path: self.input.clone(),
-                message: "the disk has no TargetDisk of Type path (the device to install onto)"
-                    .into(),
-            });
-        }
-        let target = disk.target_disk.value.clone();
+        let system = config
+            .default_system_config()
+            .or(config.system_configs.first());
+        // A kickstart config has no Disks: its PreInstallScripts write them (imager reads
+        // /tmp/part-include).
+        let kickstart = system.is_some_and(|s| s.is_kick_start_boot);
+        let disk = config.disks.first();
+        let target = match disk {
+            _ if kickstart => "the disks its PreInstallScripts choose (kickstart)".to_string(),
+            None => {
+                return Err(Error::Config {
+                    path: self.input.clone(),
+                    message: "no Disks: an unattended install needs one with a TargetDisk".into(),
+                })
+            }
+            Some(d) if !d.target_disk.is_path() || d.target_disk.value.is_empty() => {
+                return Err(Error::Config {
+                    path: self.input.clone(),
+                    message: "the disk has no TargetDisk of Type path (the device to install onto)"
+                        .into(),
+                })
+            }
+            Some(d) => d.target_disk.value.clone(),
+        };
         let mut cmd = Command::new(&self.imager);
         cmd.arg("--live-install")
             .arg(format!("--input={}", self.input.display()))
@@ -150,16 +162,23 @@ impl Installer {
             });
         }
         let mut notes = Vec::new();
-        let system = config
-            .default_system_config()
-            .or(config.system_configs.first());
         if system.is_some_and(|s| s.boot_type == BootType::Efi) {
-            let esp = disk
-                .partitions
-                .iter()
-                .position(|p| p.has_flag(kiln_config::model::PartitionFlag::Esp))
-                .map_or(1, |i| i + 1);
-            notes.extend(boot_entry(&target, esp));
+            match disk.filter(|_| !kickstart) {
+                Some(disk) => {
+                    let esp = disk
+                        .partitions
+                        .iter()
+                        .position(|p| p.has_flag(kiln_config::model::PartitionFlag::Esp))
+                        .map_or(1, |i| i + 1);
+                    notes.extend(boot_entry(&target, esp));
+                }
+                None => notes.push(
+                    "note: no UEFI boot entry made (a kickstart install's disk is chosen by its \
+                     PreInstallScripts); the disk boots through its fallback loader \
+                     \\EFI\\BOOT\\bootx64.efi"
+                        .into(),
+                ),
+            }
         }
         notes.push(eject());
         for n in &notes {
@@ -242,14 +261,31 @@ fn old_entries(listing: &str) -> Vec<String> {
         .collect()
 }
 
-/// Ejects the installation media; when it cannot, asks for it to be removed.
+/// Ejects the installation media: the device mounted at /mnt/cdrom (a CD, or a USB stick the
+/// hybrid ISO was written to: eject picks the method), else upstream's `eject --cdrom --force`;
+/// when it cannot, says why and asks for the media to be removed.
 fn eject() -> String {
-    match Command::new("eject").args(["--cdrom", "--force"]).status() {
-        Ok(s) if s.success() => "the installation media was ejected".into(),
-        _ => "*** Remove the installation media (CD or USB stick) before the machine starts \
-              again, or it will boot the installer again. ***"
-            .into(),
+    let media = Path::new("/mnt/cdrom");
+    let mounted = Command::new("mountpoint")
+        .arg("-q")
+        .arg(media)
+        .status()
+        .is_ok_and(|s| s.success());
+    let mut cmd = Command::new("eject");
+    if mounted {
+        cmd.arg("--force").arg(media);
+    } else {
+        cmd.args(["--cdrom", "--force"]);
     }
+    let why = match cmd.output() {
+        Ok(o) if o.status.success() => return "the installation media was ejected".into(),
+        Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
+        Err(e) => format!("eject (util-linux): {e}"),
+    };
+    format!(
+        "note: the media could not be ejected ({why})\n*** Remove the installation media (CD \
+         or USB stick) before the machine starts again, or it will boot the installer again. ***"
+    )
 }
 
 #[cfg(test)]

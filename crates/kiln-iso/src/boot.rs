@@ -154,6 +154,11 @@ pub(crate) fn write_hybrid(
     if let (true, Some(lba)) = (hybrid.isolinux_mbr, bios_lba) {
         mbr[432..440].copy_from_slice(&(u64::from(lba) * 4).to_le_bytes());
     }
+    // With BIOS boot code, the protective entry is marked active (parted's pmbr_boot): some
+    // BIOSes boot a USB disk only with an active partition; UEFI ignores the flag.
+    if hybrid.mbr_code.is_some() && bios_lba.is_some() {
+        mbr[446] = 0x80;
+    }
     let sig = id.uuid("iso.mbr.signature");
     mbr[440..444].copy_from_slice(&sig[..4]);
     file.write_all_at(&mbr, 0)

@@ -201,6 +201,21 @@ fn installer_iso_has_upstreams_tree_and_is_reproducible() {
     assert!(el.lines().any(|l| l.contains("UEFI")), "{el}");
     // isohdpfx.bin's patch is where xorriso looks for it: a USB stick boots isolinux too.
     assert!(el.contains("MBR isohybrid") && el.contains("GPT"), "{el}");
+    // The protective MBR entry is active (BIOSes that boot only an active partition), and the
+    // GPT is still sound with it.
+    let sa = tool(
+        Command::new("xorriso")
+            .arg("-indev")
+            .arg(&iso)
+            .args(["-report_system_area", "plain"]),
+    );
+    assert!(
+        sa.lines().any(|l| l.starts_with("MBR partition      :")
+            && l.split_whitespace().collect::<Vec<_>>()[3..6] == ["1", "0x80", "0xee"]),
+        "{sa}"
+    );
+    let v = tool(Command::new("sgdisk").arg("-v").arg(&iso));
+    assert!(v.contains("No problems found"), "{v}");
 
     // Extracted: the tree, the rewritten config, the initrd's files.
     let out = dir.path().join("extracted");

@@ -12,6 +12,17 @@ pub fn kiln() -> Command {
     c
 }
 
+/// kiln under the upstream tool name `name` (a symlink in `dir`), with SOURCE_DATE_EPOCH set.
+pub fn personality(dir: &Path, name: &str) -> Command {
+    let link = dir.join(name);
+    if !link.exists() {
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kiln"), &link).unwrap();
+    }
+    let mut c = Command::new(link);
+    c.env("SOURCE_DATE_EPOCH", "1767225600");
+    c
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }

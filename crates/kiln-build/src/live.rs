@@ -1,0 +1,297 @@
+//! imager `--live-install`: the config installed onto its TargetDisk (kiln-imager's own
+//! assembly: no partition device, no mount), then the target checked before the installer
+//! reboots — kiln's addition to upstream (SPEC §5.3), whose installer reboots whatever it wrote:
+//!
+//! * every filesystem is clean: ext2/3/4 with `e2fsck -fn` on its byte range of the device, FAT
+//!   with `fsck.vfat -n` on a copy of its partition (fsck.vfat reads no byte range);
+//! * the installed rpm database, read from the target (debugfs dumps it out of the filesystem
+//!   holding `/var/lib/rpm`, the installer's rpm lists it), holds exactly the resolved packages.
+//!
+//! Any difference fails the install with what differs, so the installer shows a shell and the
+//! log instead of rebooting into a broken system.
+
+use kiln_config::model::PartitionFlag;
+use kiln_fs::FsKind;
+use kiln_imager::BuiltPartition;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Installs onto the config's TargetDisk, then checks what was written ([`check_target`]).
+/// Returns the device's path.
+pub(crate) fn install_onto_target(
+    req: &kiln_imager::Request,
+    resolved: &[kiln_repo::Package],
+    work_dir: &Path,
+    report: &mut dyn FnMut(&str),
+) -> Result<Vec<String>, String> {
+    let target = &req.config.disks[0].target_disk;
+    if !target.is_path() || target.value.is_empty() {
+        return Err(
+            "--live-install needs the disk's TargetDisk: {\"Type\": \"path\", \
+                    \"Value\": \"/dev/…\"}"
+                .into(),
+        );
+    }
+    let device = PathBuf::from(&target.value);
+    std::fs::create_dir_all(work_dir)
+        .map_err(|e| format!("cannot create {}: {e}", work_dir.display()))?;
+    let work = kiln_formats::files::TempDir::create(&work_dir.join("live-install"))
+        .map_err(|e| format!("cannot create a folder in {}: {e}", work_dir.display()))?;
+    let built =
+        kiln_imager::install_disk(req, &device, work.path(), report).map_err(|e| e.to_string())?;
+    // A BIOS boot partition holds GRUB's core image, whatever its FsType says.
+    let partitions = &req.config.disks[0].partitions;
+    let checked: Vec<BuiltPartition> = built
+        .partitions
+        .iter()
+        .filter(|p| !partitions[p.index].has_flag(PartitionFlag::Grub))
+        .cloned()
+        .collect();
+    let resolved: BTreeSet<String> = resolved.iter().map(|p| p.nevra()).collect();
+    let expected = (!req.root.system.remove_rpm_db).then_some(&resolved);
+    check_target(&device, &checked, expected, work.path(), report)?;
+    drop(work);
+    Ok(vec![device.display().to_string()])
+}
+
+/// Checks the installed target `device`: each filesystem clean, and (`expected` given) its rpm
+/// database holding exactly the packages `expected` names (`name-[epoch:]version-release.arch`).
+/// `work` holds the copies the tools read.
+pub fn check_target(
+    device: &Path,
+    partitions: &[BuiltPartition],
+    expected: Option<&BTreeSet<String>>,
+    work: &Path,
+    report: &mut dyn FnMut(&str),
+) -> Result<(), String> {
+    for p in partitions {
+        let Some(kind) = p.fs else { continue };
+        let what = format!("partition {} ({}) on {}", p.number, p.id, device.display());
+        match kind {
+            FsKind::Ext2 | FsKind::Ext3 | FsKind::Ext4 => {
+                report(&format!("checking the filesystem of {what}"));
+                let out = tool(
+                    Command::new("e2fsck")
+                        .args(["-f", "-n"])
+                        .arg(in_range(device, p)),
+                    "e2fsck",
+                    "e2fsprogs",
+                )?;
+                if !out.status.success() {
+                    return Err(format!(
+                        "the filesystem of {what} is not clean after the install: {}",
+                        String::from_utf8_lossy(&out.stdout).trim()
+                    ));
+                }
+            }
+            FsKind::Vfat => {
+                report(&format!("checking the filesystem of {what}"));
+                let copy = work.join(format!("partition{}.vfat", p.number));
+                copy_range(device, p, &copy).map_err(|e| format!("reading {what}: {e}"))?;
+                let out = tool(
+                    Command::new("fsck.vfat").arg("-n").arg(&copy),
+                    "fsck.vfat",
+                    "dosfstools",
+                );
+                let _ = std::fs::remove_file(&copy);
+                let out = out?;
+                if !out.status.success() {
+                    return Err(format!(
+                        "the FAT filesystem of {what} is not clean after the install: {}",
+                        String::from_utf8_lossy(&out.stdout).trim()
+                    ));
+                }
+            }
+            FsKind::Xfs => report(&format!(
+                "not checked: the xfs filesystem of {what} (xfs_repair reads no byte range of \
+                 a device)"
+            )),
+            FsKind::Swap => {}
+        }
+    }
+    let Some(expected) = expected else {
+        report("not checked: the rpm database (RemoveRpmDb)");
+        return Ok(());
+    };
+    report("checking the installed packages against the resolved set");
+    let installed = installed_packages(device, partitions, work)?;
+    compare_packages(expected, &installed)
+}
+
+/// The rpm database's packages differ from the resolved ones: the error names both sides.
+pub fn compare_packages(
+    wanted: &BTreeSet<String>,
+    installed: &BTreeSet<String>,
+) -> Result<(), String> {
+    let missing: Vec<&str> = wanted.difference(installed).map(String::as_str).collect();
+    let extra: Vec<&str> = installed.difference(wanted).map(String::as_str).collect();
+    if missing.is_empty() && extra.is_empty() {
+        return Ok(());
+    }
+    let list = |v: &[&str]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    Err(format!(
+        "the installed rpm database differs from the resolved packages: missing {}; not \
+         resolved {}",
+        list(&missing),
+        list(&extra)
+    ))
+}
+
+/// `device?offset=N`: e2fsprogs' way to read a filesystem at a byte offset.
+fn in_range(device: &Path, p: &BuiltPartition) -> String {
+    format!("{}?offset={}", device.display(), p.offset)
+}
+
+fn tool(cmd: &mut Command, name: &str, package: &str) -> Result<std::process::Output, String> {
+    cmd.output()
+        .map_err(|e| format!("cannot run {name} (package {package}): {e}"))
+}
+
+/// Copies partition `p` of `device` into the new file `to`.
+fn copy_range(device: &Path, p: &BuiltPartition, to: &Path) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut from = std::fs::File::open(device)?;
+    from.seek(SeekFrom::Start(p.offset))?;
+    let mut out = std::fs::File::create_new(to)?;
+    let copied = std::io::copy(&mut from.take(p.size), &mut out)?;
+    if copied != p.size {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("the device ended after {copied} of {} bytes", p.size),
+        ));
+    }
+    Ok(())
+}
+
+/// The packages in the target's rpm database, `name-[epoch:]version-release.arch`.
+fn installed_packages(
+    device: &Path,
+    partitions: &[BuiltPartition],
+    work: &Path,
+) -> Result<BTreeSet<String>, String> {
+    const DB: &str = "/var/lib/rpm";
+    // The filesystem holding /var/lib/rpm: the longest mount point above it.
+    let holder = partitions
+        .iter()
+        .filter(|p| p.fs.is_some() && is_under(DB, &p.mount_point))
+        .max_by_key(|p| p.mount_point.len())
+        .ok_or("no partition holds /var/lib/rpm (no root partition)")?;
+    if !matches!(holder.fs, Some(FsKind::Ext2 | FsKind::Ext3 | FsKind::Ext4)) {
+        return Err(format!(
+            "the rpm database is on partition {} ({}), which is not ext2/3/4: kiln reads \
+             installed files with debugfs only (set RemoveRpmDb to skip this check)",
+            holder.number, holder.id
+        ));
+    }
+    let inner = match holder.mount_point.as_str() {
+        "/" => DB.to_string(),
+        mp => DB[mp.len()..].to_string(),
+    };
+    let db = work.join("rpmdb");
+    std::fs::create_dir_all(&db).map_err(|e| format!("{}: {e}", db.display()))?;
+    let result = (|| {
+        let out = tool(
+            Command::new("debugfs")
+                .arg("-R")
+                .arg(format!("rdump {inner} {}", db.display()))
+                .arg(in_range(device, holder)),
+            "debugfs",
+            "e2fsprogs",
+        )?;
+        let dumped = db.join("rpm");
+        if !out.status.success() || !dumped.join("rpmdb.sqlite").is_file() {
+            return Err(format!(
+                "the installed rpm database ({DB}/rpmdb.sqlite) could not be read from \
+                 partition {} ({}): {}",
+                holder.number,
+                holder.id,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        query_rpmdb(&dumped)
+    })();
+    let _ = std::fs::remove_dir_all(&db);
+    result
+}
+
+/// `rpm -qa` over the sqlite rpm database in `dbpath`: `name-[epoch:]version-release.arch` of
+/// each package (gpg-pubkey entries, imported keys, left out).
+pub fn query_rpmdb(dbpath: &Path) -> Result<BTreeSet<String>, String> {
+    let out = tool(
+        Command::new("rpm")
+            .args(["--define", "_db_backend sqlite", "--dbpath"])
+            .arg(dbpath)
+            .args([
+                "-qa",
+                "--qf",
+                "%{NAME}\\t%|EPOCH?{%{EPOCH}}:{0}|\\t%{VERSION}-%{RELEASE}.%{ARCH}\\n",
+            ]),
+        "rpm",
+        "rpm",
+    )?;
+    if !out.status.success() {
+        return Err(format!(
+            "rpm could not read the rpm database in {}: {}",
+            dbpath.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    // As kiln_repo's nevra(): the epoch only when it is not 0.
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(3, '\t');
+            let (name, epoch, vra) = (f.next()?, f.next()?, f.next()?);
+            (name != "gpg-pubkey").then(|| match epoch {
+                "0" | "" => format!("{name}-{vra}"),
+                e => format!("{name}-{e}:{vra}"),
+            })
+        })
+        .collect())
+}
+
+/// Whether `path` is `mount_point` or below it.
+fn is_under(path: &str, mount_point: &str) -> bool {
+    match mount_point {
+        "" => false,
+        "/" => true,
+        mp => path == mp || path.strip_prefix(mp).is_some_and(|r| r.starts_with('/')),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rpmdb_holder_is_the_deepest_mount_point_above_it() {
+        assert!(is_under("/var/lib/rpm", "/"));
+        assert!(is_under("/var/lib/rpm", "/var"));
+        assert!(is_under("/var/lib/rpm", "/var/lib/rpm"));
+        assert!(!is_under("/var/lib/rpm", "/va"));
+        assert!(!is_under("/var/lib/rpm", "/boot"));
+        assert!(!is_under("/var/lib/rpm", ""));
+    }
+
+    #[test]
+    fn a_package_difference_names_both_sides() {
+        let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        assert!(compare_packages(&set(&["a-1-1.x86_64"]), &set(&["a-1-1.x86_64"])).is_ok());
+        let e = compare_packages(
+            &set(&["a-1-1.x86_64", "b-2-1.noarch"]),
+            &set(&["a-1-1.x86_64", "c-1:3-1.x86_64"]),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("missing b-2-1.noarch; not resolved c-1:3-1.x86_64"),
+            "{e}"
+        );
+    }
+}

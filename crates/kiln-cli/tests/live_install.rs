@@ -1,0 +1,208 @@
+//! `imager --live-install` (what the ISO's installer runs) onto a disk image file instead of a
+//! block device, without QEMU: a kickstart config (`IsKickStartBoot`) whose PreInstallScript
+//! writes `/tmp/part-include` is installed with exactly the partitions that file names, and the
+//! target check (fsck-clean filesystems, the rpm database equal to the resolved set) passes —
+//! and fails on a damaged filesystem or a different package set.
+
+mod common;
+
+use common::{sample_repo, stderr, stdout};
+use kiln_imager::BuiltPartition;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+/// kiln under the name `imager`.
+fn imager(dir: &Path) -> Command {
+    common::personality(dir, "imager")
+}
+
+/// `sfdisk --json` of the disk: (start, size) of each partition, in 512-byte sectors.
+fn partitions(disk: &Path) -> Vec<(u64, u64)> {
+    let o = Command::new("sfdisk")
+        .arg("--json")
+        .arg(disk)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["partitiontable"]["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["start"].as_u64().unwrap(), p["size"].as_u64().unwrap()))
+        .collect()
+}
+
+fn debugfs(disk: &Path, offset: u64, request: &str) -> String {
+    let o = Command::new("debugfs")
+        .arg("-R")
+        .arg(request)
+        .arg(format!("{}?offset={offset}", disk.display()))
+        .output()
+        .unwrap();
+    stdout(&o)
+}
+
+#[test]
+fn a_kickstart_config_installs_with_the_partitions_its_preinstallscript_wrote() {
+    // Not in /tmp: the PreInstallScript gets a private /tmp.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let disk = dir.path().join("target.raw");
+    std::fs::File::create(&disk)
+        .unwrap()
+        .set_len(600 << 20)
+        .unwrap();
+    // The script decides the layout on the installer (here from its argument, the target);
+    // its /tmp is private, so the host's /tmp/part-include is not touched.
+    let script = dir.path().join("pre.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nset -e\ncat > /tmp/part-include <<EOF\n\
+         # kiln test layout\n\
+         part biosboot --fstype=biosboot --size=8 --ondisk=$1\n\
+         part /boot --fstype=ext4 --size=100 --ondisk=$1\n\
+         part / --fstype=ext4 --size=1 --grow --ondisk=$1\n\
+         EOF\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let packages = common::demo_config("packagelists/demo-packages.json");
+    let config = dir.path().join("kickstart.json");
+    std::fs::write(
+        &config,
+        serde_json::to_string_pretty(&serde_json::json!({
+            "SystemConfigs": [{
+                "Name": "Kickstart",
+                "BootType": "legacy",
+                "Hostname": "kiln-kickstart",
+                "IsKickStartBoot": true,
+                "PreInstallScripts": [{"Path": script, "Args": disk}],
+                "PackageLists": [packages],
+                "Packages": ["grub2-pc"],
+                "KernelOptions": {"default": "kernel"},
+                "Users": [{"Name": "kiln", "Password": "kiln"}]
+            }]
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let host_include = std::fs::read("/tmp/part-include").ok();
+    let o = imager(dir.path())
+        .arg("--live-install")
+        .arg(format!("--input={}", config.display()))
+        .arg(format!("--build-dir={}", dir.path().join("work").display()))
+        .arg(format!("--local-repo={}", sample_repo().display()))
+        .arg(format!(
+            "--log-file={}",
+            dir.path().join("imager.log").display()
+        ))
+        .arg("--log-level=info")
+        .output()
+        .unwrap();
+    let log = std::fs::read_to_string(dir.path().join("imager.log")).unwrap_or_default();
+    assert!(
+        o.status.success(),
+        "{}{}\n--- log ---\n{log}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read("/tmp/part-include").ok(),
+        host_include,
+        "the host's /tmp/part-include changed"
+    );
+    let all = format!("{}{}{log}", stdout(&o), stderr(&o));
+    for line in [
+        "kickstart: 3 partitions on",
+        "checking the filesystem of partition 2",
+        "checking the installed packages against the resolved set",
+    ] {
+        assert!(all.contains(line), "{line}:\n{all}");
+    }
+    // The partitions are part-include's: 8 MiB at 1 MiB, 100 MiB after it, the rest grown.
+    let mib = 2048;
+    let parts = partitions(&disk);
+    assert_eq!(parts.len(), 3, "{parts:?}");
+    assert_eq!(parts[0], (mib, 8 * mib));
+    assert_eq!(parts[1], (9 * mib, 100 * mib));
+    assert_eq!(parts[2].0, 109 * mib);
+    assert!(parts[2].0 + parts[2].1 > 590 * mib, "{parts:?}");
+    // /boot holds the kernel and GRUB's configuration, / the system.
+    let boot = parts[1].0 * 512;
+    let root = parts[2].0 * 512;
+    assert!(
+        debugfs(&disk, boot, "ls /").contains("grub2"),
+        "{}",
+        debugfs(&disk, boot, "ls -l /")
+    );
+    assert_eq!(
+        debugfs(&disk, root, "cat /etc/hostname").trim(),
+        "kiln-kickstart"
+    );
+
+    // The check the installer runs before it reboots fails on a different package set and on
+    // a damaged filesystem.
+    let built = |number: u32, start: u64, size: u64, mount: &str, fs| BuiltPartition {
+        index: number as usize - 1,
+        id: format!("Partition{number}"),
+        number,
+        offset: start * 512,
+        size: size * 512,
+        mount_point: mount.into(),
+        fs,
+        fs_uuid: String::new(),
+        partuuid: String::new(),
+        partlabel: String::new(),
+        diff: None,
+    };
+    let target = [
+        built(
+            2,
+            parts[1].0,
+            parts[1].1,
+            "/boot",
+            Some(kiln_fs::FsKind::Ext4),
+        ),
+        built(3, parts[2].0, parts[2].1, "/", Some(kiln_fs::FsKind::Ext4)),
+    ];
+    let work = dir.path().join("check");
+    std::fs::create_dir(&work).unwrap();
+    let check = |expected: &BTreeSet<String>| {
+        kiln_build::live::check_target(&disk, &target, Some(expected), &work, &mut |_| {})
+    };
+    let db = dir.path().join("db");
+    std::fs::create_dir(&db).unwrap();
+    debugfs(
+        &disk,
+        root,
+        &format!(
+            "dump /var/lib/rpm/rpmdb.sqlite {}/rpmdb.sqlite",
+            db.display()
+        ),
+    );
+    let installed = kiln_build::live::query_rpmdb(&db).unwrap();
+    assert!(
+        installed.iter().any(|p| p.starts_with("busybox-")),
+        "{installed:?}"
+    );
+    check(&installed).unwrap();
+    let mut other = installed.clone();
+    let gone = other.pop_first().unwrap();
+    other.insert("not-installed-1.0-1.x86_64".into());
+    let e = check(&other).unwrap_err();
+    assert!(
+        e.contains(&format!(
+            "missing not-installed-1.0-1.x86_64; not resolved {gone}"
+        )),
+        "{e}"
+    );
+    // Zero /boot's block group descriptors (the block after its superblock).
+    let f = std::fs::OpenOptions::new().write(true).open(&disk).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &[0u8; 4096], boot + 4096).unwrap();
+    let e = check(&installed).unwrap_err();
+    assert!(
+        e.contains("the filesystem of partition 2 (Partition2)") && e.contains("not clean"),
+        "{e}"
+    );
+}
