@@ -198,6 +198,18 @@ fn summary_says_what_a_build_would_do() {
         "{}",
         stdout(&human)
     );
+    // A rootfs tarball is named as roast makes it: no empty type between name and compression.
+    let container = kiln()
+        .arg("summary")
+        .arg(demo_config("demo-container.json"))
+        .arg("--repo")
+        .arg(sample_repo())
+        .args(["--disable-upstream-repos", "--json"])
+        .output()
+        .unwrap();
+    assert!(container.status.success(), "{}", stderr(&container));
+    let doc: serde_json::Value = serde_json::from_slice(&container.stdout).unwrap();
+    assert_eq!(doc["artifacts"], serde_json::json!(["demo-container.tar.gz"]));
 }
 
 #[test]
