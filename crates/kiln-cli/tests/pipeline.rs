@@ -209,7 +209,10 @@ fn summary_says_what_a_build_would_do() {
         .unwrap();
     assert!(container.status.success(), "{}", stderr(&container));
     let doc: serde_json::Value = serde_json::from_slice(&container.stdout).unwrap();
-    assert_eq!(doc["artifacts"], serde_json::json!(["demo-container.tar.gz"]));
+    assert_eq!(
+        doc["artifacts"],
+        serde_json::json!(["demo-container.tar.gz"])
+    );
 }
 
 #[test]

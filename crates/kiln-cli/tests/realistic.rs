@@ -106,13 +106,27 @@ fn core_efi_is_reproducible_and_boots_under_uefi() {
         .status()
         .unwrap();
     assert!(same.success(), "two builds of core-efi differ");
+    // The package tools work in the running system: tdnf (the distribution's tdnf runs dnf)
+    // lists what is installed, rpm's database holds the resolved set, and rpm -V finds the
+    // files of these packages as installed.
+    let installed = format!("RPM-QA={}", resolved("core-efi").len());
     boot_until_running(
         &a,
         &[
             "grep -c '^menuentry' /boot/grub2/grub.cfg",
             "rpm -q kernel systemd cloud-init hyperv-daemons",
+            "tdnf list installed tdnf rpm",
+            "echo RPM-QA=$(rpm -qa | wc -l)",
+            "rpm -V bash coreutils rpm tdnf kernel systemd openssh-server && echo RPM-V-CLEAN",
         ],
-        &["kernel-6.6", "hyperv-daemons-"],
+        &[
+            "kernel-6.6",
+            "hyperv-daemons-",
+            "tdnf.x86_64",
+            "@System",
+            &installed,
+            "\nRPM-V-CLEAN",
+        ],
     );
 }
 
@@ -203,21 +217,27 @@ fn container(name: &str, work: &Path) -> PathBuf {
         .output()
         .unwrap();
     assert!(o.status.success(), "building {name}: {}", stderr(&o));
-    let tarball = std::fs::read_dir(work.join("images"))
+    container_root(name, &work.join("images"), work)
+}
+
+/// The rootfs tarball `name` left in `images`, unpacked under `work`.
+fn container_root(name: &str, images: &Path, work: &Path) -> PathBuf {
+    let tarball = std::fs::read_dir(images)
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| p.to_string_lossy().ends_with(".tar.gz"))
         .unwrap_or_else(|| panic!("{name} made no tar.gz"));
     let root = work.join("root");
     std::fs::create_dir(&root).unwrap();
-    let tar = std::process::Command::new("tar")
-        .arg("-xzf")
-        .arg(&tarball)
-        .arg("-C")
-        .arg(&root)
-        .status()
-        .unwrap();
-    assert!(tar.success());
+    sh(
+        "tar",
+        &[
+            "-xzf",
+            tarball.to_str().unwrap(),
+            "-C",
+            root.to_str().unwrap(),
+        ],
+    );
     root
 }
 
@@ -307,11 +327,17 @@ const EXCLUDED: [(&str, &str); 11] = [
     ("marketplace-gen1", "nothing provides grubby"),
     ("marketplace-gen1-fips", "nothing provides grubby"),
     ("marketplace-gen1-kernel-hwe", "nothing provides grubby"),
-    ("marketplace-gen1-kernel-hwe-fips", "nothing provides grubby"),
+    (
+        "marketplace-gen1-kernel-hwe-fips",
+        "nothing provides grubby",
+    ),
     ("marketplace-gen2", "nothing provides grubby"),
     ("marketplace-gen2-fips", "nothing provides grubby"),
     ("marketplace-gen2-kernel-hwe", "nothing provides grubby"),
-    ("marketplace-gen2-kernel-hwe-fips", "nothing provides grubby"),
+    (
+        "marketplace-gen2-kernel-hwe-fips",
+        "nothing provides grubby",
+    ),
     // cvm-packages.json: Azure's unified kernel image (no Debian UKI), and grubby.
     ("marketplace-gen2-cvm", "nothing provides kernel-uki"),
     // The ISO installer's config (Disks without artifacts, no disk); it also names
@@ -386,7 +412,11 @@ fn excluded_configs_fail_for_their_reason() {
         } else {
             let work = tempfile::tempdir().unwrap();
             kiln()
-                .args(common::build_args(&upstream_config(name), &repo, work.path()))
+                .args(common::build_args(
+                    &upstream_config(name),
+                    &repo,
+                    work.path(),
+                ))
                 .output()
                 .unwrap()
         };
@@ -524,7 +554,9 @@ fn check_root(name: &str, root: &Ext4, scratch: &Path) {
         let mount = setting["MountPoint"].as_str().unwrap_or("");
         if !mount.is_empty() {
             assert!(
-                fstab.lines().any(|l| l.split_whitespace().nth(1) == Some(mount)),
+                fstab
+                    .lines()
+                    .any(|l| l.split_whitespace().nth(1) == Some(mount)),
                 "{name}: {mount} not in /etc/fstab:\n{fstab}"
             );
         }
@@ -537,7 +569,10 @@ fn check_root(name: &str, root: &Ext4, scratch: &Path) {
             "{name}: SELinux mode"
         );
         let label = root.label("/etc/shadow");
-        assert!(label.contains(":shadow_t:"), "{name}: /etc/shadow is {label}");
+        assert!(
+            label.contains(":shadow_t:"),
+            "{name}: /etc/shadow is {label}"
+        );
     }
     if sc["BootType"].is_string() {
         // The kernel's line in grub.cfg carries what the config asks for.
@@ -609,7 +644,11 @@ fn check_disk(name: &str, image: &Path, format: &str, scratch: &Path) {
     let mut root = None;
     for (got, want) in found.iter().zip(wanted) {
         let start = got["start"].as_u64().unwrap();
-        assert_eq!(start, want["Start"].as_u64().unwrap() * 2048, "{name}: {got}");
+        assert_eq!(
+            start,
+            want["Start"].as_u64().unwrap() * 2048,
+            "{name}: {got}"
+        );
         match want["End"].as_u64().unwrap() {
             // End 0: to the end of the disk (the backup GPT after it).
             0 => assert_eq!(
@@ -668,7 +707,11 @@ fn check_disk(name: &str, image: &Path, format: &str, scratch: &Path) {
 fn check_ova(name: &str, ova: &Path, scratch: &Path) {
     let listing = sh("tar", &["-tf", ova.to_str().unwrap()]);
     let members: Vec<&str> = listing.lines().collect();
-    assert_eq!(members, ["core.ovf", "core.mf", "core-disk1.vmdk"], "{name}");
+    assert_eq!(
+        members,
+        ["core.ovf", "core.mf", "core-disk1.vmdk"],
+        "{name}"
+    );
     let dir = scratch.join("ova");
     std::fs::create_dir_all(&dir).unwrap();
     sh(
@@ -711,7 +754,11 @@ fn every_other_x86_64_config_builds_and_its_artifacts_check() {
         let build_started = std::time::Instant::now();
         let work = tempfile::tempdir().unwrap();
         let o = kiln()
-            .args(common::build_args(&upstream_config(name), &repo, work.path()))
+            .args(common::build_args(
+                &upstream_config(name),
+                &repo,
+                work.path(),
+            ))
             .arg("--no-cache")
             .env("SOURCE_DATE_EPOCH", "1767225600")
             .output()
@@ -724,7 +771,11 @@ fn every_other_x86_64_config_builds_and_its_artifacts_check() {
             "core-container-builder" => {
                 let root = container_root(name, &images, work.path());
                 assert_eq!(rpm_qa(&root), resolved(name), "{name}");
-                for tool in ["usr/bin/createrepo_c", "usr/bin/python3", "usr/sbin/useradd"] {
+                for tool in [
+                    "usr/bin/createrepo_c",
+                    "usr/bin/python3",
+                    "usr/sbin/useradd",
+                ] {
                     assert!(root.join(tool).exists(), "{name}: no /{tool}");
                 }
             }
@@ -748,23 +799,17 @@ fn every_other_x86_64_config_builds_and_its_artifacts_check() {
             _ => {
                 let vhd = images.join("core.vhd");
                 // Azure's rules: a fixed VHD of a whole number of MiB.
-                sh(env!("CARGO_BIN_EXE_kiln"), &["verify", "--azure", vhd.to_str().unwrap()]);
+                sh(
+                    env!("CARGO_BIN_EXE_kiln"),
+                    &["verify", "--azure", vhd.to_str().unwrap()],
+                );
                 check_disk(name, &vhd, "vpc", &scratch);
             }
         }
-        eprintln!("{name}: built and checked in {:.0?}", build_started.elapsed());
+        eprintln!(
+            "{name}: built and checked in {:.0?}",
+            build_started.elapsed()
+        );
     }
     eprintln!("all built and checked in {:.0?}", started.elapsed());
-}
-
-/// The rootfs tarball in `images`, unpacked under `work`.
-fn container_root(name: &str, images: &Path, work: &Path) -> PathBuf {
-    let tarball = images.join(format!("{name}.tar.gz"));
-    let root = work.join("root");
-    std::fs::create_dir(&root).unwrap();
-    sh(
-        "tar",
-        &["-xzf", tarball.to_str().unwrap(), "-C", root.to_str().unwrap()],
-    );
-    root
 }
