@@ -615,9 +615,17 @@ fn partition_type(flags: &[serde_json::Value]) -> &'static str {
 /// Checks a disk image (any format qemu-img reads) of `name`: its format, its partition table
 /// against the config, each filesystem with its checker, and the root's contents.
 fn check_disk(name: &str, image: &Path, format: &str, scratch: &Path) {
+    // The format named: qemu-img probes a fixed VHD (footer only) as raw; with -f vpc it reads
+    // the footer and fails if it is not one.
     let info: serde_json::Value = serde_json::from_str(&sh(
         "qemu-img",
-        &["info", "--output=json", image.to_str().unwrap()],
+        &[
+            "info",
+            "-f",
+            format,
+            "--output=json",
+            image.to_str().unwrap(),
+        ],
     ))
     .unwrap();
     assert_eq!(info["format"], format, "{name}: {info}");
@@ -626,6 +634,8 @@ fn check_disk(name: &str, image: &Path, format: &str, scratch: &Path) {
         "qemu-img",
         &[
             "convert",
+            "-f",
+            format,
             "-O",
             "raw",
             image.to_str().unwrap(),
