@@ -334,8 +334,12 @@ mod tests {
         );
         // Every missing request is named, in the lists' order.
         let extra = Request::parse("gone", "packagelists/extra.json").unwrap();
-        let e = resolve(&pool, &[core("nope"), core("top"), extra], &Options::default())
-            .unwrap_err();
+        let e = resolve(
+            &pool,
+            &[core("nope"), core("top"), extra],
+            &Options::default(),
+        )
+        .unwrap_err();
         assert_eq!(
             e.message,
             "nothing provides nope, required by \"nope\" in packagelists/core.json; \
