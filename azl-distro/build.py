@@ -463,7 +463,7 @@ def build_pkg(p, stage, meta, fs_dirs, work, macros_file, payload_hint, uname_r)
            "--define", "_buildhost kiln-azl-distro",
            "--define", f"uname_r {uname_r}",
            "--define", "use_source_date_epoch_as_buildtime 1",
-           "--define", "clamp_mtime_to_source_epoch 1",
+           "--define", "clamp_mtime_to_source_date_epoch 1",
            "--define", "_build_id_links none",
            "--define", "debug_package %{nil}",
            "--define", "__os_install_post %{nil}",

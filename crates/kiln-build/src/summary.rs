@@ -92,12 +92,13 @@ pub fn summary(req: &SummaryRequest, on_event: &mut dyn FnMut(Event)) -> Result<
         kiln_roast::plan(config, &opts).map_err(Error::of(Stage::Roast, ErrorKind::Artifact))?;
     let artifacts = jobs
         .iter()
+        // A rootfs tarball has no type, only its compression: `core.tar.gz`, not `core..tar.gz`.
         .map(|j| {
-            let mut n = format!("{}.{}", j.full_name, j.ty);
-            if !j.compression.is_empty() {
-                n = format!("{n}.{}", j.compression);
-            }
-            n.trim_end_matches('.').to_string()
+            [j.full_name.as_str(), j.ty.as_str(), j.compression.as_str()]
+                .into_iter()
+                .filter(|part| !part.is_empty())
+                .collect::<Vec<_>>()
+                .join(".")
         })
         .collect();
     let mut tools = crate::host::compose_tools(config);

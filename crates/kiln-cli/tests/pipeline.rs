@@ -152,18 +152,23 @@ fn the_config_can_be_given_as_a_positional_argument() {
     );
 }
 
-#[test]
-fn summary_says_what_a_build_would_do() {
+/// `kiln summary --json` of a demo config from the sample repository.
+fn summary_json(config: &str) -> serde_json::Value {
     let o = kiln()
         .arg("summary")
-        .arg(demo_config("demo-efi.json"))
+        .arg(demo_config(config))
         .arg("--repo")
         .arg(sample_repo())
         .args(["--disable-upstream-repos", "--json"])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn summary_says_what_a_build_would_do() {
+    let doc = summary_json("demo-efi.json");
     assert_eq!(doc["kind"], "disk");
     let packages = doc["packages"].as_array().unwrap();
     assert!(packages.iter().any(|p| p["name"] == "kernel"), "{doc}");
@@ -197,6 +202,12 @@ fn summary_says_what_a_build_would_do() {
         stdout(&human).contains("host programs: rpm (rpm)"),
         "{}",
         stdout(&human)
+    );
+    // A rootfs tarball is named as roast makes it: no empty type between name and compression.
+    let doc = summary_json("demo-container.json");
+    assert_eq!(
+        doc["artifacts"],
+        serde_json::json!(["demo-container.tar.gz"])
     );
 }
 

@@ -179,19 +179,26 @@ pub fn resolve(
     options: &Options,
 ) -> Result<Resolution, Unsatisfiable> {
     let mut engine = Engine::new(pool, &options.arch, options.weak_deps);
+    // Every request nothing provides is named, not only the first: a config missing several
+    // packages is fixed in one round.
+    let mut missing = Vec::new();
     for (n, r) in requests.iter().enumerate() {
         let candidates = job_candidates(pool, &mut engine, r);
         if candidates.is_empty() {
-            return Err(Unsatisfiable {
-                message: format!(
-                    "nothing provides {}, required by \"{}\" in {}",
-                    r.dep(),
-                    r.text(),
-                    r.origin
-                ),
-            });
+            missing.push(format!(
+                "nothing provides {}, required by \"{}\" in {}",
+                r.dep(),
+                r.text(),
+                r.origin
+            ));
+        } else {
+            engine.add_job(n, &candidates);
         }
-        engine.add_job(n, &candidates);
+    }
+    if !missing.is_empty() {
+        return Err(Unsatisfiable {
+            message: missing.join("; "),
+        });
     }
     if let Err(failure) = engine.run() {
         return Err(Unsatisfiable {
@@ -324,6 +331,19 @@ mod tests {
         assert_eq!(
             e.message,
             "nothing provides nope >= 2, required by \"nope >= 2\" in packagelists/core.json"
+        );
+        // Every missing request is named, in the lists' order.
+        let extra = Request::parse("gone", "packagelists/extra.json").unwrap();
+        let e = resolve(
+            &pool,
+            &[core("nope"), core("top"), extra],
+            &Options::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.message,
+            "nothing provides nope, required by \"nope\" in packagelists/core.json; \
+             nothing provides gone, required by \"gone\" in packagelists/extra.json"
         );
 
         let requests = [core("top")];
