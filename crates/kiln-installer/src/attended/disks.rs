@@ -19,7 +19,7 @@ pub struct BlockDevice {
 const MAJORS: [u32; 6] = [8, 179, 252, 253, 254, 259];
 
 /// The disks under `sys_block` (`/sys/block`): whole disks of the majors above, not read-only,
-/// not empty, and not holding the mounted installation media (`media`: the device mounted at
+/// not empty, not zram or device-mapper, and not holding the mounted installation media (`media`: the device mounted at
 /// /mnt/cdrom, e.g. `sdb1` — a USB stick is an sd disk too). Sorted by name.
 pub fn list(sys_block: &Path, media: Option<&str>) -> Vec<BlockDevice> {
     let Ok(entries) = std::fs::read_dir(sys_block) else {
@@ -38,7 +38,13 @@ pub fn list(sys_block: &Path, media: Option<&str>) -> Vec<BlockDevice> {
             let major: u32 = read(&dir, "dev").split(':').next()?.parse().ok()?;
             let sectors: u64 = read(&dir, "size").parse().ok()?;
             let holds_media = media.is_some_and(|m| m == name || partition_of(m, &name));
-            (MAJORS.contains(&major) && sectors > 0 && read(&dir, "ro") != "1" && !holds_media)
+            // The virtio majors are dynamic: zram and device-mapper devices may get them too.
+            let virtual_disk = ["zram", "dm-"].iter().any(|p| name.starts_with(p));
+            (MAJORS.contains(&major)
+                && sectors > 0
+                && read(&dir, "ro") != "1"
+                && !holds_media
+                && !virtual_disk)
                 .then(|| BlockDevice {
                     path: format!("/dev/{name}"),
                     // sysfs counts 512-byte sectors whatever the device's block size.
@@ -111,6 +117,8 @@ mod tests {
         dev(r, "sda", "8:0", 0, false, None);
         dev(r, "sdb", "8:16", 1000, true, None);
         dev(r, "sdc", "8:32", 2048, false, Some("USB stick"));
+        dev(r, "zram0", "253:0", 2048, false, None);
+        dev(r, "dm-0", "254:0", 2048, false, None);
         let all = list(r, None);
         let names: Vec<&str> = all.iter().map(|d| d.path.as_str()).collect();
         assert_eq!(names, ["/dev/nvme0n1", "/dev/sdc", "/dev/vda"]);
