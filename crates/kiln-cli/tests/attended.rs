@@ -127,6 +127,9 @@ fn the_attended_installer_runs_on_a_terminal_of_unknown_size() {
         });
     }
     let mut child = cmd.spawn().unwrap();
+    // The command holds copies of the terminal's slave side: dropped, the master reads end
+    // when the installer exits.
+    drop(cmd);
     let screen = Screen::new();
     let reader = screen.feed(master.try_clone().unwrap());
     let mut keys = master;
