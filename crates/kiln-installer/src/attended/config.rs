@@ -221,7 +221,10 @@ mod tests {
         let p = &d.partitions;
         assert_eq!((p[0].start, p[0].end, p[1].start, p[1].end), (1, 9, 9, 0));
         assert!(p[0].has_flag(PartitionFlag::Esp));
-        assert_eq!((p[0].fs_type.as_str(), p[1].fs_type.as_str()), ("fat32", "ext4"));
+        assert_eq!(
+            (p[0].fs_type.as_str(), p[1].fs_type.as_str()),
+            ("fat32", "ext4")
+        );
         let esp = s.setting("esp").unwrap();
         assert_eq!(esp.mount_point, "/boot/efi");
         assert_eq!(esp.mount_identifier, MountIdentifier::PartUuid);

@@ -111,7 +111,14 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let r = t.path();
         dev(r, "vda", "253:0", 8 << 21, false, None);
-        dev(r, "nvme0n1", "259:0", 1 << 30, false, Some("QEMU NVMe Ctrl"));
+        dev(
+            r,
+            "nvme0n1",
+            "259:0",
+            1 << 30,
+            false,
+            Some("QEMU NVMe Ctrl"),
+        );
         dev(r, "sr0", "11:0", 1000, false, Some("QEMU CD-ROM"));
         dev(r, "loop0", "7:0", 1000, false, None);
         dev(r, "sda", "8:0", 0, false, None);

@@ -110,8 +110,11 @@ fn install(
         message,
     };
     let cfg = config::install_config(template, choices, config::Firmware::host()).map_err(bad)?;
-    write_private(&path, &serde_json::to_vec_pretty(&cfg).expect("a JSON value"))
-        .map_err(|e| bad(format!("cannot write it: {e}")))?;
+    write_private(
+        &path,
+        &serde_json::to_vec_pretty(&cfg).expect("a JSON value"),
+    )
+    .map_err(|e| bad(format!("cannot write it: {e}")))?;
     let unattended = Installer {
         input: path.clone(),
         template_config: None,
@@ -257,7 +260,10 @@ impl Ui {
         self.open = false;
         let _ = self.terminal.show_cursor();
         let bottom = self.terminal.get_frame().area().bottom();
-        let _ = execute!(std::io::stdout(), cursor::MoveTo(0, bottom.saturating_sub(1)));
+        let _ = execute!(
+            std::io::stdout(),
+            cursor::MoveTo(0, bottom.saturating_sub(1))
+        );
         let _ = terminal::disable_raw_mode();
         println!();
     }

@@ -91,13 +91,23 @@ fn field_line(f: &Field, focused: bool, width: u16) -> Line<'static> {
     let box_width = (width as usize).saturating_sub(24).clamp(8, 40);
     let tail: String = {
         let n = shown.chars().count();
-        shown.chars().skip(n.saturating_sub(box_width - 1)).collect()
+        shown
+            .chars()
+            .skip(n.saturating_sub(box_width - 1))
+            .collect()
     };
     let padded = format!("{tail:<box_width$}");
     Line::from(vec![
         Span::raw(format!("  {:<18}", format!("{}:", f.label))),
         Span::raw("["),
-        Span::styled(padded, if focused { reversed() } else { Style::default() }),
+        Span::styled(
+            padded,
+            if focused {
+                reversed()
+            } else {
+                Style::default()
+            },
+        ),
         Span::raw("]"),
     ])
 }
@@ -373,7 +383,10 @@ mod tests {
         assert!(p.contains("50%") && p.contains("Installing packages") && p.contains("####"));
         a.finished(Ok(vec!["the installation media was ejected".into()]));
         let f = screen_text(&a);
-        assert!(f.contains("The system is installed.") && f.contains("ejected"), "{f}");
+        assert!(
+            f.contains("The system is installed.") && f.contains("ejected"),
+            "{f}"
+        );
         for s in [
             Screen::Eula,
             Screen::Choice,
