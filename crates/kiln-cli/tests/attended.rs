@@ -199,19 +199,6 @@ fn the_attended_installer_runs_on_a_terminal_of_unknown_size() {
     assert!(!dir.path().join("attendedconfig.json").exists());
 }
 
-/// The realistic distribution: KILN_RPMS_DIR, or out/RPMS of this checkout.
-fn realistic_distribution() -> PathBuf {
-    let dir = std::env::var_os("KILN_RPMS_DIR").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../out/RPMS"),
-        PathBuf::from,
-    );
-    assert!(
-        dir.join("repodata").is_dir(),
-        "run `make distro` first (or set KILN_RPMS_DIR)"
-    );
-    dir
-}
-
 /// OVMF's code and a fresh copy of its variables in `dir`.
 fn ovmf(dir: &Path) -> (String, PathBuf) {
     let code = [
@@ -228,7 +215,7 @@ fn ovmf(dir: &Path) -> (String, PathBuf) {
 
 /// `make iso` of imageconfigs/installer-attended.json: the attended ISO (no UNATTENDED_INSTALLER).
 fn attended_iso(top: &Path) {
-    let rpms = realistic_distribution();
+    let rpms = common::distro_repo().expect("run `make distro` first");
     let o = Command::new("make")
         .current_dir(top)
         .args([
@@ -246,7 +233,7 @@ fn attended_iso(top: &Path) {
 }
 
 #[test]
-#[ignore = "needs the realistic distribution (make distro: KILN_RPMS_DIR or out/RPMS) and about 15 minutes of QEMU (TCG); run with --ignored"]
+#[ignore = "needs the realistic distribution (make distro: out/RPMS) and about 15 minutes of QEMU (TCG); run with --ignored"]
 fn the_attended_iso_installs_over_the_serial_console() {
     let work = tempfile::tempdir().unwrap();
     let top = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
