@@ -310,11 +310,10 @@ fn the_attended_iso_installs_over_the_serial_console() {
         let deadline = Instant::now() + boot;
         while !screen.text().contains("The system is installed.") {
             let s = screen.text();
+            // The bar's line: `|  [####....]  42%   |`.
             if let Some(p) = s.lines().find_map(|l| {
-                let l = l.trim();
-                l.strip_suffix('%')
-                    .and_then(|l| l.rsplit(' ').next())
-                    .and_then(|n| n.parse::<u32>().ok())
+                l.split([' ', '|', ']'])
+                    .find_map(|w| w.strip_suffix('%')?.parse::<u32>().ok())
             }) {
                 seen.insert(p);
             }
