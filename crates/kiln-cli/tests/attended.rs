@@ -367,7 +367,14 @@ fn the_attended_iso_installs_over_the_serial_console() {
         .arg(&disk)
         .args(["--firmware", "uefi", "--login", "ada:kiln-pw1"])
         .args(["--timeout", "900"])
-        .args(["--run", "id", "--run", "cat /etc/hostname", "--run", "cat /etc/motd"])
+        .args([
+            "--run",
+            "id",
+            "--run",
+            "cat /etc/hostname",
+            "--run",
+            "cat /etc/motd",
+        ])
         .args(["--expect", "(wheel)", "--expect", "attended-box"])
         .args(["--expect", "Installed by the kiln attended installer."])
         .output()
