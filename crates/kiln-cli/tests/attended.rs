@@ -233,7 +233,7 @@ fn attended_iso(top: &Path) {
 }
 
 #[test]
-#[ignore = "needs the realistic distribution (make distro: out/RPMS) and about 15 minutes of QEMU (TCG); run with --ignored"]
+#[ignore = "needs the realistic distribution (make distro: out/RPMS) and about 10 minutes of QEMU (TCG); run with --ignored (KILN_ATTENDED_ISO=y after make iso CONFIG_FILE=imageconfigs/installer-attended.json)"]
 fn the_attended_iso_installs_over_the_serial_console() {
     let work = tempfile::tempdir().unwrap();
     let top = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
