@@ -8,7 +8,10 @@
 //! After a successful install of a UEFI system the old "Azure Linux" boot entries are removed and
 //! one made for the installed disk (errors reported, not ignored), then the media is ejected.
 //!
-//! The attended terminal UI is not written yet: [`Installer::run`] says so.
+//! Attended, a terminal UI ([`attended`]) asks upstream's questions and installs the config
+//! they make the same way.
+
+pub mod attended;
 
 use kiln_config::model::{BootType, Config};
 use std::io::{BufRead, BufReader};
@@ -57,11 +60,8 @@ pub enum Error {
     },
     #[error("the imager failed ({status}); its log is {log}")]
     Imager { status: String, log: PathBuf },
-    #[error(
-        "the attended installer (terminal UI) is not available in kiln yet: build the ISO with \
-         --unattended-install (UNATTENDED_INSTALLER=y) and a TargetDisk in the config"
-    )]
-    AttendedNotImplemented,
+    #[error("the attended installer: {0}")]
+    Attended(String),
 }
 
 /// What the install did.
@@ -93,7 +93,7 @@ impl Installer {
     /// then the notes.
     pub fn run(&self, line: &mut dyn FnMut(&str)) -> Result<Installed, Error> {
         match self.mode()? {
-            Mode::Attended => Err(Error::AttendedNotImplemented),
+            Mode::Attended => attended::run(self, line),
             Mode::Unattended => self.unattended(line),
         }
     }
@@ -326,10 +326,9 @@ mod tests {
         assert_eq!(i.mode().unwrap(), Mode::Unattended);
         i.attended = true;
         assert_eq!(i.mode().unwrap(), Mode::Attended);
-        assert!(matches!(
-            i.run(&mut |_| {}),
-            Err(Error::AttendedNotImplemented)
-        ));
+        // The template "{}" has nothing to install: refused before the terminal is touched.
+        let e = i.run(&mut |_| {}).unwrap_err().to_string();
+        assert!(e.contains("no SystemConfigs"), "{e}");
     }
 
     #[test]
