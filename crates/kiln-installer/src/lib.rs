@@ -438,6 +438,7 @@ mod tests {
         let e = i.run(&mut |_| {}).unwrap_err().to_string();
         assert!(e.contains("unattended config"), "{e}");
     }
+
     /// An imager that keeps the config it was given and fails (nothing is installed).
     fn recording_imager(dir: &Path) -> PathBuf {
         use std::os::unix::fs::PermissionsExt;
