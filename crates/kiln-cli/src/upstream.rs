@@ -720,6 +720,11 @@ struct LiveInstallerArgs {
     /// Passed on to the imager.
     #[arg(long, value_name = "POSIX_TIME")]
     repo_snapshot_time: Option<String>,
+    /// kiln: the unattended install's disk, replacing the config's TargetDisk: smallest,
+    /// largest, serial:<S>, model:<M> or a device path (default: the kernel command line's
+    /// kiln.target-disk=, if any).
+    #[arg(long, value_name = "SELECTOR")]
+    target_disk: Option<String>,
     #[command(flatten)]
     go: GoFlags,
 }
@@ -751,6 +756,8 @@ fn liveinstaller(args: Vec<OsString>) -> ExitCode {
         repo_snapshot_time: a.repo_snapshot_time,
         log_level: format!("{:?}", a.go.log_level).to_lowercase(),
         imager_log: PathBuf::from("/var/log/imager.log"),
+        target_disk: a.target_disk,
+        kernel_cmdline: Some(PathBuf::from("/proc/cmdline")),
     };
     // Progress goes to the console (stdout) and the log.
     let result = installer.run(&mut |line| {

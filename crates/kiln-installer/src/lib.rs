@@ -8,10 +8,14 @@
 //! After a successful install of a UEFI system the old "Azure Linux" boot entries are removed and
 //! one made for the installed disk (errors reported, not ignored), then the media is ejected.
 //!
+//! Unattended, the disk can be chosen on the machine instead ([`target`]: `--target-disk` or the
+//! kernel command line's `kiln.target-disk=`, e.g. `smallest`).
+//!
 //! Attended, a terminal UI ([`attended`]) asks upstream's questions and installs the config
 //! they make the same way.
 
 pub mod attended;
+pub mod target;
 
 use kiln_config::model::{BootType, Config};
 use std::io::{BufRead, BufReader};
@@ -37,6 +41,12 @@ pub struct Installer {
     pub log_level: String,
     /// The imager's log file (upstream: /var/log/imager.log).
     pub imager_log: PathBuf,
+    /// A target disk selector ([`target::Selector`]) replacing the unattended config's
+    /// TargetDisk (kiln's `--target-disk`).
+    pub target_disk: Option<String>,
+    /// The kernel command line to read `kiln.target-disk=` from when `target_disk` is not
+    /// given (`/proc/cmdline` on the installer; `None`: none is read).
+    pub kernel_cmdline: Option<PathBuf>,
 }
 
 /// How the install goes.
@@ -106,6 +116,15 @@ impl Installer {
         // A kickstart config has no Disks: its PreInstallScripts write them (imager reads
         // /tmp/part-include).
         let kickstart = system.is_some_and(|s| s.is_kick_start_boot);
+        if let Some((selector, from)) = self.selector()? {
+            if !kickstart {
+                return self.retargeted(&selector, &from, line)?.unattended(line);
+            }
+            line(&format!(
+                "note: the target disk selector {selector} ({from}) is not used: a kickstart \
+                 config's PreInstallScripts choose the disks"
+            ));
+        }
         let disk = config.disks.first();
         let target = match disk {
             _ if kickstart => "the disks its PreInstallScripts choose (kickstart)".to_string(),
@@ -185,6 +204,67 @@ impl Installer {
             line(n);
         }
         Ok(Installed { target, notes })
+    }
+
+    /// The target disk selector and where it came from: `--target-disk`, else the kernel
+    /// command line.
+    fn selector(&self) -> Result<Option<(target::Selector, String)>, Error> {
+        if let Some(s) = &self.target_disk {
+            let sel = s
+                .parse()
+                .map_err(|e| Error::Usage(format!("--target-disk: {e}")))?;
+            return Ok(Some((sel, "--target-disk".into())));
+        }
+        let Some(path) = &self.kernel_cmdline else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+        let sel = target::from_cmdline(&text).map_err(Error::Usage)?;
+        Ok(sel.map(|s| (s, "the kernel command line".into())))
+    }
+
+    /// The installer of the config with its TargetDisk replaced by the disk `selector` picks
+    /// (written to `<build-dir>/unattended_config.target.json`, root only: it may hold
+    /// passwords). Says which disk and why.
+    fn retargeted(
+        &self,
+        selector: &target::Selector,
+        from: &str,
+        line: &mut dyn FnMut(&str),
+    ) -> Result<Installer, Error> {
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+        let media = attended::disks::mounted_device(&mounts, attended::MEDIA);
+        let found = attended::disks::list(Path::new("/sys/block"), media.as_deref());
+        let choice = target::choose(selector, &found).map_err(Error::Usage)?;
+        line(&format!(
+            "Target disk {} (selector {selector}, from {from}): {}",
+            choice.path, choice.reason
+        ));
+        let bad = |message: String| Error::Config {
+            path: self.input.clone(),
+            message,
+        };
+        let text = std::fs::read(&self.input).map_err(|e| bad(e.to_string()))?;
+        let config = target::retarget(&text, &choice.path).map_err(bad)?;
+        let path = self.build_dir.join("unattended_config.target.json");
+        attended::write_private(&path, &config).map_err(|e| Error::Config {
+            path: path.clone(),
+            message: format!("cannot write it: {e}"),
+        })?;
+        Ok(Installer {
+            input: path,
+            // The config's relative paths still resolve where the original's did.
+            base_dir: Some(self.base_dir.clone().unwrap_or_else(|| {
+                self.input
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default()
+            })),
+            target_disk: None,
+            kernel_cmdline: None,
+            ..self.clone()
+        })
     }
 
     fn load(&self) -> Result<Config, Error> {
@@ -314,6 +394,8 @@ mod tests {
             repo_snapshot_time: None,
             log_level: "info".into(),
             imager_log: dir.path().join("imager.log"),
+            target_disk: None,
+            kernel_cmdline: None,
         };
         let e = i.mode().unwrap_err().to_string();
         assert!(
@@ -350,8 +432,102 @@ mod tests {
             repo_snapshot_time: None,
             log_level: "info".into(),
             imager_log: dir.path().join("imager.log"),
+            target_disk: None,
+            kernel_cmdline: None,
         };
         let e = i.run(&mut |_| {}).unwrap_err().to_string();
         assert!(e.contains("unattended config"), "{e}");
+    }
+
+    /// An imager that keeps the config it was given and fails (nothing is installed).
+    fn recording_imager(dir: &Path) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let imager = dir.join("imager.sh");
+        let script = format!(
+            "#!/bin/sh\nfor a; do case $a in --input=*) cp \"${{a#--input=}}\" {0}/given.json;; \
+             --base-dir=*) echo \"${{a#--base-dir=}}\" > {0}/base;; esac; done\nexit 3\n",
+            dir.display()
+        );
+        std::fs::write(&imager, script).unwrap();
+        std::fs::set_permissions(&imager, std::fs::Permissions::from_mode(0o755)).unwrap();
+        imager
+    }
+
+    #[test]
+    fn the_selector_replaces_the_target_disk_flag_before_kernel_command_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let input = d.join("unattended_config.json");
+        std::fs::write(
+            &input,
+            r#"{"Disks": [{"PartitionTableType": "gpt",
+                 "TargetDisk": {"Type": "path", "Value": "/dev/sda"},
+                 "Partitions": [{"ID": "root", "Start": 1, "End": 0, "FsType": "ext4"}]}],
+               "SystemConfigs": [{"Name": "x", "Packages": ["bash"],
+                 "BootType": "legacy", "KernelOptions": {"default": "kernel"},
+                 "PartitionSettings": [{"ID": "root", "MountPoint": "/"}]}]}"#,
+        )
+        .unwrap();
+        let cmdline = d.join("cmdline");
+        std::fs::write(
+            &cmdline,
+            "console=ttyS0 kiln.target-disk=/dev/disk/by-id/a\n",
+        )
+        .unwrap();
+        let mut i = Installer {
+            input: input.clone(),
+            template_config: None,
+            attended: false,
+            imager: recording_imager(d),
+            build_dir: d.into(),
+            base_dir: None,
+            repo_snapshot_time: None,
+            log_level: "info".into(),
+            imager_log: d.join("imager.log"),
+            target_disk: None,
+            kernel_cmdline: Some(cmdline.clone()),
+        };
+        let given = |i: &Installer| {
+            let mut lines = Vec::new();
+            let e = i.run(&mut |l| lines.push(l.to_string())).unwrap_err();
+            assert!(e.to_string().contains("the imager failed"), "{e}");
+            let v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(d.join("given.json")).unwrap()).unwrap();
+            (
+                v["Disks"][0]["TargetDisk"]["Value"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                lines,
+            )
+        };
+        let (disk, lines) = given(&i);
+        assert_eq!(disk, "/dev/disk/by-id/a");
+        assert!(
+            lines[0].starts_with(
+                "Target disk /dev/disk/by-id/a (selector /dev/disk/by-id/a, \
+                                  from the kernel command line): given by path"
+            ),
+            "{lines:?}"
+        );
+        // Relative paths still resolve beside the original config.
+        let base = std::fs::read_to_string(d.join("base")).unwrap();
+        assert_eq!(base.trim(), d.display().to_string());
+        i.target_disk = Some("/dev/vdb".into());
+        assert_eq!(given(&i).0, "/dev/vdb");
+        // The original config is left as it was.
+        assert!(std::fs::read_to_string(&input)
+            .unwrap()
+            .contains("/dev/sda"));
+        i.target_disk = Some("biggest".into());
+        let e = i.run(&mut |_| {}).unwrap_err().to_string();
+        assert!(
+            e.starts_with("--target-disk: unknown target disk selector"),
+            "{e}"
+        );
+        i.target_disk = None;
+        std::fs::write(&cmdline, "kiln.target-disk=serial:").unwrap();
+        let e = i.run(&mut |_| {}).unwrap_err().to_string();
+        assert!(e.contains("kiln.target-disk: target disk selector"), "{e}");
     }
 }

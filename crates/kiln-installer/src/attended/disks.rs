@@ -5,7 +5,7 @@
 use std::path::Path;
 
 /// A whole disk.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BlockDevice {
     /// `/dev/<name>`.
     pub path: String,
@@ -13,6 +13,10 @@ pub struct BlockDevice {
     pub size: u64,
     /// The device's model, when it reports one.
     pub model: String,
+    /// Its serial number (`serial`: virtio; `device/serial`: NVMe, some SCSI), when it reports one.
+    pub serial: String,
+    /// Its world-wide id (`wwid` or `device/wwid`: NVMe, SCSI), when it reports one.
+    pub wwid: String,
 }
 
 /// upstream's lsblk `-I` majors: sd, mmcblk, virtio (dynamic majors 252–254), nvme (blkext).
@@ -28,6 +32,13 @@ pub fn list(sys_block: &Path, media: Option<&str>) -> Vec<BlockDevice> {
     let read = |dir: &Path, file: &str| {
         std::fs::read_to_string(dir.join(file))
             .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    };
+    let first = |dir: &Path, files: &[&str]| {
+        files
+            .iter()
+            .map(|f| read(dir, f))
+            .find(|v| !v.is_empty())
             .unwrap_or_default()
     };
     let mut v: Vec<BlockDevice> = entries
@@ -50,6 +61,8 @@ pub fn list(sys_block: &Path, media: Option<&str>) -> Vec<BlockDevice> {
                     // sysfs counts 512-byte sectors whatever the device's block size.
                     size: sectors * 512,
                     model: read(&dir, "device/model"),
+                    serial: first(&dir, &["serial", "device/serial"]),
+                    wwid: first(&dir, &["wwid", "device/wwid"]),
                 })
         })
         .collect();

@@ -27,7 +27,7 @@ use std::time::Duration;
 /// Where the ISO's initrd keeps the EULA (resources/imageconfigs/iso_initrd.json).
 const EULA: &str = "/installer/EULA.txt";
 /// Where runliveinstaller mounts the media (its disk is not offered as a target).
-const MEDIA: &str = "/mnt/cdrom";
+pub(crate) const MEDIA: &str = "/mnt/cdrom";
 /// A terminal that does not know its size (a serial console) is taken to be the VT100's.
 const FALLBACK_SIZE: (u16, u16) = (80, 24);
 
@@ -119,6 +119,9 @@ fn install(
         input: path.clone(),
         template_config: None,
         attended: false,
+        // The disk is the one the user chose: no selector replaces it.
+        target_disk: None,
+        kernel_cmdline: None,
         ..installer.clone()
     };
     // The imager's stderr (its log) would scribble over the screens: it goes to a file.
@@ -134,7 +137,7 @@ fn install(
 }
 
 /// The config holds passwords: only root reads it.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
         .write(true)

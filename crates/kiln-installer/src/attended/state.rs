@@ -486,11 +486,13 @@ mod tests {
                 path: "/dev/vda".into(),
                 size: 4 << 30,
                 model: "".into(),
+                ..Default::default()
             },
             BlockDevice {
                 path: "/dev/nvme0n1".into(),
                 size: 512 << 30,
                 model: "Samsung SSD".into(),
+                ..Default::default()
             },
         ]
     }

@@ -336,6 +336,7 @@ mod tests {
                 path: "/dev/vda".into(),
                 size: 4 << 30,
                 model: "QEMU HARDDISK".into(),
+                ..Default::default()
             }],
             "azurelinux",
         );
