@@ -13,7 +13,7 @@ use crate::validate::Validated;
 use kiln_config::kickstart::{parse_partitions, HostBoot, KickstartLayout};
 use kiln_config::model::{Disk, PartitionSetting};
 use serde_json::{json, Value};
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 use std::process::Command;
 
 /// Whether the config's (first) SystemConfig is a kickstart install.
@@ -74,13 +74,18 @@ fn host_boot() -> HostBoot {
 }
 
 /// `sh -c "<path> <args>"` (upstream's command line) in a mount namespace whose `/tmp` is `tmp`.
+/// A script kept under the host's `/tmp` stays at its own path there: its folder (or, directly
+/// in `/tmp`, the file itself) is bound into the private `/tmp` first.
 fn run_script(path: &str, args: &str, tmp: &Path) -> Result<(), String> {
-    if Path::new(path).starts_with("/tmp") {
-        return Err(format!(
-            "the PreInstallScript {path} is under /tmp, which a kickstart install's scripts get \
-             a private one of (their /tmp/part-include must not land in the host's /tmp): put \
-             it elsewhere"
-        ));
+    let keep = host_tmp_entry(Path::new(path));
+    if let Some(rel) = &keep {
+        let at = tmp.join(rel);
+        let made = if Path::new("/tmp").join(rel).is_dir() {
+            std::fs::create_dir_all(&at)
+        } else {
+            std::fs::write(&at, b"")
+        };
+        made.map_err(|e| format!("cannot create {}: {e}", at.display()))?;
     }
     let line = if args.is_empty() {
         path.to_string()
@@ -89,9 +94,13 @@ fn run_script(path: &str, args: &str, tmp: &Path) -> Result<(), String> {
     };
     let out = Command::new("unshare")
         .args(["--mount", "--propagation", "private", "sh", "-c"])
-        .arg(r#"mount --bind "$0" /tmp && exec sh -c "$1""#)
+        .arg(
+            r#"if [ -n "$2" ]; then mount --bind "/tmp/$2" "$0/$2" || exit; fi
+               mount --rbind "$0" /tmp && exec sh -c "$1""#,
+        )
         .arg(tmp)
         .arg(&line)
+        .arg(keep.map(|r| r.display().to_string()).unwrap_or_default())
         .output()
         .map_err(|e| format!("cannot run unshare (util-linux) for the PreInstallScript: {e}"))?;
     if !out.status.success() {
@@ -164,4 +173,32 @@ fn setting_json(s: &PartitionSetting) -> Value {
         "MountOptions": s.mount_options,
         "MountIdentifier": s.mount_identifier.as_str(),
     })
+}
+
+/// What of the host's `/tmp` a script at `path` needs in the private one, relative to `/tmp`:
+/// its folder, or the file itself when it lies directly in `/tmp`.
+fn host_tmp_entry(path: &Path) -> Option<PathBuf> {
+    let rel = path.strip_prefix("/tmp").ok()?;
+    // Only plain names: `..` would bind a folder from outside /tmp, or over one.
+    if !rel.components().all(|c| matches!(c, Component::Normal(_))) {
+        return None;
+    }
+    let dir = rel.parent().filter(|d| !d.as_os_str().is_empty());
+    Some(dir.unwrap_or(rel).to_path_buf()).filter(|r| !r.as_os_str().is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_script_under_tmp_keeps_its_folder_or_itself() {
+        let entry = |p: &str| host_tmp_entry(Path::new(p)).map(|r| r.display().to_string());
+        assert_eq!(entry("/tmp/ks/pre.sh").as_deref(), Some("ks"));
+        assert_eq!(entry("/tmp/a/b/pre.sh").as_deref(), Some("a/b"));
+        assert_eq!(entry("/tmp/pre.sh").as_deref(), Some("pre.sh"));
+        assert_eq!(entry("/srv/ks/pre.sh"), None);
+        assert_eq!(entry("/tmpfoo/pre.sh"), None);
+        assert_eq!(entry("/tmp/../etc/pre.sh"), None);
+    }
 }

@@ -46,8 +46,9 @@ fn debugfs(disk: &Path, offset: u64, request: &str) -> String {
 
 #[test]
 fn a_kickstart_config_installs_with_the_partitions_its_preinstallscript_wrote() {
-    // Not in /tmp: the PreInstallScript gets a private /tmp.
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    // In the host's /tmp: the PreInstallScript gets a private /tmp, into which kiln binds the
+    // script's own folder, so it runs from where it is.
+    let dir = tempfile::tempdir().unwrap();
     let disk = dir.path().join("target.raw");
     std::fs::File::create(&disk)
         .unwrap()
