@@ -293,9 +293,10 @@ pub fn make(
     }
 }
 
-/// mke2fs -d copies each file's change time, which only the kernel can set (to "now"): every
-/// inode made from `dir` gets `unix_time` instead, with debugfs on the filesystem in place
-/// (`disk?offset=`), so that two builds of one tree are identical.
+/// mke2fs -d copies each file's change time, which only the kernel can set (to "now"), and its
+/// access time, which any read of the staged tree on the build host moves (relatime): every
+/// inode made from `dir` gets `unix_time` as both instead, with debugfs on the filesystem in
+/// place (`disk?offset=`), so that two builds of one tree are identical.
 fn set_ctimes(disk: &Path, offset: u64, dir: &Path, unix_time: u64) -> Result<(), Error> {
     let mut script = String::new();
     let mut stack = vec![std::path::PathBuf::new()];
@@ -321,7 +322,9 @@ fn set_ctimes(disk: &Path, offset: u64, dir: &Path, unix_time: u64) -> Result<()
         if name.contains(['"', '\n']) {
             continue; // debugfs cannot quote these; such a file keeps its build-time ctime
         }
-        script.push_str(&format!("sif \"{name}\" ctime @{unix_time}\n"));
+        for field in ["ctime", "atime"] {
+            script.push_str(&format!("sif \"{name}\" {field} @{unix_time}\n"));
+        }
     }
     let script_path = disk.with_extension(format!("ctimes.{offset}"));
     std::fs::write(&script_path, script).map_err(|source| Error::Io {
