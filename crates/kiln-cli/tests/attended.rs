@@ -213,36 +213,19 @@ fn ovmf(dir: &Path) -> (String, PathBuf) {
     (code.to_string(), vars)
 }
 
-/// `make iso` of imageconfigs/installer-attended.json: the attended ISO (no UNATTENDED_INSTALLER).
-fn attended_iso(top: &Path) {
-    let rpms = common::distro_repo().expect("run `make distro` first");
-    let o = Command::new("make")
-        .current_dir(top)
-        .args([
-            "-s",
-            "iso",
-            "CONFIG_FILE=imageconfigs/installer-attended.json",
-        ])
-        .arg("DISABLE_UPSTREAM_REPOS=y")
-        .arg(format!("RPMS_DIR={}", rpms.display()))
-        .arg("LOG_COLOR=never")
-        .env("SOURCE_DATE_EPOCH", "1767225600")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
-}
-
 #[test]
 #[ignore = "needs the realistic distribution (make distro: out/RPMS) and about 10 minutes of QEMU (TCG); run with --ignored (KILN_ATTENDED_ISO=y after make iso CONFIG_FILE=imageconfigs/installer-attended.json)"]
 fn the_attended_iso_installs_over_the_serial_console() {
     let work = tempfile::tempdir().unwrap();
     let top = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let built = top.join("out/images/installer-attended/installer-attended.iso");
     // KILN_ATTENDED_ISO=y: the ISO `make iso` already made there (a nested cargo run from
     // `cargo test` rebuilds kiln in release from scratch: its environment differs).
-    if std::env::var_os("KILN_ATTENDED_ISO").is_none() {
-        attended_iso(&top);
-    }
+    let built = if std::env::var_os("KILN_ATTENDED_ISO").is_none() {
+        let rpms = common::distro_repo().expect("run `make distro` first");
+        common::make_iso("installer-attended", &rpms, false)
+    } else {
+        top.join("out/images/installer-attended/installer-attended.iso")
+    };
     let iso = work.path().join("installer-attended.iso");
     std::fs::copy(&built, &iso).unwrap();
     let disk = work.path().join("disk.raw");

@@ -132,23 +132,9 @@ fn realistic_distribution() -> PathBuf {
     dir
 }
 
-/// `make iso` of imageconfigs/`config`.json, unattended: the ISO's path.
+/// `make iso` of imageconfigs/`config`.json, unattended: a copy of the ISO in `work`.
 fn installer_iso(work: &Path, config: &str) -> PathBuf {
-    let rpms = realistic_distribution();
-    let top = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let o = Command::new("make")
-        .current_dir(&top)
-        .args(["-s", "iso"])
-        .arg(format!("CONFIG_FILE=imageconfigs/{config}.json"))
-        .arg("UNATTENDED_INSTALLER=y")
-        .arg("DISABLE_UPSTREAM_REPOS=y")
-        .arg(format!("RPMS_DIR={}", rpms.display()))
-        .arg("LOG_COLOR=never")
-        .env("SOURCE_DATE_EPOCH", "1767225600")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
-    let iso = top.join(format!("out/images/{config}/{config}.iso"));
+    let iso = common::make_iso(config, &realistic_distribution(), true);
     let copy = work.join(format!("{config}.iso"));
     std::fs::copy(iso, &copy).unwrap();
     copy

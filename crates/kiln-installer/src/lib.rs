@@ -379,24 +379,30 @@ mod tests {
         assert_eq!(old_entries(listing), ["0003", "000A"]);
     }
 
+    /// An unattended installer of `input` with `imager`, working in `dir`.
+    fn installer(dir: &Path, input: &Path, imager: PathBuf) -> Installer {
+        Installer {
+            input: input.to_path_buf(),
+            template_config: None,
+            attended: false,
+            imager,
+            build_dir: dir.into(),
+            base_dir: None,
+            repo_snapshot_time: None,
+            log_level: "info".into(),
+            imager_log: dir.join("imager.log"),
+            target_disk: None,
+            kernel_cmdline: None,
+        }
+    }
+
     #[test]
     fn mode_follows_upstream() {
         let dir = tempfile::tempdir().unwrap();
         let input = dir.path().join("unattended_config.json");
         let template = dir.path().join("attended_config.json");
-        let mut i = Installer {
-            input: input.clone(),
-            template_config: Some(template.clone()),
-            attended: false,
-            imager: "/installer/imager".into(),
-            build_dir: dir.path().into(),
-            base_dir: None,
-            repo_snapshot_time: None,
-            log_level: "info".into(),
-            imager_log: dir.path().join("imager.log"),
-            target_disk: None,
-            kernel_cmdline: None,
-        };
+        let mut i = installer(dir.path(), &input, "/installer/imager".into());
+        i.template_config = Some(template.clone());
         let e = i.mode().unwrap_err().to_string();
         assert!(
             e.starts_with("Attended installation requires a template config file."),
@@ -422,19 +428,7 @@ mod tests {
             r#"{"SystemConfigs": [{"Name": "x", "PackageList": [], "Packages": ["bash"]}]}"#,
         )
         .unwrap();
-        let i = Installer {
-            input,
-            template_config: None,
-            attended: false,
-            imager: "/bin/false".into(),
-            build_dir: dir.path().into(),
-            base_dir: None,
-            repo_snapshot_time: None,
-            log_level: "info".into(),
-            imager_log: dir.path().join("imager.log"),
-            target_disk: None,
-            kernel_cmdline: None,
-        };
+        let i = installer(dir.path(), &input, "/bin/false".into());
         let e = i.run(&mut |_| {}).unwrap_err().to_string();
         assert!(e.contains("unattended config"), "{e}");
     }
@@ -474,19 +468,8 @@ mod tests {
             "console=ttyS0 kiln.target-disk=/dev/disk/by-id/a\n",
         )
         .unwrap();
-        let mut i = Installer {
-            input: input.clone(),
-            template_config: None,
-            attended: false,
-            imager: recording_imager(d),
-            build_dir: d.into(),
-            base_dir: None,
-            repo_snapshot_time: None,
-            log_level: "info".into(),
-            imager_log: d.join("imager.log"),
-            target_disk: None,
-            kernel_cmdline: Some(cmdline.clone()),
-        };
+        let mut i = installer(d, &input, recording_imager(d));
+        i.kernel_cmdline = Some(cmdline.clone());
         let given = |i: &Installer| {
             let mut lines = Vec::new();
             let e = i.run(&mut |l| lines.push(l.to_string())).unwrap_err();

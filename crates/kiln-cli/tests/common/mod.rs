@@ -308,3 +308,27 @@ pub const STRACE_ARGS: [&str; 6] = [
      chroot,ioctl,open,openat,unshare,clone,clone3,fork,vfork",
     "-o",
 ];
+
+/// `make iso` of imageconfigs/`config`.json from the realistic distribution `rpms`, unattended
+/// (UNATTENDED_INSTALLER=y) or attended; asserts it succeeded and returns the ISO's path in
+/// out/images/`config`/.
+#[allow(dead_code)]
+pub fn make_iso(config: &str, rpms: &Path, unattended: bool) -> PathBuf {
+    let top = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut make = Command::new("make");
+    make.current_dir(&top)
+        .args(["-s", "iso"])
+        .arg(format!("CONFIG_FILE=imageconfigs/{config}.json"));
+    if unattended {
+        make.arg("UNATTENDED_INSTALLER=y");
+    }
+    let o = make
+        .arg("DISABLE_UPSTREAM_REPOS=y")
+        .arg(format!("RPMS_DIR={}", rpms.display()))
+        .arg("LOG_COLOR=never")
+        .env("SOURCE_DATE_EPOCH", "1767225600")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    top.join(format!("out/images/{config}/{config}.iso"))
+}
