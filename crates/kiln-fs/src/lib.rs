@@ -215,7 +215,7 @@ pub fn make(
             cmd.arg(disk).arg(format!("{}k", size / 1024));
             run(&mut cmd, "mke2fs", "e2fsprogs")?;
             if let Some(dir) = content {
-                set_ctimes(disk, offset, dir, identity.unix_time())?;
+                set_times(disk, offset, dir, identity.unix_time())?;
             }
             Ok(Made { kind, uuid: text })
         }
@@ -297,7 +297,7 @@ pub fn make(
 /// access time, which any read of the staged tree on the build host moves (relatime): every
 /// inode made from `dir` gets `unix_time` as both instead, with debugfs on the filesystem in
 /// place (`disk?offset=`), so that two builds of one tree are identical.
-fn set_ctimes(disk: &Path, offset: u64, dir: &Path, unix_time: u64) -> Result<(), Error> {
+fn set_times(disk: &Path, offset: u64, dir: &Path, unix_time: u64) -> Result<(), Error> {
     let mut script = String::new();
     let mut stack = vec![std::path::PathBuf::new()];
     while let Some(rel) = stack.pop() {
@@ -326,7 +326,7 @@ fn set_ctimes(disk: &Path, offset: u64, dir: &Path, unix_time: u64) -> Result<()
             script.push_str(&format!("sif \"{name}\" {field} @{unix_time}\n"));
         }
     }
-    let script_path = disk.with_extension(format!("ctimes.{offset}"));
+    let script_path = disk.with_extension(format!("times.{offset}"));
     std::fs::write(&script_path, script).map_err(|source| Error::Io {
         path: script_path.clone(),
         source,
