@@ -960,6 +960,11 @@ fn the_strace_rule_tells_the_hosts_mounts_from_the_sandboxs() {
 10 <... clone resumed>) = 11
 11 clone(child_stack=NULL, flags=SIGCHLD) = 12
 12 clone(child_stack=NULL, flags=SIGCHLD) = 2 /* 13 in strace's PID NS */
+10 clone(child_stack=NULL, flags=SIGCHLD <unfinished ...>
+15 unshare(CLONE_NEWNS <unfinished ...>
+10 <... clone resumed>) = 15
+15 <... unshare resumed>)            = 0
+15 mount(NULL, \"/\", NULL, MS_REC|MS_PRIVATE, NULL) = 0
 12 mount(NULL, \"/\", NULL, MS_REC|MS_PRIVATE, NULL) = 0
 13 mount(\"/\", \"/y\", NULL, MS_BIND, NULL) = 0
 11 pivot_root(\".\", \".\") = 0

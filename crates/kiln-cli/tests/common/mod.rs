@@ -223,8 +223,12 @@ pub fn syscalls(log: &str) -> Vec<Syscall> {
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
             continue;
         }
-        // "= 123", "= 123 /* 4567 in strace's PID NS */", "= -1 EPERM (…)", "= ?"
-        let ret = text.rsplit_once(") = ").and_then(|(_, r)| {
+        // "= 123", "= 123 /* 4567 in strace's PID NS */", "= -1 EPERM (…)", "= ?"; a resumed
+        // call pads before its "=" (") <spaces> = 0").
+        let ret = text.rsplit_once(" = ").and_then(|(call, r)| {
+            if !call.trim_end().ends_with(')') {
+                return None;
+            }
             let r = match r.split_once("/* ") {
                 Some((_, translated)) => translated,
                 None => r,
