@@ -9,8 +9,9 @@
 //!   mkfs.vfat, as upstream), then `mcopy -i disk@@offset` for the contents;
 //! - linux-swap: the swap signature page written natively (nothing is done on the build host);
 //! - xfs: `mkfs.xfs -p <prototype file>` into a scratch file copied into the range (owners,
-//!   modes, symlinks, devices), then sticky bits, extended attributes and hard links added
-//!   with xfs_db (and xfs_repair to free the hard links' placeholder inodes).
+//!   modes, symlinks, devices), then sticky bits, extended attributes, hard links, and names
+//!   and symlink targets the prototype format cannot hold added with xfs_db (and xfs_repair to
+//!   free the hard links' placeholder inodes and rebuild renamed entries' hashes).
 //!
 //! [`extract::extract_ext`] reads an ext2/3/4 image's tree back out (the lower layer of a
 //! diff-disk build).
@@ -270,14 +271,23 @@ pub fn make(
             let text = uuid_text(uuid);
             let mut cmd = Command::new("mkfs.xfs");
             cmd.args(["-q", "-f", "-m"]).arg(format!("uuid={text}"));
+            // Absolute: mkfs.xfs may run in the prototype's scratch directory.
+            let disk = &std::path::absolute(disk).map_err(|source| Error::Io {
+                path: disk.to_path_buf(),
+                source,
+            })?;
             // Contents come from a prototype file (mkfs.xfs -p); what it cannot express
-            // (sticky bits, extended attributes, hard links) xfs_db adds afterwards.
+            // (sticky bits, extended attributes, hard links, names and symlink targets its
+            // parser cannot read) xfs_db adds afterwards.
             let proto = match content {
                 Some(dir) => Some(xfs_proto::write(dir, &disk.with_extension("xfs-proto"))?),
                 None => None,
             };
             if let Some(p) = &proto {
                 cmd.arg("-p").arg(&p.file);
+                if let Some(dir) = p.workdir() {
+                    cmd.current_dir(dir);
+                }
             }
             let finish = |scratch: &Path| match &proto {
                 Some(p) => p.finish(scratch),
@@ -285,7 +295,7 @@ pub fn make(
             };
             let made = format_in_scratch(disk, offset, size, cmd, "mkfs.xfs", "xfsprogs", &finish);
             if let Some(p) = &proto {
-                let _ = std::fs::remove_file(&p.file);
+                p.remove();
             }
             made?;
             Ok(Made { kind, uuid: text })

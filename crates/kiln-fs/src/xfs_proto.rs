@@ -1,7 +1,14 @@
 //! Prototype files for `mkfs.xfs -p`: a directory tree described as mkfs.xfs reads it (type,
 //! set-id bits and permissions, owner, group, then the source file, link target or device
-//! numbers; `$` closes a directory). Names with whitespace or `:` cannot be written and are
-//! refused.
+//! numbers; `$` closes a directory).
+//!
+//! xfsprogs 6.1's parser (`getstr` in mkfs/proto.c) splits tokens at spaces, tabs and newlines,
+//! takes a token that starts with `:` as a comment to the end of the line, and a name `$` as the
+//! end of its directory; it has no quoting. An entry whose name it cannot read is made under a
+//! placeholder name of the same length, unique in its directory, and renamed afterwards (see
+//! below); so is a symlink target; a file whose path in the staging tree it cannot read is
+//! given to mkfs.xfs through a symlink of a plain name in a scratch directory beside the
+//! prototype, mkfs.xfs's working directory.
 //!
 //! What the format cannot hold is done afterwards with `xfs_db -x` on the new filesystem
 //! ([`Proto::finish`]; xfsprogs 6.1 has no way to fill xfs from a directory with them):
@@ -15,7 +22,17 @@
 //! - hard links: every name after a file's first is an empty placeholder file in the prototype;
 //!   its directory entry is then pointed at the first name's inode, that inode's link count set,
 //!   the placeholder inode freed (mode 0), and `xfs_repair` updates the inode btrees and counts
-//!   for the freed placeholders.
+//!   for the freed placeholders;
+//! - names and symlink targets the parser cannot read, last (xfs_db's `path` cannot name them
+//!   either): the real bytes written over the placeholder's, which have the same length, so
+//!   nothing moves. A shortform directory (in its inode) keeps no hashes; a one-block directory
+//!   keeps its entries' name hashes in the same block, sorted, and its verifier refuses the
+//!   block until they match: kiln writes the new name's hash (`xfs_da_hashname`) and the
+//!   re-sorted hash table with it (`write -d`, then a verified write of the block). A larger
+//!   directory keeps its hashes in leaf blocks, which `xfs_repair` rebuilds from the entries
+//!   ("rebuilding directory inode"). An inline symlink's target is written in the inode; a
+//!   target too long for the inode is refused (mkfs.xfs 6.1 writes such a symlink's block
+//!   without its header, and `xfs_repair` removes it).
 //!
 //! A directory small enough to be kept in its inode (shortform) but too big to leave room for
 //! its first attribute would have to become a directory block when the attribute is added;
@@ -25,9 +42,10 @@
 //! `xfs_repair` drops the entry that points at it.
 
 use crate::Error;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::io::Write as _;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -53,6 +71,20 @@ pub struct Proto {
     links: Vec<Vec<String>>,
     /// Filler entries that make directories blocks (see the module's notes), freed at the end.
     fillers: Vec<String>,
+    /// Entries made under a placeholder name, renamed at the end.
+    renames: Vec<Rename>,
+    /// Symlinks made with a placeholder target: (path, real target).
+    targets: Vec<(String, Vec<u8>)>,
+    /// The scratch directory of symlinks to staged files whose paths the format cannot hold,
+    /// if any: mkfs.xfs must run in it.
+    sources: Option<PathBuf>,
+}
+
+/// An entry of the directory `dir` made as `placeholder` (as long as `name`, unique in `dir`).
+struct Rename {
+    dir: String,
+    placeholder: String,
+    name: Vec<u8>,
 }
 
 /// mkfs.xfs's inode size (its default for v5 filesystems, which kiln keeps) less the inode
@@ -107,15 +139,81 @@ fn mode_token(t: char, mode: u32) -> String {
     )
 }
 
-fn token(s: &str, what: &str, path: &Path) -> Result<String, Error> {
-    if s.is_empty() || s.contains(|c: char| c.is_whitespace() || c == ':' || c == '$') {
-        return Err(Error::Unsupported(format!(
-            "{}: an xfs filesystem is filled through a prototype file, which cannot hold a {what} \
-             with whitespace, ':' or '$' ({s:?})",
-            path.display()
-        )));
+/// Whether `bytes` can be a token of the prototype file and a word of an xfs_db command as
+/// they are: UTF-8 (the prototype is text), no whitespace or control characters (both split
+/// at whitespace), not starting with `:` (a comment) and not `$` (the end of a directory).
+fn plain(bytes: &[u8]) -> bool {
+    std::str::from_utf8(bytes).is_ok()
+        && !bytes.is_empty()
+        && !bytes.iter().any(|&b| b == b' ' || b.is_ascii_control())
+        && bytes[0] != b':'
+        && bytes != b"$"
+}
+
+/// `bytes` with every byte that is not a letter, digit, `.`, `-`, `_` or `+` made `_`: a plain
+/// token of the same length.
+fn sanitized(bytes: &[u8]) -> Vec<u8> {
+    bytes
+        .iter()
+        .map(|&b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'_' | b'+' => b,
+            _ => b'_',
+        })
+        .collect()
+}
+
+/// A plain name as long as `name` and not in `taken` (which it joins): `name` sanitized, then
+/// with its end replaced by a counter. `None` if every such name is taken (a one-byte name in
+/// a directory of more than 60 one-byte names).
+fn placeholder(name: &[u8], taken: &mut HashSet<Vec<u8>>) -> Option<String> {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let base = sanitized(name);
+    let mut candidate = base.clone();
+    for k in 0u64.. {
+        if !taken.contains(&candidate) && candidate != b"." && candidate != b".." {
+            taken.insert(candidate.clone());
+            return String::from_utf8(candidate).ok();
+        }
+        let (mut digits, mut x) = (Vec::new(), k);
+        loop {
+            digits.push(DIGITS[(x % 62) as usize]);
+            x /= 62;
+            if x == 0 {
+                break;
+            }
+        }
+        if digits.len() > base.len() {
+            return None;
+        }
+        candidate = base.clone();
+        let tail = candidate.len() - digits.len();
+        for (i, d) in digits.iter().rev().enumerate() {
+            candidate[tail + i] = *d;
+        }
     }
-    Ok(s.to_string())
+    None
+}
+
+/// xfs's hash of a directory entry's name (`xfs_da_hashname`), which directory blocks keep
+/// their entries sorted by.
+fn da_hashname(name: &[u8]) -> u32 {
+    let mut hash = 0u32;
+    let mut chunks = name.chunks_exact(4);
+    for c in chunks.by_ref() {
+        hash = (u32::from(c[0]) << 21)
+            ^ (u32::from(c[1]) << 14)
+            ^ (u32::from(c[2]) << 7)
+            ^ u32::from(c[3])
+            ^ hash.rotate_left(28);
+    }
+    match *chunks.remainder() {
+        [a, b, c] => {
+            (u32::from(a) << 14) ^ (u32::from(b) << 7) ^ u32::from(c) ^ hash.rotate_left(21)
+        }
+        [a, b] => (u32::from(a) << 7) ^ u32::from(b) ^ hash.rotate_left(14),
+        [a] => u32::from(a) ^ hash.rotate_left(7),
+        _ => hash,
+    }
 }
 
 /// The xfs form of the extended attribute `full` of `path`, or why it cannot be written.
@@ -214,11 +312,34 @@ struct Walker {
     xattrs: Vec<(String, Vec<Attr>)>,
     links: Vec<Vec<String>>,
     fillers: Vec<String>,
+    renames: Vec<Rename>,
+    targets: Vec<(String, Vec<u8>)>,
+    /// Where symlinks to staged files with paths the format cannot hold go, and how many.
+    sources: PathBuf,
+    aliases: usize,
     /// (device, inode) of files with several names → their group in `links`.
     seen: HashMap<(u64, u64), usize>,
 }
 
 impl Walker {
+    /// How the prototype names the staged file `path`: its path, or a symlink to it in the
+    /// scratch directory (relative: mkfs.xfs runs there) if the format cannot hold its path.
+    fn source(&mut self, path: &Path) -> Result<String, Error> {
+        if let Some(s) = path.to_str().filter(|s| plain(s.as_bytes())) {
+            return Ok(s.to_string());
+        }
+        if self.aliases == 0 {
+            // A previous run's, if it was interrupted: kiln's own scratch name.
+            let _ = std::fs::remove_dir_all(&self.sources);
+            std::fs::create_dir(&self.sources).map_err(io(&self.sources))?;
+        }
+        let alias = format!("{}", self.aliases);
+        let link = self.sources.join(&alias);
+        std::os::unix::fs::symlink(path, &link).map_err(io(&link))?;
+        self.aliases += 1;
+        Ok(alias)
+    }
+
     /// The shortform size of the first attribute of `here` (which [`Walker::attrs`] has just
     /// seen, if it has any): xfs_attr_sf_hdr, then the entry's name length, value length and
     /// flags bytes, its name and value.
@@ -249,17 +370,42 @@ impl Walker {
             .collect::<Result<_, _>>()
             .map_err(io(dir))?;
         entries.sort_by_key(|e| e.file_name());
+        let mut taken: HashSet<Vec<u8>> = entries
+            .iter()
+            .map(|e| e.file_name().as_bytes().to_vec())
+            .collect();
         let mut names: Vec<usize> = Vec::new();
         for e in entries {
             let path = e.path();
-            let name = token(&e.file_name().to_string_lossy(), "name", &path)?;
             let meta = std::fs::symlink_metadata(&path).map_err(io(&path))?;
             let (mode, owner) = (meta.mode(), format!("{} {}", meta.uid(), meta.gid()));
             let ft = meta.file_type();
-            let here = format!("{rel}/{name}");
-            if !ft.is_socket() {
-                names.push(name.len());
+            if ft.is_socket() {
+                continue; // not kept in images (nothing can be listening)
             }
+            let real = e.file_name().as_bytes().to_vec();
+            let name = match std::str::from_utf8(&real) {
+                Ok(n) if plain(&real) => n.to_string(),
+                _ => {
+                    let p = placeholder(&real, &mut taken).ok_or_else(|| {
+                        Error::Unsupported(format!(
+                            "{}: no placeholder name of its length is free in its directory \
+                             (xfs is filled through a prototype file, which cannot hold this \
+                             name); rename it or use ext4 for this partition",
+                            path.display()
+                        ))
+                    })?;
+                    let dir = if rel.is_empty() { "/" } else { rel };
+                    self.renames.push(Rename {
+                        dir: dir.to_string(),
+                        placeholder: p.clone(),
+                        name: real,
+                    });
+                    p
+                }
+            };
+            let here = format!("{rel}/{name}");
+            names.push(name.len());
             if ft.is_file() && meta.nlink() > 1 {
                 if let Some(&group) = self.seen.get(&(meta.dev(), meta.ino())) {
                     // Another name of a file already described: a placeholder, linked later.
@@ -273,20 +419,35 @@ impl Walker {
             if ft.is_dir() && mode & 0o1000 != 0 {
                 self.sticky.push((here.clone(), mode & 0o7777));
             }
-            if !ft.is_socket() {
-                self.attrs(&path, &here)?;
-            }
+            self.attrs(&path, &here)?;
             if ft.is_dir() {
                 self.text += &format!("{name} {} {owner}\n", mode_token('d', mode));
                 let own = self.first_attr_bytes(&here);
                 self.describe(&path, &here, own)?;
                 self.text += "$\n";
             } else if ft.is_file() {
-                let source = token(&path.to_string_lossy(), "staging path", &path)?;
+                let source = self.source(&path)?;
                 self.text += &format!("{name} {} {owner} {source}\n", mode_token('-', mode));
             } else if ft.is_symlink() {
                 let target = std::fs::read_link(&path).map_err(io(&path))?;
-                let target = token(&target.to_string_lossy(), "link target", &path)?;
+                let target = target.as_os_str().as_bytes();
+                if target.len() as u64 > LITERAL_AREA {
+                    return Err(Error::Unsupported(format!(
+                        "{}: its target is {} bytes long, more than an xfs inode holds ({}), \
+                         and mkfs.xfs 6.1 writes such symlinks without their block header (a \
+                         corrupt filesystem); shorten the target or use ext4 for this partition",
+                        path.display(),
+                        target.len(),
+                        LITERAL_AREA
+                    )));
+                }
+                let target = match std::str::from_utf8(target) {
+                    Ok(t) if plain(target) => t.to_string(),
+                    _ => {
+                        self.targets.push((here.clone(), target.to_vec()));
+                        String::from_utf8(sanitized(target)).unwrap_or_default()
+                    }
+                };
                 self.text += &format!("{name} {} {owner} {target}\n", mode_token('l', mode));
             } else if ft.is_block_device() || ft.is_char_device() {
                 let t = if ft.is_block_device() { 'b' } else { 'c' };
@@ -296,7 +457,6 @@ impl Walker {
             } else if ft.is_fifo() {
                 self.text += &format!("{name} {} {owner}\n", mode_token('p', mode));
             }
-            // Sockets are not kept in images (nothing can be listening).
         }
         if let Some(bytes) = own {
             self.fill_if_attr_moves(rel, bytes, &mut names);
@@ -324,7 +484,8 @@ impl Walker {
     }
 }
 
-/// Describes `dir` into the prototype file `out`.
+/// Describes `dir` into the prototype file `out` (and the scratch directory of symlinks beside
+/// it, if needed: [`Proto::remove`] removes both).
 pub fn write(dir: &Path, out: &Path) -> Result<Proto, Error> {
     let mut w = Walker {
         text: String::from("kiln\n0 0\n"),
@@ -332,8 +493,35 @@ pub fn write(dir: &Path, out: &Path) -> Result<Proto, Error> {
         xattrs: Vec::new(),
         links: Vec::new(),
         fillers: Vec::new(),
+        renames: Vec::new(),
+        targets: Vec::new(),
+        sources: out.with_extension("xfs-sources"),
+        aliases: 0,
         seen: HashMap::new(),
     };
+    let sources = |w: &Walker| (w.aliases > 0).then(|| w.sources.clone());
+    if let Err(e) = walk(&mut w, dir, out) {
+        if let Some(s) = sources(&w) {
+            let _ = std::fs::remove_dir_all(s);
+        }
+        return Err(e);
+    }
+    w.links.retain(|group| group.len() > 1);
+    Ok(Proto {
+        file: out.to_path_buf(),
+        sources: sources(&w),
+        sticky: w.sticky,
+        xattrs: w.xattrs,
+        links: w.links,
+        fillers: w.fillers,
+        renames: w.renames,
+        targets: w.targets,
+    })
+}
+
+fn walk(w: &mut Walker, dir: &Path, out: &Path) -> Result<(), Error> {
+    // Absolute: mkfs.xfs may run in the scratch directory of symlinks.
+    let dir = &std::path::absolute(dir).map_err(io(dir))?;
     let meta = std::fs::symlink_metadata(dir).map_err(io(dir))?;
     w.text += &format!(
         "{} {} {}\n",
@@ -348,15 +536,7 @@ pub fn write(dir: &Path, out: &Path) -> Result<Proto, Error> {
     let own = w.first_attr_bytes("/");
     w.describe(dir, "", own)?;
     w.text += "$\n";
-    std::fs::write(out, &w.text).map_err(io(out))?;
-    w.links.retain(|group| group.len() > 1);
-    Ok(Proto {
-        file: out.to_path_buf(),
-        sticky: w.sticky,
-        xattrs: w.xattrs,
-        links: w.links,
-        fillers: w.fillers,
-    })
+    std::fs::write(out, &w.text).map_err(io(out))
 }
 
 /// Linux's encoding of device numbers (glibc's `gnu_dev_major`/`gnu_dev_minor`).
@@ -534,9 +714,15 @@ fn attr_value_field(
 
 impl Proto {
     /// Gives the xfs image `image` (just made from this prototype) what the prototype file
-    /// cannot hold: sticky bits, extended attributes and hard links.
+    /// cannot hold: sticky bits, extended attributes, hard links, and the names and symlink
+    /// targets it was given placeholders for.
     pub fn finish(&self, image: &Path) -> Result<(), Error> {
-        if self.sticky.is_empty() && self.xattrs.is_empty() && self.links.is_empty() {
+        if self.sticky.is_empty()
+            && self.xattrs.is_empty()
+            && self.links.is_empty()
+            && self.renames.is_empty()
+            && self.targets.is_empty()
+        {
             return Ok(());
         }
         // 1. Every attribute made, with a placeholder value of its length.
@@ -572,10 +758,6 @@ impl Proto {
                 script += &format!("echo @@link {g} {i}\npath {name}\ninode\n");
             }
         }
-        for (d, dir) in dirs.iter().enumerate() {
-            script +=
-                &format!("echo @@dir {d}\npath {dir}\ninode\nprint core.format core.size u3\n");
-        }
         for (f, filler) in self.fillers.iter().enumerate() {
             script += &format!("echo @@filler {f}\npath {filler}\ninode\n");
         }
@@ -594,7 +776,7 @@ impl Proto {
                 .ok_or_else(|| broken(format!("no answer for {key}: {}", out.trim())))
         };
 
-        // 3. Attribute leaf blocks and directory blocks, where those are not in the inode.
+        // 3. Attribute leaf blocks, where those are not in the inode, and the directories.
         let mut script = String::new();
         let mut attr_inodes = Vec::new();
         for (k, (path, _)) in self.xattrs.iter().enumerate() {
@@ -614,22 +796,6 @@ impl Proto {
             }
             attr_inodes.push((ino, format == Some(1)));
         }
-        let mut dir_inodes = Vec::new();
-        for (d, dir) in dirs.iter().enumerate() {
-            let lines = section(format!("dir {d}"))?;
-            let ino = inode_number(lines)
-                .ok_or_else(|| broken(format!("{dir}: not found in the new filesystem")))?;
-            let local = number(field(lines, "core.format")) == Some(1);
-            let blocks = number(field(lines, "core.size"))
-                .unwrap_or(0)
-                .div_ceil(blocksize);
-            if !local {
-                for b in 0..blocks {
-                    script += &format!("echo @@dblock {d} {b}\ninode {ino}\ndblock {b}\nprint\n");
-                }
-            }
-            dir_inodes.push((ino, local, blocks));
-        }
         let blocks = if script.is_empty() {
             BTreeMap::new()
         } else {
@@ -638,6 +804,7 @@ impl Proto {
                 .map(|(k, v)| (k, v.into_iter().map(str::to_string).collect::<Vec<_>>()))
                 .collect()
         };
+        let link_dirs = view_dirs(image, &dirs, blocksize)?;
 
         // 4. The writes.
         let mut script = String::new();
@@ -675,26 +842,12 @@ impl Proto {
                     Some((p, _)) => p,
                 };
                 let d = dirs.iter().position(|x| x == parent).unwrap_or(0);
-                let (dino, local, nblocks) = dir_inodes[d];
+                let dir = &link_dirs[d];
                 let wanted = format!(" = {placeholder}");
-                let find = |lines: &[&str]| {
-                    lines.iter().find_map(|l| {
-                        let key = l.strip_suffix(wanted.as_str())?;
-                        key.contains(".inumber").then(|| key.to_string())
-                    })
-                };
-                let place = if local {
-                    find(section(format!("dir {d}"))?).map(|f| (f, None))
-                } else {
-                    (0..nblocks).find_map(|b| {
-                        let lines: Vec<&str> = blocks
-                            .get(&format!("dblock {d} {b}"))?
-                            .iter()
-                            .map(String::as_str)
-                            .collect();
-                        find(&lines).map(|f| (f, Some(b)))
-                    })
-                };
+                let place = dir.find(|l| {
+                    let key = l.strip_suffix(wanted.as_str())?;
+                    key.contains(".inumber").then(|| key.to_string())
+                });
                 let Some((f, block)) = place else {
                     return Err(broken(format!(
                         "{name}: its directory entry was not found in {parent}"
@@ -706,7 +859,7 @@ impl Proto {
                          directory {parent}"
                     )));
                 }
-                script += &format!("inode {dino}\n");
+                script += &format!("inode {}\n", dir.ino);
                 if let Some(b) = block {
                     script += &format!("dblock {b}\n");
                 }
@@ -723,9 +876,12 @@ impl Proto {
             script += &format!("inode {ino}\nwrite core.mode 0\n");
         }
         xfs_db(image, &script, true)?;
-        // 5. The placeholders' inodes, now unused, freed in the inode btrees and counts, and
-        // the fillers' entries, which point at freed inodes, dropped.
-        if !self.links.is_empty() || !self.fillers.is_empty() {
+        // 5. The real names and symlink targets (xfs_db's `path` cannot name them: last).
+        let rebuild = self.rename(image, blocksize)?;
+        // 6. The placeholders' inodes, now unused, freed in the inode btrees and counts, the
+        // fillers' entries, which point at freed inodes, dropped, and the hashes of renamed
+        // entries in leaf blocks rebuilt.
+        if !self.links.is_empty() || !self.fillers.is_empty() || rebuild {
             crate::run(
                 Command::new("xfs_repair").arg(image),
                 "xfs_repair",
@@ -733,5 +889,227 @@ impl Proto {
             )?;
         }
         Ok(())
+    }
+}
+
+/// A directory as xfs_db shows it.
+struct DirView {
+    ino: u64,
+    /// Shortform: its entries are in the inode, and `blocks` is what xfs_db prints of it.
+    local: bool,
+    /// What xfs_db prints of each directory block (`dblock N`), or of the inode.
+    blocks: Vec<Vec<String>>,
+}
+
+impl DirView {
+    /// The first of the lines that `pick` takes something from, and where it is: the directory
+    /// block, `None` for the inode.
+    fn find<T>(&self, pick: impl Fn(&str) -> Option<T>) -> Option<(T, Option<usize>)> {
+        self.blocks.iter().enumerate().find_map(|(b, lines)| {
+            let found = lines.iter().find_map(|l| pick(l))?;
+            Some((found, (!self.local).then_some(b)))
+        })
+    }
+}
+
+/// The directories `dirs` (paths xfs_db can follow) as xfs_db shows them: their inodes, then
+/// the blocks of those not kept in their inode.
+fn view_dirs(image: &Path, dirs: &[String], blocksize: u64) -> Result<Vec<DirView>, Error> {
+    if dirs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut script = String::new();
+    for (d, dir) in dirs.iter().enumerate() {
+        script += &format!("echo @@dir {d}\npath {dir}\ninode\nprint core.format core.size u3\n");
+    }
+    let out = xfs_db(image, &script, false)?;
+    let info = sections(&out);
+    let mut views = Vec::new();
+    let mut script = String::new();
+    for (d, dir) in dirs.iter().enumerate() {
+        let lines = info.get(&format!("dir {d}")).cloned().unwrap_or_default();
+        let ino = inode_number(&lines)
+            .ok_or_else(|| broken(format!("{dir}: not found in the new filesystem")))?;
+        let local = number(field(&lines, "core.format")) == Some(1);
+        let mut blocks = Vec::new();
+        if local {
+            blocks.push(lines.iter().map(|l| l.to_string()).collect());
+        } else {
+            let n = number(field(&lines, "core.size"))
+                .unwrap_or(0)
+                .div_ceil(blocksize);
+            for b in 0..n {
+                script += &format!("echo @@dblock {d} {b}\ninode {ino}\ndblock {b}\nprint\n");
+            }
+        }
+        views.push(DirView { ino, local, blocks });
+    }
+    if !script.is_empty() {
+        let out = xfs_db(image, &script, false)?;
+        let info = sections(&out);
+        for (d, view) in views.iter_mut().enumerate().filter(|(_, v)| !v.local) {
+            while let Some(lines) = info.get(&format!("dblock {d} {}", view.blocks.len())) {
+                view.blocks
+                    .push(lines.iter().map(|l| l.to_string()).collect());
+            }
+        }
+    }
+    Ok(views)
+}
+
+/// A number as xfs_db prints it: decimal, or hexadecimal with `0x`.
+fn any_number(value: Option<&str>) -> Option<u64> {
+    let v = value?.split_whitespace().next()?;
+    match v.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => v.parse().ok(),
+    }
+}
+
+impl Proto {
+    /// The directory mkfs.xfs must run in, if the prototype names files relative to it.
+    pub fn workdir(&self) -> Option<&Path> {
+        self.sources.as_deref()
+    }
+
+    /// Removes the prototype file and its scratch directory of symlinks.
+    pub fn remove(&self) {
+        let _ = std::fs::remove_file(&self.file);
+        if let Some(s) = &self.sources {
+            let _ = std::fs::remove_dir_all(s);
+        }
+    }
+
+    /// Writes the real names and symlink targets over their placeholders (see the module's
+    /// notes). Whether an entry of a directory with leaf blocks was renamed: its hashes are
+    /// then for `xfs_repair` to rebuild.
+    fn rename(&self, image: &Path, blocksize: u64) -> Result<bool, Error> {
+        if self.renames.is_empty() && self.targets.is_empty() {
+            return Ok(false);
+        }
+        let mut dirs: Vec<String> = Vec::new();
+        for r in &self.renames {
+            if !dirs.contains(&r.dir) {
+                dirs.push(r.dir.clone());
+            }
+        }
+        let views = view_dirs(image, &dirs, blocksize)?;
+        let mut script = String::new();
+        let mut rebuild = false;
+        for (dir, view) in dirs.iter().zip(&views) {
+            // Each entry's fields (`u3.sfdir3.list[3]`, `bu[7]`, `du[2]`), by directory block.
+            let mut by_block: BTreeMap<Option<usize>, Vec<(String, &Rename)>> = BTreeMap::new();
+            for r in self.renames.iter().filter(|r| &r.dir == dir) {
+                let wanted = format!(" = \"{}\"", r.placeholder);
+                let place = view.find(|l| {
+                    let key = l.strip_suffix(wanted.as_str())?;
+                    key.strip_suffix(".name").map(str::to_string)
+                });
+                let Some((entry, block)) = place else {
+                    return Err(broken(format!(
+                        "{dir}: the entry {:?} (for {:?}) was not found",
+                        r.placeholder,
+                        String::from_utf8_lossy(&r.name)
+                    )));
+                };
+                by_block.entry(block).or_default().push((entry, r));
+            }
+            for (block, entries) in by_block {
+                script += &format!("inode {}\n", view.ino);
+                let lines = match block {
+                    Some(b) => {
+                        script += &format!("dblock {b}\n");
+                        &view.blocks[b]
+                    }
+                    None => &view.blocks[0],
+                };
+                let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+                if block.is_none() || !lines.iter().any(|l| l.starts_with("bhdr.")) {
+                    // In the inode (no hashes), or a data block whose hashes are in leaf
+                    // blocks, which xfs_repair rebuilds.
+                    for (entry, r) in &entries {
+                        script += &format!("write {entry}.name {}\n", hex(&r.name));
+                    }
+                    rebuild |= block.is_some();
+                    continue;
+                }
+                // A one-block directory: its hash table, sorted, written with the names; the
+                // block verifier refuses each write alone, and sees the last.
+                let mut leaf: Vec<(u64, u64)> = Vec::new();
+                while let (Some(hash), Some(address)) = (
+                    any_number(field(&lines, &format!("bleaf[{}].hashval", leaf.len()))),
+                    any_number(field(&lines, &format!("bleaf[{}].address", leaf.len()))),
+                ) {
+                    leaf.push((hash, address));
+                }
+                let before = leaf.clone();
+                for (entry, r) in &entries {
+                    let tag = any_number(field(&lines, &format!("{entry}.tag")));
+                    // The hash table addresses entries in 8-byte units of the block.
+                    let slot = tag.and_then(|t| leaf.iter_mut().find(|e| e.1 == t / 8));
+                    let Some(slot) = slot else {
+                        return Err(broken(format!(
+                            "{dir}: no hash of the entry {entry} in directory block {block:?}"
+                        )));
+                    };
+                    slot.0 = u64::from(da_hashname(&r.name));
+                    script += &format!("write -d {entry}.name {}\n", hex(&r.name));
+                }
+                leaf.sort_by_key(|e| e.0);
+                for (i, (now, was)) in leaf.iter().zip(&before).enumerate() {
+                    if now != was {
+                        script += &format!(
+                            "write -d bleaf[{i}].hashval {}\nwrite -d bleaf[{i}].address {}\n",
+                            now.0, now.1
+                        );
+                    }
+                }
+                script += &format!("write bhdr.hdr.owner {}\n", view.ino);
+            }
+        }
+        if !self.targets.is_empty() {
+            let mut read = String::new();
+            for (t, (link, _)) in self.targets.iter().enumerate() {
+                read += &format!(
+                    "echo @@target {t}\npath {link}\ninode\nprint core.format core.size\n"
+                );
+            }
+            let out = xfs_db(image, &read, false)?;
+            let info = sections(&out);
+            for (t, (link, target)) in self.targets.iter().enumerate() {
+                let lines = info
+                    .get(&format!("target {t}"))
+                    .cloned()
+                    .unwrap_or_default();
+                let ino = inode_number(&lines)
+                    .ok_or_else(|| broken(format!("{link}: not found in the new filesystem")))?;
+                if number(field(&lines, "core.format")) != Some(1)
+                    || number(field(&lines, "core.size")) != Some(target.len() as u64)
+                {
+                    return Err(broken(format!(
+                        "{link}: the symlink's target is not in its inode: {}",
+                        lines.join(" ")
+                    )));
+                }
+                script += &format!("inode {ino}\nwrite u3.symlink {}\n", hex(target));
+            }
+        }
+        xfs_db(image, &script, true)?;
+        Ok(rebuild)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hashes as xfs_db's `hash` and `ls` show them.
+    #[test]
+    fn da_hashname_is_xfs_hash() {
+        assert_eq!(da_hashname(b"."), 0x2e);
+        assert_eq!(da_hashname(b".."), 0x172e);
+        assert_eq!(da_hashname(b"file1"), 0x6d3b32b7);
+        assert_eq!(da_hashname(b"a\tb:c"), 0x11389d65);
+        assert_eq!(da_hashname(b"longer-file-name-number-1"), 0x27da91ac);
     }
 }
