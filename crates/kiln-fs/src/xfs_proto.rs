@@ -1112,4 +1112,50 @@ mod tests {
         assert_eq!(da_hashname(b"a\tb:c"), 0x11389d65);
         assert_eq!(da_hashname(b"longer-file-name-number-1"), 0x27da91ac);
     }
+
+    /// What xfsprogs 6.1's `getstr` splits or skips, and what xfs_db's commands split.
+    #[test]
+    fn plain_tokens() {
+        for ok in [
+            &b"a"[..],
+            b"a:b",
+            b"a$",
+            b"$$",
+            b"caf\xc3\xa9",
+            b"q\"x'\\#;",
+        ] {
+            assert!(plain(ok), "{ok:?}");
+        }
+        for odd in [
+            &b""[..],
+            b"a b",
+            b"a\tb",
+            b"a\nb",
+            b"a\rb",
+            b":a",
+            b"$",
+            b"caf\xe9",
+            b"\x7f",
+        ] {
+            assert!(!plain(odd), "{odd:?}");
+        }
+    }
+
+    /// Placeholders: plain, as long as the name, unique, a counter when the plain form is
+    /// taken, none when every name of that length is.
+    #[test]
+    fn placeholders() {
+        let mut taken: HashSet<Vec<u8>> = [b"a b".to_vec(), b"a_b".to_vec()].into();
+        assert_eq!(placeholder(b"a b", &mut taken).as_deref(), Some("a_0"));
+        assert_eq!(placeholder(b"a\tb", &mut taken).as_deref(), Some("a_1"));
+        assert_eq!(placeholder(b":x", &mut taken).as_deref(), Some("_x"));
+        assert_eq!(placeholder(b"$", &mut taken).as_deref(), Some("_"));
+        assert_eq!(
+            placeholder("caf\u{e9} x".as_bytes(), &mut taken).as_deref(),
+            Some("caf___x")
+        );
+        // Every one-byte name taken (the counter's 62 and `_`): none left.
+        let mut full: HashSet<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+        assert_eq!(placeholder(b" ", &mut full), None);
+    }
 }
