@@ -663,6 +663,76 @@ fn vars_with_an_old_entry(dir: &Path) -> PathBuf {
     vars
 }
 
+/// The unattended installer of `iso` (a CD) under OVMF with the variables `vars`, writing to
+/// `disks` (the first, then `--extra-disk` arguments): the console must show each of `expect`
+/// in order, then the install's end, the old boot entry removed and the new one made.
+fn install_under_ovmf(iso: &Path, vars: &Path, disks: &[&str], expect: &[&str], log: &Path) {
+    let mut args = disks.to_vec();
+    args.extend([
+        "--cdrom",
+        iso.to_str().unwrap(),
+        "--firmware",
+        "uefi",
+        "--vars",
+        vars.to_str().unwrap(),
+        "--persist",
+        "--memory",
+        "3072",
+        "--timeout",
+        "3000",
+    ]);
+    for e in expect.iter().chain(&[
+        "progress:100",
+        "removed boot entry 0009",
+        "boot entry \"Azure Linux\" made for /dev/vd",
+        "Installation complete: rebooting.",
+    ]) {
+        args.extend(["--expect", e]);
+    }
+    boot_test(&args, log);
+}
+
+/// The installed `disk` alone under OVMF with the variables `vars` the install left: root logs
+/// in, the firmware booted boot entry `number` (BootCurrent: attributes boot service and
+/// runtime, then the number), `hostname` is set; and each of `runs` shows its `expect`.
+fn boot_installed_under_ovmf(
+    disk: &Path,
+    vars: &Path,
+    number: u16,
+    hostname: &str,
+    runs: &[&str],
+    expect: &[&str],
+    log: &Path,
+) {
+    let current = format!("06 00 00 00 {:02x} {:02x}", number & 0xff, number >> 8);
+    let mut args = vec![
+        disk.to_str().unwrap(),
+        "--firmware",
+        "uefi",
+        "--vars",
+        vars.to_str().unwrap(),
+        "--login",
+        "root:kiln",
+        "--timeout",
+        "900",
+        "--run",
+        "cat /etc/hostname",
+        "--run",
+        "od -An -tx1 /sys/firmware/efi/efivars/BootCurrent-8be4df61-93ca-11d2-aa0d-00e098032b8c",
+        "--expect",
+        hostname,
+        "--expect",
+        &current,
+    ];
+    for r in runs {
+        args.extend(["--run", r]);
+    }
+    for e in expect {
+        args.extend(["--expect", e]);
+    }
+    boot_test(&args, log);
+}
+
 #[test]
 #[ignore = "needs the realistic distribution (make distro: KILN_RPMS_DIR or out/RPMS) and 15+ minutes of QEMU (TCG); cargo test -p kiln-cli --test iso the_target_disk_selector -- --ignored (KILN_ISO_BUILT=y after make installer-initrd)"]
 fn the_target_disk_selector_picks_the_disk_and_the_boot_entry_is_made_under_ovmf() {
@@ -698,33 +768,11 @@ fn the_target_disk_selector_picks_the_disk_and_the_boot_entry_is_made_under_ovmf
     blank_disk(&target, 4);
     let vars = vars_with_an_old_entry(w);
     let target_spec = format!("{},serial=KILN-TARGET", target.display());
-    boot_test(
-        &[
-            first.to_str().unwrap(),
-            "--extra-disk",
-            &target_spec,
-            "--cdrom",
-            iso.to_str().unwrap(),
-            "--firmware",
-            "uefi",
-            "--vars",
-            vars.to_str().unwrap(),
-            "--persist",
-            "--memory",
-            "3072",
-            "--timeout",
-            "3000",
-            "--expect",
-            "(selector serial:KILN-TARGET, from the kernel command line): serial or wwid KILN-TARGET",
-            "--expect",
-            "progress:100",
-            "--expect",
-            "removed boot entry 0009",
-            "--expect",
-            "boot entry \"Azure Linux\" made for /dev/vd",
-            "--expect",
-            "Installation complete: rebooting.",
-        ],
+    install_under_ovmf(
+        &iso,
+        &vars,
+        &[first.to_str().unwrap(), "--extra-disk", &target_spec],
+        &["(selector serial:KILN-TARGET, from the kernel command line): serial or wwid KILN-TARGET"],
         &w.join("install.log"),
     );
     // The other disk is untouched; the chosen one has the config's layout.
@@ -735,30 +783,14 @@ fn the_target_disk_selector_picks_the_disk_and_the_boot_entry_is_made_under_ovmf
     // The boot entry: the old one gone, one "Azure Linux" for the ESP (partition 1 of the
     // chosen disk) and the fallback loader, first in BootOrder.
     let number = the_boot_entry(&vars, &esp_guid);
-    // The chosen disk alone, with those variables: the firmware boots the entry (BootCurrent),
-    // root logs in.
-    // BootCurrent: its attributes (boot service, runtime) and the number.
-    let current = format!("06 00 00 00 {:02x} {:02x}", number & 0xff, number >> 8);
-    boot_test(
-        &[
-            target.to_str().unwrap(),
-            "--firmware",
-            "uefi",
-            "--vars",
-            vars.to_str().unwrap(),
-            "--login",
-            "root:kiln",
-            "--timeout",
-            "900",
-            "--run",
-            "cat /etc/hostname",
-            "--run",
-            "od -An -tx1 /sys/firmware/efi/efivars/BootCurrent-8be4df61-93ca-11d2-aa0d-00e098032b8c",
-            "--expect",
-            "kiln-installed",
-            "--expect",
-            &current,
-        ],
+    // The chosen disk alone, with those variables: the firmware boots the entry, root logs in.
+    boot_installed_under_ovmf(
+        &target,
+        &vars,
+        number,
+        "kiln-installed",
+        &[],
+        &[],
         &w.join("installed.log"),
     );
 }
@@ -771,38 +803,13 @@ fn a_kickstart_iso_installs_the_partitions_its_preinstallscript_wrote_under_ovmf
     let disk = work.path().join("disk.raw");
     blank_disk(&disk, 4);
     let vars = vars_with_an_old_entry(work.path());
-    let (disk_s, iso_s, vars_s) = (
-        disk.to_str().unwrap(),
-        iso.to_str().unwrap(),
-        vars.to_str().unwrap(),
-    );
     // The config has no Disks: installer-kickstart-partitions.sh, run on the installer, finds
-    // the virtio disk and writes /tmp/part-include.
-    boot_test(
-        &[
-            disk_s,
-            "--cdrom",
-            iso_s,
-            "--firmware",
-            "uefi",
-            "--vars",
-            vars_s,
-            "--persist",
-            "--memory",
-            "3072",
-            "--timeout",
-            "3000",
-            "--expect",
-            "kickstart: 3 partitions on /dev/vda",
-            "--expect",
-            "progress:100",
-            "--expect",
-            "removed boot entry 0009",
-            "--expect",
-            "boot entry \"Azure Linux\" made for /dev/vda",
-            "--expect",
-            "Installation complete: rebooting.",
-        ],
+    // the virtio disk and writes /tmp/part-include; the boot entry is made for that disk.
+    install_under_ovmf(
+        &iso,
+        &vars,
+        &[disk.to_str().unwrap()],
+        &["kickstart: 3 partitions on /dev/vda"],
         &work.path().join("install.log"),
     );
     // Exactly the script's partitions: 64 MiB ESP at 1 MiB, 200 MiB /boot, / to the end.
@@ -823,41 +830,18 @@ fn a_kickstart_iso_installs_the_partitions_its_preinstallscript_wrote_under_ovmf
     );
     // The boot entry is made for the disk the script chose, its ESP.
     let number = the_boot_entry(&vars, &parts[0].3.to_lowercase());
-    // BootCurrent: its attributes (boot service, runtime) and the number.
-    let current = format!("06 00 00 00 {:02x} {:02x}", number & 0xff, number >> 8);
-    // The installed disk alone: the fallback loader, /boot and / where the script put them.
-    boot_test(
+    // The installed disk alone: booted by that entry, /boot and / where the script put them.
+    boot_installed_under_ovmf(
+        &disk,
+        &vars,
+        number,
+        "kiln-kickstart",
         &[
-            disk_s,
-            "--firmware",
-            "uefi",
-            "--vars",
-            vars_s,
-            "--login",
-            "root:kiln",
-            "--timeout",
-            "900",
-            "--run",
-            "cat /etc/hostname",
-            "--run",
-            "od -An -tx1 /sys/firmware/efi/efivars/BootCurrent-8be4df61-93ca-11d2-aa0d-00e098032b8c",
-            "--run",
             "findmnt -no SOURCE,FSTYPE /boot",
-            "--run",
             "findmnt -no SOURCE,FSTYPE /",
-            "--run",
             "cat /sys/block/vda/vda1/size /sys/block/vda/vda2/size",
-            "--expect",
-            "kiln-kickstart",
-            "--expect",
-            &current,
-            "--expect",
-            "/dev/vda2 ext4",
-            "--expect",
-            "/dev/vda3 ext4",
-            "--expect",
-            "131072\n409600",
         ],
+        &["/dev/vda2 ext4", "/dev/vda3 ext4", "131072\n409600"],
         &work.path().join("installed.log"),
     );
 }
