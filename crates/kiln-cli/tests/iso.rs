@@ -241,6 +241,8 @@ fn boot_test(args: &[&str], transcript: &Path) {
             .skip(log.chars().count().saturating_sub(6000))
             .collect::<String>()
     );
+    // "…: booted in N s; saw …": the run's time, for the docs (--nocapture).
+    println!("{}", stdout(&o).trim());
 }
 
 #[test]
