@@ -1,14 +1,15 @@
 # kiln — the Azure Linux toolkit's image targets, with kiln underneath.
 #
 #   make image [CONFIG_FILE=…]           build an image (default: imageconfigs/demo-efi.json)
-#   make iso CONFIG_FILE=… [UNATTENDED_INSTALLER=y]   build an ISO installer
+#   make iso CONFIG_FILE=… [UNATTENDED_INSTALLER=y] [ISO_KERNEL_ARGS=…]   build an ISO installer
 #   make installer-initrd                the ISO's installer initrd (resources/imageconfigs/iso_initrd.json)
 #   make validate-image-config CONFIG_FILE=… [CONFIG_BASE_DIR=…]
 #   make test                            install test host packages, lint, run every test
 #
 # Variables keep upstream's names (scripts/imggen.mk): CONFIG_FILE, CONFIG_BASE_DIR, IMAGE_TAG,
 # RELEASE_VERSION, REPO_LIST, DISABLE_UPSTREAM_REPOS, LOG_LEVEL, LOG_COLOR, UNATTENDED_INSTALLER;
-# RPMS_DIR (kiln's) is the realistic distribution's folder (default out/RPMS).
+# RPMS_DIR (kiln's) is the realistic distribution's folder (default out/RPMS); ISO_KERNEL_ARGS
+# (kiln's) are added to the ISO installer's kernel command line (e.g. kiln.target-disk=smallest).
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := image
@@ -97,6 +98,7 @@ iso: kiln installer-initrd
 	@$(KILN) iso --config $(CONFIG_FILE) $(IMAGE_SOURCES) --base-dir $(CONFIG_BASE_DIR) \
 		--initrd $(INITRD) --release-version "$(RELEASE_VERSION)" --image-tag "$(IMAGE_TAG)" \
 		$(if $(filter y,$(UNATTENDED_INSTALLER)),--unattended-install) \
+		$(foreach a,$(ISO_KERNEL_ARGS),--kernel-arg '$(a)') \
 		--color $(LOG_COLOR) $(KILN_VERBOSITY)
 
 host-deps:

@@ -39,6 +39,8 @@ pub struct IsoRequest {
     pub unattended: bool,
     /// Written to `config/repo-snapshot-time.txt`.
     pub repo_snapshot_time: Option<u64>,
+    /// Added to the installer kernel's command line (kiln's `--kernel-arg`).
+    pub kernel_args: Vec<String>,
 }
 
 /// What isomaker made.
@@ -136,6 +138,7 @@ fn make_iso_quietly(
         repo_snapshot_time: req.repo_snapshot_time,
         bios: Some(bios_files()?),
         identity: Identity::from_env(&format!("kiln iso {name}")),
+        kernel_args: req.kernel_args.clone(),
     };
     std::fs::create_dir_all(&req.output_dir).map_err(|e| {
         Error::new(
@@ -194,6 +197,8 @@ pub struct IsoBuildRequest {
     pub release_version: String,
     pub image_tag: String,
     pub unattended: bool,
+    /// Added to the installer kernel's command line, e.g. `kiln.target-disk=smallest`.
+    pub kernel_args: Vec<String>,
 }
 
 impl IsoBuildRequest {
@@ -210,6 +215,7 @@ impl IsoBuildRequest {
             release_version: String::new(),
             image_tag: String::new(),
             unattended: false,
+            kernel_args: Vec::new(),
         }
     }
 }
@@ -304,6 +310,7 @@ pub fn iso(req: &IsoBuildRequest, on_event: &mut dyn FnMut(Event)) -> Result<Iso
             image_tag: req.image_tag.clone(),
             unattended: req.unattended,
             repo_snapshot_time: req.sources.repo_snapshot_time,
+            kernel_args: req.kernel_args.clone(),
         },
         &validated,
         on_event,

@@ -10,7 +10,7 @@
 //! anything else they leave there stays out of the host's `/tmp`.
 
 use crate::validate::Validated;
-use kiln_config::kickstart::{parse_partitions, HostBoot, KickstartLayout};
+use kiln_config::kickstart::{parse_partitions, HostBoot, KickstartLayout, LAYOUT_CONFIG};
 use kiln_config::model::{Disk, PartitionSetting};
 use serde_json::{json, Value};
 use std::path::{Component, Path, PathBuf};
@@ -58,7 +58,7 @@ pub(crate) fn apply(
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
-        revalidate(v, &layout)
+        revalidate(v, &layout, &work.join(LAYOUT_CONFIG))
     })();
     let _ = std::fs::remove_dir_all(&tmp);
     result
@@ -115,8 +115,9 @@ fn run_script(path: &str, args: &str, tmp: &Path) -> Result<(), String> {
 }
 
 /// The config file with the kickstart layout as its Disks and the first SystemConfig's
-/// PartitionSettings, validated again (upstream re-runs `Config.IsValid`).
-fn revalidate(v: &Validated, layout: &KickstartLayout) -> Result<Validated, String> {
+/// PartitionSettings, validated again (upstream re-runs `Config.IsValid`), and kept at `keep`
+/// (mode 0600: it may hold passwords).
+fn revalidate(v: &Validated, layout: &KickstartLayout, keep: &Path) -> Result<Validated, String> {
     let path = &v.loaded.config_path;
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut doc: Value =
@@ -133,16 +134,33 @@ fn revalidate(v: &Validated, layout: &KickstartLayout) -> Result<Validated, Stri
     };
     let checked = kiln_config::validate_bytes(&text, path, &opts);
     match checked.config {
-        Some(loaded) => Ok(Validated {
-            loaded,
-            name: v.name.clone(),
-            warnings: v.warnings.clone(),
-        }),
+        Some(loaded) => {
+            write_private(keep, &text)
+                .map_err(|e| format!("cannot write {}: {e}", keep.display()))?;
+            Ok(Validated {
+                loaded,
+                name: v.name.clone(),
+                warnings: v.warnings.clone(),
+            })
+        }
         None => Err(format!(
             "kickstart install: the config with the layout of /tmp/part-include is invalid:\n{}",
             checked.report.render(false)
         )),
     }
+}
+
+/// `text` at `path`, readable by its owner only (replacing what was there).
+fn write_private(path: &Path, text: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?
+        .write_all(text)
 }
 
 fn disk_json(d: &Disk) -> Value {

@@ -52,6 +52,16 @@ pub struct MachineArgs {
     /// --firmware the machine starts with UEFI.
     #[arg(long, value_name = "IMAGE", conflicts_with = "cdrom")]
     usb: Option<PathBuf>,
+    /// Another raw disk on virtio after the first (repeatable), `FILE` or `FILE,serial=S` (the
+    /// serial the guest reads in sysfs), e.g. to let an installer choose between disks.
+    #[arg(long = "extra-disk", value_name = "FILE[,serial=S]")]
+    extra_disks: Vec<String>,
+    /// Keep the UEFI variables in FILE (made from OVMF's template when it does not exist), so
+    /// that the boot entries one boot made are there in the next and can be read afterwards.
+    /// Written only with --persist (otherwise QEMU writes to a snapshot). Default: a fresh
+    /// store for each boot.
+    #[arg(long, value_name = "FILE")]
+    vars: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -228,7 +238,14 @@ fn qemu_command(
         .find(|p| Path::new(p).exists())
         .ok_or("OVMF is not installed (Debian package ovmf)")?;
         let template = code.replace("CODE", "VARS");
-        std::fs::copy(&template, vars).map_err(|e| format!("{template}: {e}"))?;
+        let vars = match &args.vars {
+            Some(kept) if kept.exists() => kept.as_path(),
+            kept => {
+                let vars = kept.as_deref().unwrap_or(vars);
+                std::fs::copy(&template, vars).map_err(|e| format!("{template}: {e}"))?;
+                vars
+            }
+        };
         cmd.arg("-drive")
             .arg(format!("if=pflash,format=raw,readonly=on,file={code}"))
             .arg("-drive")
@@ -262,6 +279,33 @@ fn qemu_command(
                 .arg(format!("{file},if=none,id=disk0"))
                 .args(["-device", "nvme,drive=disk0,serial=kiln"]);
         }
+    }
+    for (i, spec) in args.extra_disks.iter().enumerate() {
+        let (file, serial) = match spec.rsplit_once(",serial=") {
+            Some((file, serial)) => (file, Some(serial)),
+            None => (spec.as_str(), None),
+        };
+        if !Path::new(file).is_file() {
+            return Err(format!("--extra-disk {file}: no such file"));
+        }
+        // QEMU's option syntax: a comma in a value is written twice.
+        cmd.arg("-drive").arg(format!(
+            "file={},format=raw,if=none,id=extra{i}",
+            file.replace(',', ",,")
+        ));
+        let mut device = format!("virtio-blk-pci,drive=extra{i}");
+        if let Some(serial) = serial {
+            if serial.is_empty()
+                || serial.len() > 20
+                || !serial.bytes().all(|b| b.is_ascii_graphic() && b != b',')
+            {
+                return Err(format!(
+                    "--extra-disk {spec}: a serial is 1 to 20 printable characters without commas"
+                ));
+            }
+            device.push_str(&format!(",serial={serial}"));
+        }
+        cmd.args(["-device", &device]);
     }
     Ok(cmd)
 }
@@ -434,6 +478,8 @@ fn boot(args: &BootTestArgs, started: Instant) -> Result<String, String> {
                 memory: args.machine.memory,
                 cdrom: args.machine.cdrom.clone(),
                 usb: args.machine.usb.clone(),
+                extra_disks: args.machine.extra_disks.clone(),
+                vars: args.machine.vars.clone(),
             },
         );
         &copy.1

@@ -46,6 +46,10 @@ pub struct IsoArgs {
     /// In the ISO's name, right after the release version (upstream's IMAGE_TAG).
     #[arg(long, value_name = "TAG", default_value = "")]
     image_tag: String,
+    /// Added to the installer kernel's command line in the ISO's boot menus (repeatable; kiln's
+    /// addition), e.g. `kiln.target-disk=smallest` to choose the target disk on the machine.
+    #[arg(long = "kernel-arg", value_name = "ARG")]
+    kernel_args: Vec<String>,
     #[command(flatten)]
     output: JsonArg,
 }
@@ -67,6 +71,7 @@ impl IsoArgs {
             release_version: self.release_version.clone(),
             image_tag: self.image_tag.clone(),
             unattended: self.unattended_install,
+            kernel_args: self.kernel_args.clone(),
             ..IsoBuildRequest::new(self.config.path(), self.sources.options())
         }
     }

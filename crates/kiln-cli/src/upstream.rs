@@ -676,6 +676,7 @@ fn isomaker(args: Vec<OsString>) -> ExitCode {
         image_tag: a.image_tag,
         unattended: a.unattended_install,
         repo_snapshot_time,
+        kernel_args: Vec::new(),
     };
     let warnings = a.go.log_level >= LogLevel::Warn;
     let result = {

@@ -214,18 +214,12 @@ fn ovmf(dir: &Path) -> (String, PathBuf) {
 }
 
 #[test]
-#[ignore = "needs the realistic distribution (make distro: out/RPMS) and about 10 minutes of QEMU (TCG); run with --ignored (KILN_ATTENDED_ISO=y after make iso CONFIG_FILE=imageconfigs/installer-attended.json)"]
+#[ignore = "needs the realistic distribution (make distro: out/RPMS) and about 10 minutes of QEMU (TCG); run with --ignored (KILN_ISO_BUILT=y after make iso CONFIG_FILE=imageconfigs/installer-attended.json)"]
 fn the_attended_iso_installs_over_the_serial_console() {
     let work = tempfile::tempdir().unwrap();
-    let top = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    // KILN_ATTENDED_ISO=y: the ISO `make iso` already made there (a nested cargo run from
-    // `cargo test` rebuilds kiln in release from scratch: its environment differs).
-    let built = if std::env::var_os("KILN_ATTENDED_ISO").is_none() {
-        let rpms = common::distro_repo().expect("run `make distro` first");
-        common::make_iso("installer-attended", &rpms, false)
-    } else {
-        top.join("out/images/installer-attended/installer-attended.iso")
-    };
+    let rpms = common::distro_repo().expect("run `make distro` first");
+    // KILN_ISO_BUILT=y: the ISO `make iso` already made (common::make_iso).
+    let built = common::make_iso("installer-attended", &rpms, false);
     let iso = work.path().join("installer-attended.iso");
     std::fs::copy(&built, &iso).unwrap();
     let disk = work.path().join("disk.raw");

@@ -141,6 +141,18 @@ fn a_kickstart_config_installs_with_the_partitions_its_preinstallscript_wrote() 
         debugfs(&disk, root, "cat /etc/hostname").trim(),
         "kiln-kickstart"
     );
+    // The config with that layout is kept for the installer's UEFI boot entry, root only.
+    let kept = dir.path().join("work/kickstart_config.json");
+    let meta = std::fs::metadata(&kept).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o600
+    );
+    let kept: serde_json::Value = serde_json::from_slice(&std::fs::read(&kept).unwrap()).unwrap();
+    assert_eq!(
+        kept["Disks"][0]["TargetDisk"]["Value"].as_str(),
+        disk.to_str()
+    );
 
     // The check the installer runs before it reboots fails on a different package set and on
     // a damaged filesystem.

@@ -6,6 +6,11 @@
 
 use crate::model::*;
 
+/// The file of the installer's work directory (imager's `--build-dir`) where a kickstart
+/// install keeps its config with the layout of `/tmp/part-include` as Disks: liveinstaller
+/// reads the disk and its EFI system partition from it for the UEFI boot entry.
+pub const LAYOUT_CONFIG: &str = "kickstart_config.json";
+
 /// How the installer host booted, which decides the partition table type.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HostBoot {

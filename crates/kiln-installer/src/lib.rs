@@ -182,21 +182,18 @@ impl Installer {
         }
         let mut notes = Vec::new();
         if system.is_some_and(|s| s.boot_type == BootType::Efi) {
-            match disk.filter(|_| !kickstart) {
-                Some(disk) => {
-                    let esp = disk
-                        .partitions
-                        .iter()
-                        .position(|p| p.has_flag(kiln_config::model::PartitionFlag::Esp))
-                        .map_or(1, |i| i + 1);
-                    notes.extend(boot_entry(&target, esp));
-                }
-                None => notes.push(
-                    "note: no UEFI boot entry made (a kickstart install's disk is chosen by its \
-                     PreInstallScripts); the disk boots through its fallback loader \
-                     \\EFI\\BOOT\\bootx64.efi"
-                        .into(),
-                ),
+            // A kickstart install's disk is the one its PreInstallScripts wrote: the imager
+            // keeps the config with that layout in the build directory.
+            let chosen = match disk.filter(|_| !kickstart) {
+                Some(disk) => Ok((target.clone(), esp_number(disk))),
+                None => self.kickstart_disk(),
+            };
+            match chosen {
+                Ok((disk, esp)) => notes.extend(boot_entry(&disk, esp)),
+                Err(why) => notes.push(format!(
+                    "warning: no UEFI boot entry made ({why}); the disk boots through its \
+                     fallback loader \\EFI\\BOOT\\bootx64.efi"
+                )),
             }
         }
         notes.push(eject());
@@ -267,6 +264,29 @@ impl Installer {
         })
     }
 
+    /// The disk a kickstart install went onto and its EFI system partition's number, from the
+    /// config the imager kept with the layout of `/tmp/part-include`.
+    fn kickstart_disk(&self) -> Result<(String, usize), String> {
+        let path = self.build_dir.join(kiln_config::kickstart::LAYOUT_CONFIG);
+        let opts = kiln_config::Options {
+            base_dir: self.base_dir.clone(),
+            package_checks: false,
+            file_checks: false,
+        };
+        let text = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let checked = kiln_config::validate_bytes(&text, &path, &opts);
+        let config = checked
+            .config
+            .ok_or_else(|| format!("{}: {}", path.display(), checked.report.render(false)))?
+            .config;
+        let disk = config
+            .disks
+            .first()
+            .filter(|d| !d.target_disk.value.is_empty())
+            .ok_or_else(|| format!("{} names no disk", path.display()))?;
+        Ok((disk.target_disk.value.clone(), esp_number(disk)))
+    }
+
     fn load(&self) -> Result<Config, Error> {
         let opts = kiln_config::Options {
             base_dir: self.base_dir.clone(),
@@ -283,6 +303,14 @@ impl Installer {
             None => Err(bad(v.report.render(false))),
         }
     }
+}
+
+/// The number of the disk's EFI system partition (flag `esp`), else 1.
+fn esp_number(disk: &kiln_config::model::Disk) -> usize {
+    disk.partitions
+        .iter()
+        .position(|p| p.has_flag(kiln_config::model::PartitionFlag::Esp))
+        .map_or(1, |i| i + 1)
 }
 
 /// The installed disk's UEFI boot entry: old "Azure Linux" entries deleted, a new one for
@@ -431,6 +459,32 @@ mod tests {
         let i = installer(dir.path(), &input, "/bin/false".into());
         let e = i.run(&mut |_| {}).unwrap_err().to_string();
         assert!(e.contains("unattended config"), "{e}");
+    }
+
+    #[test]
+    fn a_kickstart_installs_disk_and_esp_come_from_the_layout_the_imager_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let i = installer(d, &d.join("unattended_config.json"), "/bin/false".into());
+        let e = i.kickstart_disk().unwrap_err();
+        assert!(e.contains("kickstart_config.json"), "{e}");
+        // What the imager keeps: the config with /tmp/part-include's layout as its Disks.
+        std::fs::write(
+            d.join(kiln_config::kickstart::LAYOUT_CONFIG),
+            r#"{"Disks": [{"PartitionTableType": "gpt",
+                 "TargetDisk": {"Type": "path", "Value": "/dev/vdb"},
+                 "Partitions": [{"ID": "boot", "Start": 1, "End": 201, "FsType": "ext4"},
+                   {"ID": "esp", "Flags": ["esp", "boot"], "Start": 201, "End": 265,
+                    "FsType": "fat32"},
+                   {"ID": "root", "Start": 265, "End": 0, "FsType": "ext4"}]}],
+               "SystemConfigs": [{"Name": "x", "Packages": ["bash"], "BootType": "efi",
+                 "IsKickStartBoot": true, "KernelOptions": {"default": "kernel"},
+                 "PartitionSettings": [{"ID": "boot", "MountPoint": "/boot"},
+                   {"ID": "esp", "MountPoint": "/boot/efi"},
+                   {"ID": "root", "MountPoint": "/"}]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(i.kickstart_disk().unwrap(), ("/dev/vdb".to_string(), 2));
     }
 
     /// An imager that keeps the config it was given and fails (nothing is installed).

@@ -147,6 +147,8 @@ pub enum Error {
     Config(String),
     #[error("the installer initrd: {0}")]
     Initrd(String),
+    #[error("the installer's kernel arguments: {0}")]
+    KernelArg(String),
     #[error("EFI image: {0}")]
     Fs(#[from] kiln_fs::Error),
 }

@@ -64,6 +64,9 @@ pub struct MakerRequest {
     pub bios: Option<BiosFiles>,
     /// Dates and ids (SOURCE_DATE_EPOCH).
     pub identity: Identity,
+    /// Added to the installer kernel's command line in `grub.cfg` and `isolinux.cfg` (kiln's
+    /// addition, e.g. `kiln.target-disk=smallest`); empty: upstream's lines.
+    pub kernel_args: Vec<String>,
 }
 
 /// `<config name>[-<release-version><image-tag>].iso`: upstream puts no hyphen before the tag
@@ -77,6 +80,23 @@ pub fn iso_file_name(config: &Path, release_version: &str, image_tag: &str) -> S
     } else {
         format!("{name}-{release_version}{image_tag}.iso")
     }
+}
+
+/// The extra kernel arguments as they go after upstream's: each one preceded by a space. An
+/// argument with a line break would end the boot entry's line (and isolinux reads no quotes
+/// across lines): refused.
+fn kernel_args(args: &[String]) -> Result<String, Error> {
+    let mut out = String::new();
+    for a in args {
+        if a.is_empty() || a.contains(['\n', '\r']) {
+            return Err(Error::KernelArg(format!(
+                "the kernel argument {a:?} is empty or has a line break"
+            )));
+        }
+        out.push(' ');
+        out.push_str(a);
+    }
+    Ok(out)
 }
 
 /// What staging made.
@@ -98,11 +118,24 @@ pub fn stage(
 ) -> Result<Staged, Error> {
     let grub = dir.join("boot/grub2");
     mkdirs(&grub)?;
-    write(&grub.join("grub.cfg"), GRUB_CFG)?;
+    let extra = kernel_args(&req.kernel_args)?;
+    write(
+        &grub.join("grub.cfg"),
+        &GRUB_CFG.replace(
+            " console=ttyS0,115200n8\n",
+            &format!(" console=ttyS0,115200n8{extra}\n"),
+        ),
+    )?;
     let isolinux = dir.join("isolinux");
     mkdirs(&isolinux)?;
     if let Some(b) = &req.bios {
-        write(&isolinux.join("isolinux.cfg"), ISOLINUX_CFG)?;
+        write(
+            &isolinux.join("isolinux.cfg"),
+            &ISOLINUX_CFG.replace(
+                " console=ttyS0,115200n8\n",
+                &format!(" console=ttyS0,115200n8{extra}\n"),
+            ),
+        )?;
         copy_file(&b.isolinux_bin, &isolinux.join("isolinux.bin"))?;
         copy_file(&b.ldlinux_c32, &isolinux.join("ldlinux.c32"))?;
     }

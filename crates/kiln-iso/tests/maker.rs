@@ -117,6 +117,7 @@ fn request(dir: &Path, unattended: bool) -> MakerRequest {
             isohybrid_mbr: Some("/usr/lib/ISOLINUX/isohdpfx.bin".into()),
         }),
         identity: Identity::seeded(b"maker test", 1_700_000_000),
+        kernel_args: Vec::new(),
     }
 }
 
@@ -329,4 +330,28 @@ fn attended_iso_and_bad_input() {
     req.initrd = empty;
     let e = fails(&req, dir.path());
     assert!(e.contains("holds no boot/vmlinuz"), "{e}");
+}
+
+#[test]
+fn kernel_arguments_go_on_both_boot_menus_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut req = request(dir.path(), true);
+    req.kernel_args = vec!["kiln.target-disk=smallest".into(), "quiet".into()];
+    let staged = dir.path().join("staged");
+    fs::create_dir(&staged).unwrap();
+    kiln_iso::maker::stage(&req, &staged, &mut |_| {}).unwrap();
+    let grub = fs::read_to_string(staged.join("boot/grub2/grub.cfg")).unwrap();
+    assert!(
+        grub.contains("console=ttyS0,115200n8 kiln.target-disk=smallest quiet\n    initrd"),
+        "{grub}"
+    );
+    let isolinux = fs::read_to_string(staged.join("isolinux/isolinux.cfg")).unwrap();
+    assert!(
+        isolinux.ends_with("console=ttyS0,115200n8 kiln.target-disk=smallest quiet\n"),
+        "{isolinux}"
+    );
+    // A line break would end the menu entry's line: refused, nothing made.
+    req.kernel_args = vec!["a\nb".into()];
+    let e = fails(&req, dir.path());
+    assert!(e.contains("has a line break"), "{e}");
 }
