@@ -61,6 +61,9 @@ fn boot_until_running(disk: &Path, runs: &[&str], expect: &[&str]) -> String {
         // TCG on a busy host can miss the kernel's IO-APIC timer check ("IO-APIC + timer
         // doesn't work!" panic); Fedora's cloud images skip it the same way.
         .args(["--kernel-arg", "no_timer_check"])
+        // udev's coldplug under TCG on a busy host can outlast systemd's 90 s wait for a disk
+        // (baremetal's /boot/efi timed out so, into emergency mode).
+        .args(["--kernel-arg", "systemd.default_device_timeout_sec=900"])
         .args(["--login", "root:kiln-test", "--set-password"])
         .args(["--timeout", "1200"]);
     for r in [
@@ -185,7 +188,7 @@ fn qemu_guest_boots_with_its_agent() {
 /// baremetal: upstream's bare-metal image (VHDX, UEFI, cloud-init, its own console=ttyS0)
 /// boots with SELinux enforcing, as its config says, and its cleanup script ran.
 #[test]
-#[ignore = "builds and boots a systemd image under TCG (about 5 minutes); cargo test -p kiln-cli --test realistic -- --ignored baremetal"]
+#[ignore = "builds and boots a systemd image under TCG (about 9 minutes); cargo test -p kiln-cli --test realistic -- --ignored baremetal"]
 fn baremetal_boots_enforcing_under_uefi() {
     let work = tempfile::tempdir().unwrap();
     let disk = build("baremetal", work.path(), &[]);
@@ -203,7 +206,7 @@ fn baremetal_boots_enforcing_under_uefi() {
 /// core-ova: the OVA's disk as a hypervisor imports it (the VMDK out of the archive, converted
 /// by qemu-img), booted with BIOS (its BootType is legacy).
 #[test]
-#[ignore = "builds and boots a systemd image under TCG (about 5 minutes); cargo test -p kiln-cli --test realistic -- --ignored core_ova"]
+#[ignore = "builds and boots a systemd image under TCG (about 10 minutes); cargo test -p kiln-cli --test realistic -- --ignored core_ova"]
 fn core_ova_boots_under_bios() {
     let work = tempfile::tempdir().unwrap();
     let images = build_images("core-ova", work.path(), &[]);
@@ -281,7 +284,7 @@ fn core_fips_boots_in_fips_mode_under_bios() {
 }
 
 #[test]
-#[ignore = "builds and boots a systemd image under TCG (about 7 minutes); cargo test -p kiln-cli --test realistic -- --ignored core_hwe_fips"]
+#[ignore = "builds and boots a systemd image under TCG (about 14 minutes); cargo test -p kiln-cli --test realistic -- --ignored core_hwe_fips"]
 fn core_hwe_fips_boots_in_fips_mode_under_bios() {
     fips_boots_and_checks_its_kernel("core-hwe-fips");
 }
