@@ -235,10 +235,7 @@ impl PackageRootCache for PackageRoots {
             return Ok(None);
         }
         let no_overlay = if self.overlay.get() {
-            match self.mount(&entry, root) {
-                Ok(()) => None,
-                Err(why) => Some(why),
-            }
+            self.mount(&entry, root).err()
         } else {
             Some(String::new())
         };
