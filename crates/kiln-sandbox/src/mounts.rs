@@ -40,22 +40,9 @@ pub fn enter_private_namespace() -> Result<(), String> {
                 ));
             }
             // Until this succeeds, a mount could still propagate to the host's namespace.
-            // SAFETY: propagation change on our own mount namespace.
-            let rc = unsafe {
-                libc::mount(
-                    std::ptr::null(),
-                    c"/".as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_REC | libc::MS_PRIVATE,
-                    std::ptr::null(),
-                )
-            };
-            if rc != 0 {
-                return Err(format!(
-                    "kiln could not make its mounts private (mount / MS_PRIVATE: {})",
-                    io::Error::last_os_error()
-                ));
-            }
+            sys::make_mounts_private().map_err(|e| {
+                format!("kiln could not make its mounts private (mount / MS_PRIVATE: {e})")
+            })?;
             Ok(())
         })
         .clone()

@@ -189,6 +189,22 @@ pub fn move_mount(mount: RawFd, target: RawFd) -> io::Result<()> {
     .map(|_| ())
 }
 
+/// Makes every mount of the calling process's mount namespace private (`mount / MS_REC |
+/// MS_PRIVATE`): nothing mounted after propagates to the namespace it was copied from.
+pub fn make_mounts_private() -> io::Result<()> {
+    // SAFETY: a propagation change on our own mount namespace, with valid C strings.
+    cvt(unsafe {
+        libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        )
+    })
+    .map(|_| ())
+}
+
 /// pivot_root(".", "."): the current directory becomes `/`, the old root stacked on it.
 pub fn pivot_root_here() -> io::Result<()> {
     // SAFETY: valid C strings.
