@@ -18,6 +18,16 @@
 //! renamed into place when complete; the [`KEEP`] most recently used entries stay, older ones
 //! are removed after each store.
 //!
+//! A disk build's package root (a staged root in a work folder that goes when the build ends)
+//! is restored as an overlay ([`kiln_sandbox::mounts::Overlay`]) in kiln's own mount namespace
+//! ([`enter_mount_namespace`]): the entry's `root/` read-only below, the build's changes in a
+//! folder beside the staged root, nothing copied. The entry is held (a shared `flock` on its
+//! `manifest`) while mounted, so another build's eviction leaves it alone; [`PackageRoots::release`]
+//! unmounts it before the work folder is removed. Where an overlay cannot be mounted (no
+//! namespace of kiln's own, a rootless build, a kernel or filesystem overlayfs refuses), and for
+//! roots that outlive the build (`kiln compose`'s rootfs), the entry is copied, and the build's
+//! log says which (`package root: cached (overlay)`, `(copied)`, `(copied; no overlay: why)`).
+//!
 //! Copies are made by coreutils' `cp -a --preserve=xattr --reflink=auto`: it keeps owners,
 //! modes, times, hard links, sparse files, device nodes and extended attributes (file
 //! capabilities, SELinux labels) — failing, not warning, when an attribute cannot be kept — and
@@ -27,7 +37,9 @@
 //! made; nothing runs inside the image.
 
 use kiln_compose::package_root::{digest_file, PackageRootCache};
-use std::cell::RefCell;
+use kiln_sandbox::mounts::Overlay;
+use std::cell::{Cell, RefCell};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -46,6 +58,14 @@ pub enum Outcome {
     Installed(Result<PathBuf, String>),
 }
 
+/// Lets a rebuild mount its cached package root as an overlay instead of copying it: moves
+/// kiln into a mount namespace of its own ([`kiln_sandbox::mounts`]). Call it first thing in a
+/// command that builds, while kiln is single-threaded. It never fails the command: without the
+/// namespace, rebuilds copy the package root and their log says why.
+pub fn enter_mount_namespace() {
+    let _ = kiln_sandbox::mounts::enter_private_namespace();
+}
+
 /// A folder of package roots.
 #[derive(Debug)]
 pub struct PackageRoots {
@@ -53,6 +73,15 @@ pub struct PackageRoots {
     keep: usize,
     outcome: RefCell<Option<Outcome>>,
     notes: RefCell<Vec<String>>,
+    overlay: Cell<bool>,
+    mounted: RefCell<Option<Mounted>>,
+}
+
+/// A cached root mounted as an overlay, and the shared lock that keeps its entry from eviction.
+#[derive(Debug)]
+struct Mounted {
+    overlay: Overlay,
+    _in_use: File,
 }
 
 impl PackageRoots {
@@ -62,6 +91,26 @@ impl PackageRoots {
             keep: KEEP,
             outcome: RefCell::new(None),
             notes: RefCell::new(Vec::new()),
+            overlay: Cell::new(false),
+            mounted: RefCell::new(None),
+        }
+    }
+
+    /// Tells the cache that the roots it restores from now on are staged roots in a work folder
+    /// that is removed after [`PackageRoots::release`]: they may be overlays of the entry, with
+    /// their changes in folders beside them (`<root>.upper`, `<root>.work`, `<root>.lower`).
+    pub fn restore_as_overlay(&self) {
+        self.overlay.set(true);
+    }
+
+    /// Unmounts the overlay a restore mounted, if any (call it before removing the work folder).
+    pub fn release(&self) -> Result<(), String> {
+        match self.mounted.borrow_mut().take() {
+            Some(m) => m
+                .overlay
+                .unmount()
+                .map_err(|e| format!("the cached package root's overlay: {e}")),
+            None => Ok(()),
         }
     }
 
@@ -111,9 +160,54 @@ impl PackageRoots {
         Ok(locks)
     }
 
-    /// Removes entries beyond the `keep` most recently used.
+    /// Mounts the entry's root on `root` as an overlay, its changes beside `root`.
+    fn mount(&self, entry: &Path, root: &Path) -> Result<(), String> {
+        kiln_sandbox::mounts::private_namespace()?;
+        let name = root
+            .file_name()
+            .ok_or_else(|| format!("{} has no name", root.display()))?
+            .to_string_lossy()
+            .into_owned();
+        let side = |what: &str| root.with_file_name(format!("{name}.{what}"));
+        let (lower_at, upper, work) = (side("lower"), side("upper"), side("work"));
+        let in_use = File::open(entry.join("manifest"))
+            .map_err(|e| format!("{}: {e}", entry.join("manifest").display()))?;
+        kiln_formats::files::lock_file_shared(&in_use)
+            .map_err(|e| format!("locking {}: {e}", entry.display()))?;
+        let mounted = [&lower_at, &upper, &work]
+            .iter()
+            .try_for_each(|d| {
+                std::fs::create_dir(d).map_err(|e| format!("creating {}: {e}", d.display()))
+            })
+            .and_then(|()| Overlay::mount(&entry.join("root"), &lower_at, &upper, &work, root));
+        match mounted {
+            Ok(overlay) => {
+                *self.mounted.borrow_mut() = Some(Mounted {
+                    overlay,
+                    _in_use: in_use,
+                });
+                Ok(())
+            }
+            Err(e) => {
+                for d in [&lower_at, &upper, &work] {
+                    let _ = crate::workdirs::remove_tree(d);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Removes entries beyond the `keep` most recently used, but not one another build has
+    /// mounted.
     fn evict(&self) -> Result<(), String> {
         for old in self.entries().into_iter().skip(self.keep) {
+            if in_use(&old) {
+                self.notes.borrow_mut().push(format!(
+                    "kept the package root cache entry {}: another build has it mounted",
+                    old.display()
+                ));
+                continue;
+            }
             crate::workdirs::remove_tree(&old)?;
             self.notes.borrow_mut().push(format!(
                 "removed the package root cache entry {} (keeping the {} most recently used)",
@@ -125,28 +219,46 @@ impl PackageRoots {
     }
 }
 
+/// Whether a build holds `entry` mounted (its manifest's shared lock).
+fn in_use(entry: &Path) -> bool {
+    File::open(entry.join("manifest"))
+        .and_then(|f| kiln_formats::files::lock_file(&f, false))
+        .is_ok_and(|locked| !locked)
+}
+
 impl PackageRootCache for PackageRoots {
-    fn restore(&self, manifest: &str, root: &Path) -> Result<bool, String> {
+    fn restore(&self, manifest: &str, root: &Path) -> Result<Option<String>, String> {
         let _lock = self.lock()?;
         let entry = self.entry(manifest);
         let kept = std::fs::read_to_string(entry.join("manifest")).ok();
         if kept.as_deref() != Some(manifest) || !entry.join("root").is_dir() {
-            return Ok(false);
+            return Ok(None);
         }
-        copy_tree(&entry.join("root"), root).map_err(|e| {
-            format!(
-                "{e}; the image root is left half-filled: build again with --no-cache, or \
-                 remove {}",
-                entry.display()
-            )
-        })?;
+        let no_overlay = if self.overlay.get() {
+            self.mount(&entry, root).err()
+        } else {
+            Some(String::new())
+        };
+        if no_overlay.is_some() {
+            copy_tree(&entry.join("root"), root).map_err(|e| {
+                format!(
+                    "{e}; the image root is left half-filled: build again with --no-cache, or \
+                     remove {}",
+                    entry.display()
+                )
+            })?;
+        }
         // Its modification time says when it was last used.
         let _ = std::fs::File::options()
             .append(true)
             .open(entry.join("manifest"))
             .and_then(|f| f.set_modified(std::time::SystemTime::now()));
         *self.outcome.borrow_mut() = Some(Outcome::Cached(entry));
-        Ok(true)
+        Ok(Some(match no_overlay {
+            None => "overlay".to_string(),
+            Some(why) if why.is_empty() => "copied".to_string(),
+            Some(why) => format!("copied; no overlay: {why}"),
+        }))
     }
 
     fn store(&self, manifest: &str, root: &Path) -> Result<(), String> {
@@ -238,11 +350,17 @@ mod tests {
         tree(&root);
         let empty = t.path().join("empty");
         std::fs::create_dir(&empty).unwrap();
-        assert!(!cache.restore("m1", &empty).unwrap(), "nothing kept yet");
+        assert!(
+            cache.restore("m1", &empty).unwrap().is_none(),
+            "nothing kept yet"
+        );
         cache.store("m1", &root).unwrap();
         assert!(matches!(cache.outcome(), Some(Outcome::Installed(Ok(_)))));
 
-        assert!(cache.restore("m1", &empty).unwrap());
+        assert_eq!(
+            cache.restore("m1", &empty).unwrap().as_deref(),
+            Some("copied")
+        );
         assert_eq!(cache.outcome(), Some(Outcome::Cached(cache.entry("m1"))));
         let meta = |p: &Path| std::fs::symlink_metadata(p).unwrap();
         assert_eq!(
@@ -265,7 +383,7 @@ mod tests {
         // Another manifest is another entry; a third evicts the least recently used.
         let other = t.path().join("other");
         std::fs::create_dir(&other).unwrap();
-        assert!(!cache.restore("m2", &other).unwrap());
+        assert!(cache.restore("m2", &other).unwrap().is_none());
         cache.store("m2", &root).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
         assert!(cache.restore("m1", &other).is_ok(), "m1 used last");

@@ -284,7 +284,12 @@ fn compose_lines(
                     report,
                 );
             }
-            return build_disk_outputs(&req, &args.output_dir, report);
+            // The staged root is a work folder's, removed at the end: a cached package root
+            // can be an overlay of its entry instead of a copy.
+            if let Some(cache) = &cache {
+                cache.restore_as_overlay();
+            }
+            return build_disk_outputs(&req, &args.output_dir, cache.as_ref(), report);
         }
 
         // Populate a temporary folder beside it, then give it its final name (dropped: removed).
@@ -319,6 +324,7 @@ fn compose_lines(
 fn build_disk_outputs(
     req: &kiln_imager::Request,
     out: &std::path::Path,
+    cache: Option<&crate::cache::PackageRoots>,
     report: &mut dyn FnMut(&str),
 ) -> Result<Vec<String>, String> {
     let disk = &req.config.disks[0];
@@ -326,7 +332,13 @@ fn build_disk_outputs(
     let work = kiln_formats::files::TempDir::create(&out.join("build"))
         .map_err(|e| format!("cannot create a folder in {}: {e}", out.display()))?;
     let result = (|| {
-        let built = kiln_imager::build_disk(req, work.path(), report).map_err(|e| e.to_string())?;
+        let built = kiln_imager::build_disk(req, work.path(), report);
+        // The staged root is read no more: a cached root's overlay goes before the work
+        // folder's removal (which would refuse a mount point in it).
+        if let Err(e) = cache.map_or(Ok(()), |c| c.release()) {
+            report(&format!("warning: {e}"));
+        }
+        let built = built.map_err(|e| e.to_string())?;
         let mut outputs = Vec::new();
         for p in &built.partitions {
             let setting = req.root.system.setting(&p.id);

@@ -57,11 +57,14 @@ fn main() -> ExitCode {
 }
 
 /// Makes kiln root for a command that builds (as an ordinary user, in its user namespace: see
-/// [`kiln_sandbox::userns`]). Called right after the arguments are parsed, while kiln is still
+/// [`kiln_sandbox::userns`]), in a mount namespace of its own (for the package-root cache's
+/// overlays). Called right after the arguments are parsed, while kiln is still
 /// single-threaded; on failure, prints what to change and returns exit status 2.
 pub(crate) fn become_root() -> Result<kiln_sandbox::userns::Mode, ExitCode> {
-    kiln_sandbox::userns::become_root().map_err(|e| {
+    let mode = kiln_sandbox::userns::become_root().map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(2)
-    })
+    })?;
+    kiln_build::cache::enter_mount_namespace();
+    Ok(mode)
 }

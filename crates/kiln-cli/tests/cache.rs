@@ -119,3 +119,136 @@ fn a_cached_rebuild_is_the_cold_build_and_what_the_install_sees_invalidates_it()
         "{entries} entries"
     );
 }
+
+/// What a build must never change in a cache entry, one line a path: type, mode, owner,
+/// modification time, content (its digest) or link target, and extended attributes.
+fn entry_state(entry: &Path) -> Vec<String> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    let mut lines = Vec::new();
+    let mut stack = vec![entry.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        let what = if m.is_dir() {
+            for e in std::fs::read_dir(&p).unwrap() {
+                stack.push(e.unwrap().path());
+            }
+            "dir".to_string()
+        } else if m.file_type().is_symlink() {
+            format!("-> {}", std::fs::read_link(&p).unwrap().display())
+        } else if m.is_file() {
+            kiln_repo::Checksum::of_file("sha256", &p).unwrap()
+        } else {
+            format!("rdev {}", m.rdev())
+        };
+        let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+        let mut names = vec![0u8; 65536];
+        // SAFETY: a valid C string and a buffer of the given length.
+        let n = unsafe { libc::llistxattr(c.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+        names.truncate(n.max(0) as usize);
+        lines.push(format!(
+            "{} {what} {:o} {}:{} {}.{} links {} xattrs {}",
+            p.strip_prefix(entry).unwrap().display(),
+            m.mode(),
+            m.uid(),
+            m.gid(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.nlink(),
+            String::from_utf8_lossy(&names)
+        ));
+    }
+    lines.sort();
+    lines
+}
+
+/// A rebuild's script changes package files in place — appends to one, links another, chmods,
+/// renames a package directory, removes a file, writes into the ESP — on a package root the
+/// cache mounts as an overlay: the image is still the cold build's, the cache entry is left as
+/// it was, and every mount (the overlay's too) is made inside a new mount namespace, never in
+/// the build host's (strace).
+#[test]
+fn a_rebuild_that_changes_package_files_is_the_cold_build_and_leaves_the_cache_alone() {
+    let t = tempfile::tempdir().unwrap();
+    let config = demo(&t.path().join("config"));
+    let cache = t.path().join("cache");
+    let (cold, warm) = (t.path().join("cold"), t.path().join("warm"));
+    let o = build(&config, &warm, &cache, &[]);
+    assert!(says(&o, "package root: installed"), "{}", stderr(&o));
+    let entry = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join("root").is_dir())
+        .expect("an entry");
+    // The root (the manifest's modification time says when the entry was last used).
+    let before = entry_state(&entry.join("root"));
+    assert!(
+        before.iter().any(|l| l.starts_with("etc/login.defs ")),
+        "the entry holds the package root"
+    );
+
+    let script = config.parent().unwrap().join("scripts/demo-postinstall.sh");
+    let text = std::fs::read_to_string(&script).unwrap();
+    std::fs::write(
+        &script,
+        format!(
+            "{text}echo '# changed' >> /etc/login.defs\nln /etc/login.defs /etc/login.defs.link\n\
+             chmod 600 /etc/default/useradd\nmv /etc/skel /etc/skel.moved\nrm /etc/shells\n\
+             mkdir /etc/kiln.d\necho x > /etc/kiln.d/x\necho esp > /boot/efi/kiln-esp\n"
+        ),
+    )
+    .unwrap();
+    let trace = t.path().join("trace");
+    let mut args = build_args(&config, &sample_repo(), &warm);
+    let at = args.iter().position(|a| a == "--package-cache").unwrap();
+    args[at + 1] = cache.clone().into();
+    let o = std::process::Command::new("strace")
+        .args(common::STRACE_ARGS)
+        .arg(&trace)
+        .arg(env!("CARGO_BIN_EXE_kiln"))
+        .args(args)
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(says(&o, "package root: cached (overlay)"), "{}", stderr(&o));
+    let log = std::fs::read_to_string(&trace).unwrap();
+    assert!(
+        log.contains("fsopen(\"overlay\""),
+        "strace saw the overlay mounted"
+    );
+    let offending = common::mounts_outside_a_namespace(&log);
+    assert!(offending.is_empty(), "{}", offending.join("\n"));
+    assert_eq!(
+        entry_state(&entry.join("root")),
+        before,
+        "the cache entry changed"
+    );
+
+    let o = build(&config, &cold, &cache, &["--no-cache"]);
+    assert!(!says(&o, "package root: cached"), "{}", stderr(&o));
+    assert!(
+        image(&cold) == image(&warm),
+        "the cached rebuild differs from the cold build"
+    );
+    // Nothing of the overlay is left in the build folder.
+    let left: Vec<_> = walkdir(&warm.join("build"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(".upper"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+fn walkdir(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        if std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
+            for e in std::fs::read_dir(&p).unwrap() {
+                stack.push(e.unwrap().path());
+            }
+        }
+        out.push(p);
+    }
+    out
+}

@@ -23,8 +23,9 @@ use std::path::Path;
 /// manifests mean equal roots.
 pub trait PackageRootCache {
     /// Fills `root` (an empty directory) with the root kept for `manifest`, its owners, modes,
-    /// times, extended attributes and hard links as they were. `Ok(false)`: none is kept.
-    fn restore(&self, manifest: &str, root: &Path) -> Result<bool, String>;
+    /// times, extended attributes and hard links as they were, and says how, for the build's
+    /// log (`copied`, `overlay`). `Ok(None)`: none is kept.
+    fn restore(&self, manifest: &str, root: &Path) -> Result<Option<String>, String>;
     /// Keeps a copy of `root` for `manifest`.
     fn store(&self, manifest: &str, root: &Path) -> Result<(), String>;
 }
@@ -37,7 +38,8 @@ pub fn manifest(
     stages: &[Stage],
 ) -> Result<String, String> {
     let sc = inputs.system;
-    let mut m = String::from("kiln package root, format 1\n");
+    // Format 2: a disk image's package root has its times clamped to SOURCE_DATE_EPOCH.
+    let mut m = String::from("kiln package root, format 2\n");
     let line = |m: &mut String, key: &str, value: &dyn std::fmt::Debug| {
         let _ = writeln!(m, "{key}: {value:?}");
     };

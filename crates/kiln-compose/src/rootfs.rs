@@ -70,8 +70,6 @@ pub struct Inputs<'a> {
 pub fn populate(root: &Path, inputs: &Inputs, progress: &mut dyn FnMut(&str)) -> Result<(), Error> {
     let sc = inputs.system;
     let run = &inputs.run;
-    let image = ImageRoot::open(root).map_err(step("staging"))?;
-    let image = &image;
     let settings = RpmSettings {
         exclude_docs: sc.disable_rpm_docs,
         install_langs: sc.override_rpm_locales.clone(),
@@ -93,24 +91,28 @@ pub fn populate(root: &Path, inputs: &Inputs, progress: &mut dyn FnMut(&str)) ->
         .package_cache
         .filter(|_| inputs.overlay_mounts.is_empty());
     match cache {
-        None => install_packages(root, image, inputs, &settings, &stages, progress)?,
+        None => install_packages(root, inputs, &settings, &stages, progress)?,
         Some(cache) => {
             let manifest = package_root::manifest(inputs, &settings, &stages)
                 .map_err(step("package root cache"))?;
-            if cache
+            match cache
                 .restore(&manifest, root)
                 .map_err(step("package root cache"))?
             {
-                progress("package root: cached");
-            } else {
-                install_packages(root, image, inputs, &settings, &stages, progress)?;
-                progress("package root: installed");
-                if let Err(e) = cache.store(&manifest, root) {
-                    progress(&format!("warning: the package root was not cached: {e}"));
+                Some(how) => progress(&format!("package root: cached ({how})")),
+                None => {
+                    install_packages(root, inputs, &settings, &stages, progress)?;
+                    progress("package root: installed");
+                    if let Err(e) = cache.store(&manifest, root) {
+                        progress(&format!("warning: the package root was not cached: {e}"));
+                    }
                 }
             }
         }
     }
+    // Opened after the restore: a cached root may be an overlay mounted on `root`.
+    let image = ImageRoot::open(root).map_err(step("staging"))?;
+    let image = &image;
     if !sc.additional_files.is_empty() {
         progress("copying additional files");
         files::copy_additional_files(image, &sc.additional_files)
@@ -196,12 +198,12 @@ pub fn populate(root: &Path, inputs: &Inputs, progress: &mut dyn FnMut(&str)) ->
 /// users upstream adds between them (SPEC §3.5 steps 1, 5–10): the package root.
 fn install_packages(
     root: &Path,
-    image: &ImageRoot,
     inputs: &Inputs,
     settings: &RpmSettings,
     stages: &[install::Stage],
     progress: &mut dyn FnMut(&str),
 ) -> Result<(), Error> {
+    let image = &ImageRoot::open(root).map_err(step("staging"))?;
     let run = &inputs.run;
     if inputs.overlay_mounts.is_empty() {
         progress("creating the rpm database");
@@ -238,6 +240,12 @@ fn install_packages(
     }
     if !users_done {
         apply_users(image, inputs, progress)?;
+    }
+    // A disk image's times are clamped to the build's time at its end (kiln-imager); clamping
+    // the package root's now too shows every later step the same root whether it was installed
+    // or restored, and a restored overlay then copies up only what later steps change.
+    if inputs.fstab.is_some() {
+        finish::clamp_times(root, inputs.identity.unix_time()).map_err(step("timestamps"))?;
     }
     Ok(())
 }

@@ -72,6 +72,16 @@ pub fn lock_file(file: &File, wait: bool) -> io::Result<bool> {
     } else {
         libc::LOCK_EX | libc::LOCK_NB
     };
+    flock(file, op)
+}
+
+/// Takes a shared `flock` on `file`, waiting while another open file holds it exclusively
+/// (readers of a thing that must not be removed meanwhile; see [`lock_file`]).
+pub fn lock_file_shared(file: &File) -> io::Result<()> {
+    flock(file, libc::LOCK_SH).map(|_| ())
+}
+
+fn flock(file: &File, op: libc::c_int) -> io::Result<bool> {
     loop {
         // SAFETY: flock on a descriptor this File owns.
         if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {

@@ -12,6 +12,8 @@
 //! * [`userns::become_root`] lets an ordinary user build: kiln enters a user namespace mapped
 //!   from the user's `/etc/subuid` and `/etc/subgid` ranges and is root there, so files keep
 //!   the image's owners.
+//! * [`mounts`] gives kiln a private mount namespace of its own, where a cached package root is
+//!   mounted as an overlay (never on the host).
 //!
 //! Why kiln does this itself rather than call bubblewrap: bubblewrap maps a single id into its
 //! user namespace, so rpm could not give an image's files their owners (a package owning files
@@ -22,6 +24,7 @@
 
 mod sys;
 
+pub mod mounts;
 pub mod nosync;
 
 pub mod root;

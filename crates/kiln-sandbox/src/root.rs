@@ -423,18 +423,62 @@ impl ImageRoot {
     }
 
     /// Moves `path` (itself, not what a final symlink leads to) out of the image to the host
-    /// path `to`, on the same filesystem (kiln's work folder).
+    /// path `to`, normally on the same filesystem (kiln's work folder). A directory the kernel
+    /// cannot rename there — the root is an overlay (a cached package root, see [`crate::mounts`])
+    /// — is copied with everything kept (coreutils' `cp -a`) and removed from the image.
     pub fn rename_out(&self, path: impl AsRef<Path>, to: &Path) -> Result<()> {
         let path = path.as_ref();
         let (dir, name) = self.parent("moving", path)?;
         let dir = reopen_dir(&dir).map_err(Self::err("moving", path))?;
-        let to = CString::new(to.as_os_str().as_bytes()).map_err(|_| {
+        let to_c = CString::new(to.as_os_str().as_bytes()).map_err(|_| {
             Self::err("moving", path)(io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))
         })?;
         // SAFETY: valid descriptor and C strings.
-        let rc =
-            unsafe { libc::renameat(dir.as_raw_fd(), name.as_ptr(), libc::AT_FDCWD, to.as_ptr()) };
-        sys::cvt(rc).map(|_| ()).map_err(Self::err("moving", path))
+        let rc = unsafe {
+            libc::renameat(
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                libc::AT_FDCWD,
+                to_c.as_ptr(),
+            )
+        };
+        match sys::cvt(rc) {
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {}
+            other => return other.map(|_| ()).map_err(Self::err("moving", path)),
+        }
+        // SAFETY: valid descriptor and C string; the result is checked.
+        let fd = unsafe {
+            libc::openat(
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+        };
+        let fd = sys::cvt(fd)
+            .map_err(|_| Self::err("moving", path)(io::Error::from_raw_os_error(libc::EXDEV)))?;
+        // SAFETY: a new descriptor owned here.
+        let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        // cp runs as a child: it reaches the directory through kiln's descriptor ("/." makes
+        // it copy what the descriptor holds, not the magic link).
+        let from = format!("/proc/{}/fd/{}/.", std::process::id(), fd.as_raw_fd());
+        let copied = std::process::Command::new("cp")
+            .args(["-a", "--preserve=xattr", "-T", "--", &from])
+            .arg(to)
+            .output()
+            .map_err(|e| io::Error::other(format!("cannot run cp (coreutils): {e}")))
+            .and_then(|o| {
+                if o.status.success() {
+                    Ok(())
+                } else {
+                    Err(io::Error::other(format!(
+                        "copying it to {} failed: {}",
+                        to.display(),
+                        String::from_utf8_lossy(&o.stderr).trim()
+                    )))
+                }
+            });
+        copied.map_err(Self::err("moving", path))?;
+        self.remove_all(path)
     }
 
     /// Removes the file or symlink `path` (not what a symlink leads to).

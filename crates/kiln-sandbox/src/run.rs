@@ -979,19 +979,7 @@ const SAFE: u64 = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
 
 /// Builds the new root and enters it.
 fn build_root(plan: &Plan) -> Result<(), Step> {
-    // SAFETY: mount propagation change on our own mount namespace.
-    at(
-        "making mounts private",
-        sys::cvt(unsafe {
-            libc::mount(
-                std::ptr::null(),
-                c"/".as_ptr(),
-                std::ptr::null(),
-                libc::MS_REC | libc::MS_PRIVATE,
-                std::ptr::null(),
-            )
-        }),
-    )?;
+    at("making mounts private", sys::make_mounts_private())?;
     // Copies of every source first: attaching the new root may cover them.
     let image = at("opening the image root", sys::clone_tree(&plan.root, true))?;
     let mut shown = Vec::new();

@@ -28,6 +28,8 @@ pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
 pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
 pub const MOUNT_ATTR_NODEV: u64 = 0x4;
 pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+pub const MOUNT_ATTR__ATIME: u64 = 0x70;
+pub const MOUNT_ATTR_NOATIME: u64 = 0x10;
 
 fn check(rc: c_long) -> io::Result<c_long> {
     if rc < 0 {
@@ -76,39 +78,53 @@ pub fn openat2(
 /// A new, detached filesystem of type `fstype` with `options` (key, value) set, as a mount
 /// file descriptor with `attrs` (`MOUNT_ATTR_*`).
 pub fn new_mount(fstype: &CStr, options: &[(&CStr, &CStr)], attrs: u64) -> io::Result<OwnedFd> {
-    // SAFETY: valid C strings; the descriptors returned are owned here.
-    let ctx = fd(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), 1 as c_uint) })?;
+    let ctx = fs_context(fstype)?;
     use std::os::fd::AsRawFd;
     for (k, v) in options {
-        check(unsafe {
-            libc::syscall(
-                libc::SYS_fsconfig,
-                ctx.as_raw_fd(),
-                FSCONFIG_SET_STRING,
-                k.as_ptr(),
-                v.as_ptr(),
-                0 as c_int,
-            )
-        })?;
+        fs_set(ctx.as_raw_fd(), k, v)?;
     }
+    fs_mount(ctx.as_raw_fd(), attrs)
+}
+
+/// fsopen(2): a filesystem context of type `fstype`, to configure with [`fs_set`]; reading it
+/// gives the filesystem's messages (`e overlayfs: …`).
+pub fn fs_context(fstype: &CStr) -> io::Result<OwnedFd> {
+    // SAFETY: a valid C string; the descriptor returned is owned here.
+    fd(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), 1 as c_uint) })
+}
+
+/// fsconfig(2) FSCONFIG_SET_STRING: sets option `key` to `value` in the context `ctx`.
+pub fn fs_set(ctx: RawFd, key: &CStr, value: &CStr) -> io::Result<()> {
+    // SAFETY: valid C strings.
     check(unsafe {
         libc::syscall(
             libc::SYS_fsconfig,
-            ctx.as_raw_fd(),
+            ctx,
+            FSCONFIG_SET_STRING,
+            key.as_ptr(),
+            value.as_ptr(),
+            0 as c_int,
+        )
+    })
+    .map(|_| ())
+}
+
+/// fsconfig(2) FSCONFIG_CMD_CREATE, then fsmount(2): the context's filesystem as a detached
+/// mount with `attrs`.
+pub fn fs_mount(ctx: RawFd, attrs: u64) -> io::Result<OwnedFd> {
+    // SAFETY: null key and value, as FSCONFIG_CMD_CREATE takes them.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            ctx,
             FSCONFIG_CMD_CREATE,
             std::ptr::null::<c_char>(),
             std::ptr::null::<c_char>(),
             0 as c_int,
         )
     })?;
-    fd(unsafe {
-        libc::syscall(
-            libc::SYS_fsmount,
-            ctx.as_raw_fd(),
-            FSMOUNT_CLOEXEC,
-            attrs as c_uint,
-        )
-    })
+    // SAFETY: the descriptor returned is owned here.
+    fd(unsafe { libc::syscall(libc::SYS_fsmount, ctx, FSMOUNT_CLOEXEC, attrs as c_uint) })
 }
 
 /// open_tree(2) with OPEN_TREE_CLONE: a detached copy of the mount at `path` (and, with
@@ -123,6 +139,12 @@ pub fn clone_tree(path: &CStr, recursive: bool) -> io::Result<OwnedFd> {
 /// mount_setattr(2): sets `attrs` on the detached or attached mount `mount` and every mount
 /// below it.
 pub fn set_mount_attrs(mount: RawFd, attrs: u64) -> io::Result<()> {
+    change_mount_attrs(mount, attrs, 0)
+}
+
+/// mount_setattr(2) with attributes to clear too (an atime mode is set with
+/// [`MOUNT_ATTR__ATIME`] cleared).
+pub fn change_mount_attrs(mount: RawFd, set: u64, clear: u64) -> io::Result<()> {
     #[repr(C)]
     struct MountAttr {
         set: u64,
@@ -131,8 +153,8 @@ pub fn set_mount_attrs(mount: RawFd, attrs: u64) -> io::Result<()> {
         userns_fd: u64,
     }
     let attr = MountAttr {
-        set: attrs,
-        clr: 0,
+        set,
+        clr: clear,
         propagation: 0,
         userns_fd: 0,
     };
@@ -162,6 +184,22 @@ pub fn move_mount(mount: RawFd, target: RawFd) -> io::Result<()> {
             target,
             c"".as_ptr(),
             MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    })
+    .map(|_| ())
+}
+
+/// Makes every mount of the calling process's mount namespace private (`mount / MS_REC |
+/// MS_PRIVATE`): nothing mounted after propagates to the namespace it was copied from.
+pub fn make_mounts_private() -> io::Result<()> {
+    // SAFETY: a propagation change on our own mount namespace, with valid C strings.
+    cvt(unsafe {
+        libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
         )
     })
     .map(|_| ())

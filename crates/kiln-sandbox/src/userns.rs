@@ -245,7 +245,7 @@ fn check_sysctls(read: &dyn Fn(&str) -> Option<String>) -> Result<(), Error> {
 }
 
 /// The number of threads of this process (1 when it cannot be told).
-fn thread_count() -> usize {
+pub(crate) fn thread_count() -> usize {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
