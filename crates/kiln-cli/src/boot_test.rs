@@ -609,9 +609,11 @@ fn drive(
     } else {
         args.commands.clone()
     };
-    // The markers are built by the shell, so the echoed command line never matches them.
+    // The markers are built by the shell, so the echoed command line never matches them. The
+    // end marker gets a line of its own: the last command's output may not end in a newline
+    // (`cat /etc/hostname` of a file without one).
     send(&format!(
-        "echo KILN-''BEGIN; {}; echo KILN-''END\n",
+        "echo KILN-''BEGIN; {}; echo; echo KILN-''END\n",
         commands.join("; ")
     ))?;
     let end = wait_for(console, child, at, deadline, "the commands' output", |t| {
