@@ -47,15 +47,21 @@ fn says(o: &Output, what: &str) -> bool {
     stderr(o).contains(what)
 }
 
+/// The demo config copied under `dir` and built once into `dir/warm`, installing its package
+/// root into `dir/cache`: (config, cache, cold output folder, warm output folder).
+fn first_build(dir: &Path) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
+    let config = demo(&dir.join("config"));
+    let cache = dir.join("cache");
+    let (cold, warm) = (dir.join("cold"), dir.join("warm"));
+    let o = build(&config, &warm, &cache, &[]);
+    assert!(says(&o, "package root: installed"), "{}", stderr(&o));
+    (config, cache, cold, warm)
+}
+
 #[test]
 fn a_cached_rebuild_is_the_cold_build_and_what_the_install_sees_invalidates_it() {
     let t = tempfile::tempdir().unwrap();
-    let config = demo(&t.path().join("config"));
-    let cache = t.path().join("cache");
-    let (cold, warm) = (t.path().join("cold"), t.path().join("warm"));
-
-    let o = build(&config, &warm, &cache, &[]);
-    assert!(says(&o, "package root: installed"), "{}", stderr(&o));
+    let (config, cache, cold, warm) = first_build(t.path());
     // Nothing changed: nothing is made.
     let o = build(&config, &warm, &cache, &[]);
     assert!(says(&o, "up to date"), "{}", stderr(&o));
@@ -170,11 +176,7 @@ fn entry_state(entry: &Path) -> Vec<String> {
 #[test]
 fn a_rebuild_that_changes_package_files_is_the_cold_build_and_leaves_the_cache_alone() {
     let t = tempfile::tempdir().unwrap();
-    let config = demo(&t.path().join("config"));
-    let cache = t.path().join("cache");
-    let (cold, warm) = (t.path().join("cold"), t.path().join("warm"));
-    let o = build(&config, &warm, &cache, &[]);
-    assert!(says(&o, "package root: installed"), "{}", stderr(&o));
+    let (config, cache, cold, warm) = first_build(t.path());
     let entry = std::fs::read_dir(&cache)
         .unwrap()
         .map(|e| e.unwrap().path())
