@@ -3,7 +3,10 @@
 //! reboots — kiln's addition to upstream (SPEC §5.3), whose installer reboots whatever it wrote:
 //!
 //! * every filesystem is clean: ext2/3/4 with `e2fsck -fn` on its byte range of the device, FAT
-//!   with `fsck.vfat -n` on a copy of its partition (fsck.vfat reads no byte range);
+//!   with `fsck.vfat -n` on a copy of its partition (fsck.vfat reads no byte range); an
+//!   encrypted root is first opened from the device with the config's password (the LUKS header
+//!   read back, a key slot opened, the LVM label checked) and its logical volume decrypted into
+//!   a sparse file, which is checked instead;
 //! * the installed rpm database, read from the target (debugfs dumps it out of the filesystem
 //!   holding `/var/lib/rpm`, the installer's rpm lists it), holds exactly the resolved packages.
 //!
@@ -50,21 +53,119 @@ pub(crate) fn install_onto_target(
         .collect();
     let resolved: BTreeSet<String> = resolved.iter().map(|p| p.nevra()).collect();
     let expected = (!req.root.system.remove_rpm_db).then_some(&resolved);
-    check_target(&device, &checked, expected, work.path(), report)?;
+    // The encrypted root is opened with the password, as at the first boot.
+    let system = req.root.system;
+    let unlock = system
+        .encryption
+        .enable
+        .then(|| checked.iter().find(|p| p.mount_point == "/"))
+        .flatten()
+        .map(|p| Unlock {
+            partition: p.number,
+            secret: system.encryption.password.as_bytes(),
+        });
+    check_target(&device, &checked, expected, unlock, work.path(), report)?;
     drop(work);
     Ok(vec![device.display().to_string()])
 }
 
-/// Checks the installed target `device`: each filesystem clean, and (`expected` given) its rpm
-/// database holding exactly the packages `expected` names (`name-[epoch:]version-release.arch`).
-/// `work` holds the copies the tools read.
+/// An encrypted partition of the target and the secret that opens it.
+#[derive(Debug, Clone, Copy)]
+pub struct Unlock<'a> {
+    /// Its partition number.
+    pub partition: u32,
+    pub secret: &'a [u8],
+}
+
+/// Where the tools read a filesystem: its byte range of the device, or the decrypted logical
+/// volume of an encrypted partition.
+struct Sources<'a> {
+    device: &'a Path,
+    decrypted: Option<(u32, PathBuf)>,
+}
+
+impl Sources<'_> {
+    /// `file?offset=N`: e2fsprogs' way to read a filesystem at a byte offset.
+    fn e2fs(&self, p: &BuiltPartition) -> String {
+        match &self.decrypted {
+            Some((n, lv)) if *n == p.number => lv.display().to_string(),
+            _ => format!("{}?offset={}", self.device.display(), p.offset),
+        }
+    }
+}
+
+/// Checks the installed target `device`: each filesystem clean (an encrypted one, `unlock`,
+/// after opening it with its secret), and (`expected` given) its rpm database holding exactly
+/// the packages `expected` names (`name-[epoch:]version-release.arch`). `work` holds the copies
+/// the tools read.
 pub fn check_target(
     device: &Path,
     partitions: &[BuiltPartition],
     expected: Option<&BTreeSet<String>>,
+    unlock: Option<Unlock>,
     work: &Path,
     report: &mut dyn FnMut(&str),
 ) -> Result<(), String> {
+    let mut sources = Sources {
+        device,
+        decrypted: None,
+    };
+    if let Some(u) = unlock {
+        let p = partitions
+            .iter()
+            .find(|p| p.number == u.partition)
+            .ok_or_else(|| format!("no partition {} to open", u.partition))?;
+        sources.decrypted = Some((p.number, open_encrypted(device, p, u.secret, work, report)?));
+    }
+    let result = check_filesystems(&sources, partitions, work, report).and_then(|()| {
+        let Some(expected) = expected else {
+            report("not checked: the rpm database (RemoveRpmDb)");
+            return Ok(());
+        };
+        report("checking the installed packages against the resolved set");
+        let installed = installed_packages(&sources, partitions, work)?;
+        compare_packages(expected, &installed)
+    });
+    if let Some((_, lv)) = &sources.decrypted {
+        let _ = std::fs::remove_file(lv);
+    }
+    result
+}
+
+/// Opens encrypted partition `p` of `device` with `secret` and decrypts its logical volume into
+/// a sparse file in `work`, whose path it returns.
+fn open_encrypted(
+    device: &Path,
+    p: &BuiltPartition,
+    secret: &[u8],
+    work: &Path,
+    report: &mut dyn FnMut(&str),
+) -> Result<PathBuf, String> {
+    let what = format!("partition {} ({}) on {}", p.number, p.id, device.display());
+    report(&format!(
+        "opening the encrypted {what} with its password and decrypting it to check it"
+    ));
+    let from = std::fs::File::open(device).map_err(|e| format!("{}: {e}", device.display()))?;
+    let lv = work.join(format!("partition{}.lv", p.number));
+    let out = std::fs::File::create_new(&lv).map_err(|e| format!("{}: {e}", lv.display()))?;
+    match kiln_crypt::extract_logical_volume(&from, p.offset, p.size, secret, &out) {
+        Ok(_) => Ok(lv),
+        Err(e) => {
+            let _ = std::fs::remove_file(&lv);
+            Err(format!(
+                "the encrypted {what} does not open after the install: {e}"
+            ))
+        }
+    }
+}
+
+fn check_filesystems(
+    sources: &Sources,
+    partitions: &[BuiltPartition],
+    work: &Path,
+    report: &mut dyn FnMut(&str),
+) -> Result<(), String> {
+    let device = sources.device;
     for p in partitions {
         let Some(kind) = p.fs else { continue };
         let what = format!("partition {} ({}) on {}", p.number, p.id, device.display());
@@ -74,7 +175,7 @@ pub fn check_target(
                 let out = tool(
                     Command::new("e2fsck")
                         .args(["-f", "-n"])
-                        .arg(in_range(device, p)),
+                        .arg(sources.e2fs(p)),
                     "e2fsck",
                     "e2fsprogs",
                 )?;
@@ -110,13 +211,7 @@ pub fn check_target(
             FsKind::Swap => {}
         }
     }
-    let Some(expected) = expected else {
-        report("not checked: the rpm database (RemoveRpmDb)");
-        return Ok(());
-    };
-    report("checking the installed packages against the resolved set");
-    let installed = installed_packages(device, partitions, work)?;
-    compare_packages(expected, &installed)
+    Ok(())
 }
 
 /// The rpm database's packages differ from the resolved ones: the error names both sides.
@@ -144,11 +239,6 @@ pub fn compare_packages(
     ))
 }
 
-/// `device?offset=N`: e2fsprogs' way to read a filesystem at a byte offset.
-fn in_range(device: &Path, p: &BuiltPartition) -> String {
-    format!("{}?offset={}", device.display(), p.offset)
-}
-
 fn tool(cmd: &mut Command, name: &str, package: &str) -> Result<std::process::Output, String> {
     cmd.output()
         .map_err(|e| format!("cannot run {name} (package {package}): {e}"))
@@ -172,7 +262,7 @@ fn copy_range(device: &Path, p: &BuiltPartition, to: &Path) -> std::io::Result<(
 
 /// The packages in the target's rpm database, `name-[epoch:]version-release.arch`.
 fn installed_packages(
-    device: &Path,
+    sources: &Sources,
     partitions: &[BuiltPartition],
     work: &Path,
 ) -> Result<BTreeSet<String>, String> {
@@ -201,7 +291,7 @@ fn installed_packages(
             Command::new("debugfs")
                 .arg("-R")
                 .arg(format!("rdump {inner} {}", db.display()))
-                .arg(in_range(device, holder)),
+                .arg(sources.e2fs(holder)),
             "debugfs",
             "e2fsprogs",
         )?;

@@ -182,7 +182,7 @@ fn a_kickstart_config_installs_with_the_partitions_its_preinstallscript_wrote() 
     let work = dir.path().join("check");
     std::fs::create_dir(&work).unwrap();
     let check = |expected: &BTreeSet<String>| {
-        kiln_build::live::check_target(&disk, &target, Some(expected), &work, &mut |_| {})
+        kiln_build::live::check_target(&disk, &target, Some(expected), None, &work, &mut |_| {})
     };
     let db = dir.path().join("db");
     std::fs::create_dir(&db).unwrap();
@@ -218,4 +218,95 @@ fn a_kickstart_config_installs_with_the_partitions_its_preinstallscript_wrote() 
         e.contains("the filesystem of partition 2 (Partition2)") && e.contains("not clean"),
         "{e}"
     );
+}
+
+#[path = "../../kiln-crypt/tests/support/mod.rs"]
+mod crypt_oracles;
+
+/// What the attended installer installs when encryption is chosen: the config it makes from
+/// the choices (`kiln_installer::attended::config::install_config`, the screens' own code)
+/// installed by `imager --live-install` onto a disk, whose root partition cryptsetup then opens
+/// with the password typed on the Encryption screen (and refuses another), the target check
+/// having passed.
+#[test]
+fn the_attended_installers_encryption_choice_installs_a_root_its_password_opens() {
+    use kiln_installer::attended::config::{install_config, Firmware};
+    use kiln_installer::attended::state::Choices;
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("target.raw");
+    std::fs::File::create(&disk)
+        .unwrap()
+        .set_len(400 << 20)
+        .unwrap();
+    let template = serde_json::json!({"SystemConfigs": [{
+        "Name": "Demo",
+        "PackageLists": [common::demo_config("packagelists/demo-packages.json")],
+        "KernelOptions": {"default": "kernel"}
+    }]});
+    let choices = Choices {
+        system: 0,
+        disk: disk.to_str().unwrap().into(),
+        encryption: Some("typed on the screen".into()),
+        hostname: "box-1".into(),
+        user: "ada".into(),
+        password: "pw1".into(),
+    };
+    let config = dir.path().join("attendedconfig.json");
+    let made = install_config(&template, &choices, Firmware::Efi).unwrap();
+    std::fs::write(&config, serde_json::to_vec_pretty(&made).unwrap()).unwrap();
+    let log = dir.path().join("imager.log");
+    let o = imager(dir.path())
+        .arg("--live-install")
+        .arg(format!("--input={}", config.display()))
+        .arg(format!("--build-dir={}", dir.path().join("work").display()))
+        .arg(format!("--local-repo={}", sample_repo().display()))
+        .arg(format!("--log-file={}", log.display()))
+        .arg("--log-level=info")
+        .output()
+        .unwrap();
+    let log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        o.status.success(),
+        "{}{}\n--- log ---\n{log}",
+        stdout(&o),
+        stderr(&o)
+    );
+    // The installer's own check opened the root from the disk with the password.
+    let all = format!("{}{}{log}", stdout(&o), stderr(&o));
+    for line in [
+        "opening the encrypted partition 2 (rootfs)",
+        "checking the filesystem of partition 2 (rootfs)",
+        "checking the installed packages against the resolved set",
+    ] {
+        assert!(all.contains(line), "{line}:\n{all}");
+    }
+    let parts = partitions(&disk);
+    assert_eq!(parts.len(), 2, "{parts:?}");
+    let root = dir.path().join("root.luks");
+    let (start, size) = parts[1];
+    std::fs::write(&root, []).unwrap();
+    crypt_oracles::ok(
+        Command::new("dd")
+            .arg(format!("if={}", disk.display()))
+            .arg(format!("of={}", root.display()))
+            .args(["bs=1M", "status=none", "iflag=skip_bytes,count_bytes"])
+            .arg(format!("skip={}", start * 512))
+            .arg(format!("count={}", size * 512)),
+    );
+    let blkid = |tag: &str| {
+        crypt_oracles::ok(
+            Command::new("blkid")
+                .args(["-s", tag, "-o", "value"])
+                .arg(&root),
+        )
+        .trim()
+        .to_string()
+    };
+    assert_eq!(blkid("TYPE"), "crypto_LUKS");
+    crypt_oracles::check_luks_dump(&root, &blkid("UUID"));
+    assert_eq!(
+        crypt_oracles::test_passphrase(&root, b"typed on the screen"),
+        0
+    );
+    assert_eq!(crypt_oracles::test_passphrase(&root, b"pw1"), 2);
 }

@@ -63,6 +63,7 @@ pub mod error;
 pub mod hash;
 pub mod luks1;
 pub mod lvm;
+mod open;
 pub mod pbkdf;
 mod volume;
 pub mod xts;
@@ -71,6 +72,7 @@ pub use error::{Error, Result};
 pub use hash::HashSpec;
 pub use luks1::{Luks1, LuksOptions};
 pub use lvm::LvmOptions;
+pub use open::{extract_logical_volume, Opened};
 pub use pbkdf::PbkdfPolicy;
 pub use volume::{lv_size, EncryptedVolume, Layout, VolumeOptions, WriteReport};
 
