@@ -88,6 +88,11 @@ pub struct BootTestArgs {
     /// config has no login), keeping the file's mode, owner and SELinux label.
     #[arg(long, requires = "login")]
     set_password: bool,
+    /// Type PASSPHRASE when the boot asks for one ("Enter passphrase for …": GRUB's
+    /// cryptomount of an encrypted root that holds /boot, as the attended installer lays it
+    /// out), before anything else is waited for.
+    #[arg(long, value_name = "PASSPHRASE")]
+    passphrase: Option<String>,
     /// Seconds the whole test may take.
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     timeout: u64,
@@ -552,6 +557,21 @@ fn drive(
     child: &mut Child,
     deadline: Instant,
 ) -> Result<String, String> {
+    let mut stdin = child.stdin.take().expect("piped");
+    let mut send = |text: &str| -> Result<(), String> {
+        stdin
+            .write_all(text.as_bytes())
+            .and_then(|_| stdin.flush())
+            .map_err(|e| format!("cannot type on the console: {e}"))
+    };
+    let mut at = 0;
+    if let Some(passphrase) = &args.passphrase {
+        at = wait_for(console, child, at, deadline, "the passphrase prompt", |t| {
+            let prompt = t.find("Enter passphrase")?;
+            t[prompt..].find(": ").map(|i| prompt + i + 2)
+        })?;
+        send(&format!("{passphrase}\n"))?;
+    }
     let Some(login) = &args.login else {
         let login_prompt = ["login: ".to_string()];
         let expect = if args.expect.is_empty() {
@@ -560,7 +580,7 @@ fn drive(
             &args.expect[..]
         };
         for e in expect {
-            wait_for(console, child, 0, deadline, &format!("{e:?}"), |t| {
+            wait_for(console, child, at, deadline, &format!("{e:?}"), |t| {
                 t.find(e.as_str()).map(|i| i + e.len())
             })?;
         }
@@ -571,14 +591,7 @@ fn drive(
         });
     };
     let (user, password) = login.split_once(':').ok_or("--login takes USER:PASSWORD")?;
-    let mut stdin = child.stdin.take().expect("piped");
-    let mut send = |text: &str| -> Result<(), String> {
-        stdin
-            .write_all(text.as_bytes())
-            .and_then(|_| stdin.flush())
-            .map_err(|e| format!("cannot type on the console: {e}"))
-    };
-    let at = wait_for(console, child, 0, deadline, "the login prompt", |t| {
+    let at = wait_for(console, child, at, deadline, "the login prompt", |t| {
         t.find("login: ").map(|i| i + 7)
     })?;
     send(&format!("{user}\n"))?;
