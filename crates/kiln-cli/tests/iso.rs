@@ -305,35 +305,89 @@ fn the_unattended_iso_installs_onto_nvme_under_seabios() {
     );
 }
 
-#[test]
-#[ignore = "needs the realistic distribution (make distro: KILN_RPMS_DIR or out/RPMS) and about 4 minutes of QEMU (TCG); cargo test -p kiln-cli --test iso -- --ignored"]
-fn the_hybrid_iso_boots_as_a_usb_disk_under_both_firmwares() {
+/// The unattended ISO of imageconfigs/`config`.json written to a USB stick (the ISO file as a
+/// USB disk, `--usb`: qemu-xhci + usb-storage, no CD drive) installs under `firmware` onto a
+/// blank 4 GiB disk on `bus` (`target` on the installer); the installed disk then boots alone
+/// and root logs in, `/` on `root`.
+fn install_from_usb(config: &str, firmware: &str, bus: &str, target: &str, root: &str) {
     let work = tempfile::tempdir().unwrap();
-    let iso = installer_iso(work.path(), "installer-efi");
+    let iso = installer_iso(work.path(), config);
     let disk = work.path().join("disk.raw");
-    blank_disk(&disk, 1);
-    // The ISO as a USB stick (dd'd), not a CD: UEFI boots the GPT's EFI System partition,
-    // SeaBIOS the MBR's isolinux boot code. The installer's kernel (Debian's cloud kernel) has
-    // no USB drivers, so the installer starts and waits for its media: that line is the
-    // installer's start, after firmware, boot loader, kernel and initrd all came from the stick.
-    for firmware in ["uefi", "bios"] {
-        boot_test(
-            &[
-                disk.to_str().unwrap(),
-                "--usb",
-                iso.to_str().unwrap(),
-                "--firmware",
-                firmware,
-                "--memory",
-                "3072",
-                "--timeout",
-                "1200",
-                "--expect",
-                "Waiting for the installation media (label CDROM)",
-            ],
-            &work.path().join(format!("usb-{firmware}.log")),
-        );
-    }
+    blank_disk(&disk, 4);
+    let (disk_s, iso_s) = (disk.to_str().unwrap(), iso.to_str().unwrap());
+    let installing = format!("action:Installing onto {target}");
+    // UEFI boots the stick's GPT EFI System partition (shim, GRUB, `search --label CDROM` on
+    // the whole disk), SeaBIOS its MBR boot code and isolinux. The installer's kernel
+    // (kernel-hwe) finds the stick (xhci, usb-storage) and mounts it; the target is the other
+    // disk; the stick is ejected before the reboot.
+    boot_test(
+        &[
+            disk_s,
+            "--usb",
+            iso_s,
+            "--firmware",
+            firmware,
+            "--disk",
+            bus,
+            "--persist",
+            "--memory",
+            "3072",
+            "--timeout",
+            "3000",
+            "--expect",
+            "Installation media: /dev/sda (label CDROM)",
+            "--expect",
+            &installing,
+            "--expect",
+            "progress:100",
+            "--expect",
+            "the installation media was ejected",
+            "--expect",
+            "Installation complete: rebooting.",
+        ],
+        &work.path().join("install.log"),
+    );
+    let root_line = format!("{root} ext4");
+    boot_test(
+        &[
+            disk_s,
+            "--firmware",
+            firmware,
+            "--disk",
+            bus,
+            "--login",
+            "root:kiln",
+            "--timeout",
+            "900",
+            "--run",
+            "cat /etc/hostname",
+            "--run",
+            "findmnt -no SOURCE,FSTYPE /",
+            "--expect",
+            "kiln-installed",
+            "--expect",
+            &root_line,
+        ],
+        &work.path().join("installed.log"),
+    );
+}
+
+#[test]
+#[ignore = "needs the realistic distribution (make distro: KILN_RPMS_DIR or out/RPMS) and 15+ minutes of QEMU (TCG); cargo test -p kiln-cli --test iso from_a_usb_disk -- --ignored (KILN_ISO_BUILT=y after make iso CONFIG_FILE=imageconfigs/installer-efi.json UNATTENDED_INSTALLER=y)"]
+fn the_unattended_iso_installs_from_a_usb_disk_under_ovmf() {
+    install_from_usb("installer-efi", "uefi", "virtio", "/dev/vda", "/dev/vda2");
+}
+
+#[test]
+#[ignore = "needs the realistic distribution (make distro: KILN_RPMS_DIR or out/RPMS) and 15+ minutes of QEMU (TCG); cargo test -p kiln-cli --test iso from_a_usb_disk -- --ignored (KILN_ISO_BUILT=y after make iso CONFIG_FILE=imageconfigs/installer-legacy-nvme.json UNATTENDED_INSTALLER=y)"]
+fn the_unattended_iso_installs_from_a_usb_disk_under_seabios() {
+    install_from_usb(
+        "installer-legacy-nvme",
+        "bios",
+        "nvme",
+        "/dev/nvme0n1",
+        "/dev/nvme0n1p2",
+    );
 }
 
 /// OVMF's variable store (the `--vars` file of `kiln boot-test`), read and written the way
