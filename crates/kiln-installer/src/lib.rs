@@ -143,6 +143,9 @@ impl Installer {
             }
             Some(d) => d.target_disk.value.clone(),
         };
+        if !kickstart {
+            self.not_the_media(&target)?;
+        }
         let mut cmd = Command::new(&self.imager);
         cmd.arg("--live-install")
             .arg(format!("--input={}", self.input.display()))
@@ -261,6 +264,31 @@ impl Installer {
             target_disk: None,
             kernel_cmdline: None,
             ..self.clone()
+        })
+    }
+
+    /// Refuses a TargetDisk that is the disk the installer runs from: a USB stick is an sd
+    /// disk like the target may be (`/dev/sda` on one machine is the stick on another).
+    fn not_the_media(&self, target: &str) -> Result<(), Error> {
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+        let Some(media) = attended::disks::mounted_device(&mounts, attended::MEDIA) else {
+            return Ok(());
+        };
+        // A /dev/disk/by-* name is a link to the device.
+        let real = std::fs::canonicalize(target).unwrap_or_else(|_| PathBuf::from(target));
+        let name = real.file_name().map(|n| n.to_string_lossy().into_owned());
+        if !name.is_some_and(|n| attended::disks::holds_media(&n, Some(&media))) {
+            return Ok(());
+        }
+        Err(Error::Config {
+            path: self.input.clone(),
+            message: format!(
+                "TargetDisk {target} is /dev/{media}'s disk, the installation media mounted at \
+                 {}: installing would overwrite the installer; name another disk, or choose it \
+                 on the machine with kiln.target-disk= on the kernel command line (e.g. \
+                 kiln.target-disk=largest, docs/iso.md), which never picks the media",
+                attended::MEDIA
+            ),
         })
     }
 

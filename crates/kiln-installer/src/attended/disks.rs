@@ -48,7 +48,7 @@ pub fn list(sys_block: &Path, media: Option<&str>) -> Vec<BlockDevice> {
             let dir = e.path();
             let major: u32 = read(&dir, "dev").split(':').next()?.parse().ok()?;
             let sectors: u64 = read(&dir, "size").parse().ok()?;
-            let holds_media = media.is_some_and(|m| m == name || partition_of(m, &name));
+            let holds_media = holds_media(&name, media);
             // The virtio majors are dynamic: zram and device-mapper devices may get them too.
             let virtual_disk = ["zram", "dm-"].iter().any(|p| name.starts_with(p));
             (MAJORS.contains(&major)
@@ -68,6 +68,12 @@ pub fn list(sys_block: &Path, media: Option<&str>) -> Vec<BlockDevice> {
         .collect();
     v.sort_by(|a, b| a.path.cmp(&b.path));
     v
+}
+
+/// Whether the disk `name` (`sdb`) holds `media`, the device mounted at /mnt/cdrom (`sdb`,
+/// `sdb1`).
+pub fn holds_media(name: &str, media: Option<&str>) -> bool {
+    media.is_some_and(|m| m == name || partition_of(m, name))
 }
 
 /// Whether `part` (`sdb1`, `nvme0n1p2`) is a partition of `disk` (`sdb`, `nvme0n1`).
@@ -160,6 +166,12 @@ mod tests {
         assert!(partition_of("sdb1", "sdb"));
         assert!(!partition_of("sdb", "sdb"));
         assert!(!partition_of("sdba1", "sdb"));
+        // The hybrid ISO on a stick is mounted whole (sda) or, elsewhere, by a partition.
+        assert!(holds_media("sda", Some("sda")));
+        assert!(holds_media("sdb", Some("sdb1")));
+        assert!(!holds_media("sdb", Some("sda")));
+        assert!(!holds_media("vda", Some("sr0")));
+        assert!(!holds_media("sda", None));
         assert_eq!(human(512), "512 B");
     }
 }
