@@ -69,10 +69,13 @@ pub fn check_target(
 ) -> Result<(), String> {
     for p in partitions {
         let Some(kind) = p.fs else { continue };
+        if matches!(kind, FsKind::Swap) {
+            continue;
+        }
         let what = format!("partition {} ({}) on {}", p.number, p.id, device.display());
+        report(&format!("checking the filesystem of {what}"));
         match kind {
             FsKind::Ext2 | FsKind::Ext3 | FsKind::Ext4 => {
-                report(&format!("checking the filesystem of {what}"));
                 let out = tool(
                     Command::new("e2fsck")
                         .args(["-f", "-n"])
@@ -80,15 +83,9 @@ pub fn check_target(
                     "e2fsck",
                     "e2fsprogs",
                 )?;
-                if !out.status.success() {
-                    return Err(format!(
-                        "the filesystem of {what} is not clean after the install: {}",
-                        String::from_utf8_lossy(&out.stdout).trim()
-                    ));
-                }
+                clean(&out, "", &what)?;
             }
             FsKind::Vfat => {
-                report(&format!("checking the filesystem of {what}"));
                 let copy = work.join(format!("partition{}.vfat", p.number));
                 copy_range(device, p, &copy).map_err(|e| format!("reading {what}: {e}"))?;
                 let out = tool(
@@ -97,16 +94,9 @@ pub fn check_target(
                     "dosfstools",
                 );
                 let _ = std::fs::remove_file(&copy);
-                let out = out?;
-                if !out.status.success() {
-                    return Err(format!(
-                        "the FAT filesystem of {what} is not clean after the install: {}",
-                        String::from_utf8_lossy(&out.stdout).trim()
-                    ));
-                }
+                clean(&out?, "FAT ", &what)?;
             }
             FsKind::Xfs => {
-                report(&format!("checking the filesystem of {what}"));
                 let view = XfsView::open(device, p, work)
                     .map_err(|e| format!("cannot read the xfs filesystem of {what}: {e}"))?;
                 // -n: no modification; exit status 1 when it found corruption.
@@ -115,15 +105,9 @@ pub fn check_target(
                     "xfs_repair",
                     "xfsprogs",
                 )?;
-                if !out.status.success() {
-                    return Err(format!(
-                        "the xfs filesystem of {what} is not clean after the install: {}{}",
-                        String::from_utf8_lossy(&out.stdout).trim(),
-                        String::from_utf8_lossy(&out.stderr).trim()
-                    ));
-                }
+                clean(&out, "xfs ", &what)?;
             }
-            FsKind::Swap => {}
+            FsKind::Swap => {} // skipped above
         }
     }
     let Some(expected) = expected else {
@@ -133,6 +117,19 @@ pub fn check_target(
     report("checking the installed packages against the resolved set");
     let installed = installed_packages(device, partitions, work)?;
     compare_packages(expected, &installed)
+}
+
+/// A checker's run `out` on the filesystem of `what` (`kind`: "FAT ", "xfs " or "") found it
+/// clean, or the error with what the checker printed.
+fn clean(out: &std::process::Output, kind: &str, what: &str) -> Result<(), String> {
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "the {kind}filesystem of {what} is not clean after the install: {} {}",
+        String::from_utf8_lossy(&out.stdout).trim(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    ))
 }
 
 /// The rpm database's packages differ from the resolved ones: the error names both sides.

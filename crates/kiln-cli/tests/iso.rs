@@ -694,6 +694,29 @@ fn install_under_ovmf(iso: &Path, vars: &Path, disks: &[&str], expect: &[&str], 
     boot_test(&args, log);
 }
 
+/// The unattended ISO of imageconfigs/`config`.json (`make iso`) installed under OVMF onto a
+/// blank 4 GiB virtio disk, with variables holding an old "Azure Linux" entry, as
+/// [`install_under_ovmf`] checks it (`expect` on the console first): the disk and the
+/// variables, in `work`.
+fn install_onto_a_blank_disk_under_ovmf(
+    work: &Path,
+    config: &str,
+    expect: &[&str],
+) -> (PathBuf, PathBuf) {
+    let iso = installer_iso(work, config);
+    let disk = work.join("disk.raw");
+    blank_disk(&disk, 4);
+    let vars = vars_with_an_old_entry(work);
+    install_under_ovmf(
+        &iso,
+        &vars,
+        &[disk.to_str().unwrap()],
+        expect,
+        &work.join("install.log"),
+    );
+    (disk, vars)
+}
+
 /// The installed `disk` alone under OVMF with the variables `vars` the install left: root logs
 /// in, the firmware booted boot entry `number` (BootCurrent: attributes boot service and
 /// runtime, then the number), `hostname` is set; and each of `runs` shows its `expect`.
@@ -801,18 +824,12 @@ fn the_target_disk_selector_picks_the_disk_and_the_boot_entry_is_made_under_ovmf
 #[ignore = "needs the realistic distribution (make distro: KILN_RPMS_DIR or out/RPMS) and 15+ minutes of QEMU (TCG); cargo test -p kiln-cli --test iso a_kickstart_iso -- --ignored (KILN_ISO_BUILT=y after make iso CONFIG_FILE=imageconfigs/installer-kickstart.json UNATTENDED_INSTALLER=y)"]
 fn a_kickstart_iso_installs_the_partitions_its_preinstallscript_wrote_under_ovmf() {
     let work = tempfile::tempdir().unwrap();
-    let iso = installer_iso(work.path(), "installer-kickstart");
-    let disk = work.path().join("disk.raw");
-    blank_disk(&disk, 4);
-    let vars = vars_with_an_old_entry(work.path());
     // The config has no Disks: installer-kickstart-partitions.sh, run on the installer, finds
     // the virtio disk and writes /tmp/part-include; the boot entry is made for that disk.
-    install_under_ovmf(
-        &iso,
-        &vars,
-        &[disk.to_str().unwrap()],
+    let (disk, vars) = install_onto_a_blank_disk_under_ovmf(
+        work.path(),
+        "installer-kickstart",
         &["kickstart: 3 partitions on /dev/vda"],
-        &work.path().join("install.log"),
     );
     // Exactly the script's partitions: 64 MiB ESP at 1 MiB, 200 MiB /boot, / to the end.
     let parts = gpt_partitions(&disk);
@@ -852,21 +869,15 @@ fn a_kickstart_iso_installs_the_partitions_its_preinstallscript_wrote_under_ovmf
 #[ignore = "needs the realistic distribution (make distro: KILN_RPMS_DIR or out/RPMS) and 15+ minutes of QEMU (TCG); cargo test -p kiln-cli --test iso an_xfs_root -- --ignored (KILN_ISO_BUILT=y after make iso CONFIG_FILE=imageconfigs/installer-xfs.json UNATTENDED_INSTALLER=y)"]
 fn an_xfs_root_installs_from_the_iso_and_boots_under_ovmf() {
     let work = tempfile::tempdir().unwrap();
-    let iso = installer_iso(work.path(), "installer-xfs");
-    let disk = work.path().join("disk.raw");
-    blank_disk(&disk, 4);
-    let vars = vars_with_an_old_entry(work.path());
     // The installer checks the xfs root (xfs_repair -n on a read-only loop device over its
     // range) and reads the rpm database out of it before it reboots.
-    install_under_ovmf(
-        &iso,
-        &vars,
-        &[disk.to_str().unwrap()],
+    let (disk, vars) = install_onto_a_blank_disk_under_ovmf(
+        work.path(),
+        "installer-xfs",
         &[
             "checking the filesystem of partition 2 (rootfs) on /dev/vda",
             "checking the installed packages against the resolved set",
         ],
-        &work.path().join("install.log"),
     );
     let parts = gpt_partitions(&disk);
     assert_eq!(parts.len(), 2, "{parts:?}");
