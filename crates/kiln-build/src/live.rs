@@ -198,66 +198,34 @@ fn copy_range(device: &Path, p: &BuiltPartition, to: &Path) -> std::io::Result<(
 /// device): on a block device (the installer's target) a read-only loop device over the range,
 /// which copies nothing into the installer's memory; on a disk image file a sparse copy of the
 /// range in `work`. Detached or removed when dropped.
-struct XfsView {
-    path: PathBuf,
-    is_loop: bool,
+enum XfsView {
+    Loop(kiln_fs::loopdev::LoopDevice),
+    Copy(PathBuf),
 }
 
 impl XfsView {
     fn open(device: &Path, p: &BuiltPartition, work: &Path) -> Result<Self, String> {
-        use std::os::unix::fs::FileTypeExt;
-        let meta = std::fs::metadata(device).map_err(|e| format!("{}: {e}", device.display()))?;
-        if !meta.file_type().is_block_device() {
-            let path = work.join(format!("partition{}.xfs", p.number));
-            copy_range(device, p, &path).map_err(|e| format!("{}: {e}", device.display()))?;
-            return Ok(XfsView {
-                path,
-                is_loop: false,
-            });
+        if kiln_fs::loopdev::is_block_device(device) {
+            return kiln_fs::loopdev::LoopDevice::attach(device, p.offset, p.size, true)
+                .map(XfsView::Loop);
         }
-        // The loop driver may be a module nothing has loaded yet; losetup says so if this fails.
-        let _ = Command::new("modprobe").args(["-q", "loop"]).output();
-        let out = tool(
-            Command::new("losetup")
-                .args(["--find", "--show", "--read-only", "--offset"])
-                .arg(p.offset.to_string())
-                .arg("--sizelimit")
-                .arg(p.size.to_string())
-                .arg(device),
-            "losetup",
-            "util-linux",
-        )?;
-        let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        if !out.status.success() || path.is_empty() {
-            return Err(format!(
-                "losetup could not attach a read-only loop device to bytes {}..{} of {} (the \
-                 installer's kernel needs the loop driver): {}",
-                p.offset,
-                p.offset + p.size,
-                device.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        Ok(XfsView {
-            path: PathBuf::from(path),
-            is_loop: true,
-        })
+        let path = work.join(format!("partition{}.xfs", p.number));
+        copy_range(device, p, &path).map_err(|e| format!("{}: {e}", device.display()))?;
+        Ok(XfsView::Copy(path))
     }
 
     fn path(&self) -> &Path {
-        &self.path
+        match self {
+            XfsView::Loop(l) => l.path(),
+            XfsView::Copy(p) => p,
+        }
     }
 }
 
 impl Drop for XfsView {
     fn drop(&mut self) {
-        if self.is_loop {
-            let _ = Command::new("losetup")
-                .arg("--detach")
-                .arg(&self.path)
-                .output();
-        } else {
-            let _ = std::fs::remove_file(&self.path);
+        if let XfsView::Copy(p) = self {
+            let _ = std::fs::remove_file(p);
         }
     }
 }
