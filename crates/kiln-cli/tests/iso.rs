@@ -781,6 +781,29 @@ fn install_under_ovmf(iso: &Path, vars: &Path, disks: &[&str], expect: &[&str], 
     boot_test(&args, log);
 }
 
+/// The unattended ISO of imageconfigs/`config`.json (`make iso`) installed under OVMF onto a
+/// blank 4 GiB virtio disk, with variables holding an old "Azure Linux" entry, as
+/// [`install_under_ovmf`] checks it (`expect` on the console first): the disk and the
+/// variables, in `work`.
+fn install_onto_a_blank_disk_under_ovmf(
+    work: &Path,
+    config: &str,
+    expect: &[&str],
+) -> (PathBuf, PathBuf) {
+    let iso = installer_iso(work, config);
+    let disk = work.join("disk.raw");
+    blank_disk(&disk, 4);
+    let vars = vars_with_an_old_entry(work);
+    install_under_ovmf(
+        &iso,
+        &vars,
+        &[disk.to_str().unwrap()],
+        expect,
+        &work.join("install.log"),
+    );
+    (disk, vars)
+}
+
 /// The installed `disk` alone under OVMF with the variables `vars` the install left: root logs
 /// in, the firmware booted boot entry `number` (BootCurrent: attributes boot service and
 /// runtime, then the number), `hostname` is set; and each of `runs` shows its `expect`.
@@ -894,18 +917,12 @@ fn the_target_disk_selector_picks_the_disk_and_the_boot_entry_is_made_under_ovmf
 #[ignore = "needs the realistic distribution (make distro: KILN_RPMS_DIR or out/RPMS) and 15+ minutes of QEMU (TCG); cargo test -p kiln-cli --test iso a_kickstart_iso -- --ignored (KILN_ISO_BUILT=y after make iso CONFIG_FILE=imageconfigs/installer-kickstart.json UNATTENDED_INSTALLER=y)"]
 fn a_kickstart_iso_installs_the_partitions_its_preinstallscript_wrote_under_ovmf() {
     let work = tempfile::tempdir().unwrap();
-    let iso = installer_iso(work.path(), "installer-kickstart");
-    let disk = work.path().join("disk.raw");
-    blank_disk(&disk, 4);
-    let vars = vars_with_an_old_entry(work.path());
     // The config has no Disks: installer-kickstart-partitions.sh, run on the installer, finds
     // the virtio disk and writes /tmp/part-include; the boot entry is made for that disk.
-    install_under_ovmf(
-        &iso,
-        &vars,
-        &[disk.to_str().unwrap()],
+    let (disk, vars) = install_onto_a_blank_disk_under_ovmf(
+        work.path(),
+        "installer-kickstart",
         &["kickstart: 3 partitions on /dev/vda"],
-        &work.path().join("install.log"),
     );
     // Exactly the script's partitions: 64 MiB ESP at 1 MiB, 200 MiB /boot, / to the end.
     let parts = gpt_partitions(&disk);
@@ -939,4 +956,65 @@ fn a_kickstart_iso_installs_the_partitions_its_preinstallscript_wrote_under_ovmf
         &["/dev/vda2 ext4", "/dev/vda3 ext4", "131072\n409600"],
         &work.path().join("installed.log"),
     );
+}
+
+#[test]
+#[ignore = "needs the realistic distribution (make distro: KILN_RPMS_DIR or out/RPMS) and 15+ minutes of QEMU (TCG); cargo test -p kiln-cli --test iso an_xfs_root -- --ignored (KILN_ISO_BUILT=y after make iso CONFIG_FILE=imageconfigs/installer-xfs.json UNATTENDED_INSTALLER=y)"]
+fn an_xfs_root_installs_from_the_iso_and_boots_under_ovmf() {
+    let work = tempfile::tempdir().unwrap();
+    // The installer checks the xfs root (xfs_repair -n on a read-only loop device over its
+    // range) and reads the rpm database out of it before it reboots.
+    let (disk, vars) = install_onto_a_blank_disk_under_ovmf(
+        work.path(),
+        "installer-xfs",
+        &[
+            "checking the filesystem of partition 2 (rootfs) on /dev/vda",
+            "checking the installed packages against the resolved set",
+        ],
+    );
+    let parts = gpt_partitions(&disk);
+    assert_eq!(parts.len(), 2, "{parts:?}");
+    // The host's xfs_repair finds the root clean too, on a copy of its byte range.
+    let root = work.path().join("root.xfs");
+    copy_sectors(&disk, parts[1].0, parts[1].1, &root);
+    let o = Command::new("xfs_repair")
+        .arg("-n")
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    std::fs::remove_file(&root).unwrap();
+    let number = the_boot_entry(&vars, &parts[0].3.to_lowercase());
+    // The installed disk alone: GRUB reads the kernel from xfs, the initramfs mounts it.
+    boot_installed_under_ovmf(
+        &disk,
+        &vars,
+        number,
+        "kiln-installed-xfs",
+        &[
+            "findmnt -no SOURCE,FSTYPE /",
+            "findmnt -no SOURCE,FSTYPE /boot/efi",
+        ],
+        &["/dev/vda2 xfs", "/dev/vda1 vfat"],
+        &work.path().join("installed.log"),
+    );
+}
+
+/// Copies `count` 512-byte sectors of `disk` from sector `start` into the new file `to`, zero
+/// blocks as holes.
+fn copy_sectors(disk: &Path, start: u64, count: u64, to: &Path) {
+    use std::os::unix::fs::FileExt;
+    let from = std::fs::File::open(disk).unwrap();
+    let out = std::fs::File::create_new(to).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let (mut at, size) = (0u64, count * 512);
+    while at < size {
+        let n = (size - at).min(buf.len() as u64) as usize;
+        from.read_exact_at(&mut buf[..n], start * 512 + at).unwrap();
+        if buf[..n].iter().any(|&b| b != 0) {
+            out.write_all_at(&buf[..n], at).unwrap();
+        }
+        at += n as u64;
+    }
+    out.set_len(size).unwrap();
 }

@@ -220,6 +220,84 @@ fn a_kickstart_config_installs_with_the_partitions_its_preinstallscript_wrote() 
     );
 }
 
+#[test]
+fn an_xfs_root_is_checked_by_the_live_install_and_damage_fails_it() {
+    // demo-xfs.json (ESP, ext4 /boot, swap, xfs /) installed onto a disk file: the target
+    // check runs xfs_repair -n on the root and reads the rpm database out of xfs.
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("target.raw");
+    std::fs::File::create(&disk)
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(common::demo_config("demo-xfs.json")).unwrap())
+            .unwrap();
+    config["Disks"][0]["TargetDisk"] = serde_json::json!({"Type": "path", "Value": disk});
+    let input = dir.path().join("xfs.json");
+    std::fs::write(&input, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    let o = imager(dir.path())
+        .arg("--live-install")
+        .arg(format!("--input={}", input.display()))
+        .arg(format!("--base-dir={}", common::demo_config("").display()))
+        .arg(format!("--build-dir={}", dir.path().join("work").display()))
+        .arg(format!("--local-repo={}", sample_repo().display()))
+        .arg(format!(
+            "--log-file={}",
+            dir.path().join("imager.log").display()
+        ))
+        .arg("--log-level=info")
+        .output()
+        .unwrap();
+    let log = std::fs::read_to_string(dir.path().join("imager.log")).unwrap_or_default();
+    let all = format!("{}{}{log}", stdout(&o), stderr(&o));
+    assert!(o.status.success(), "{all}");
+    for line in [
+        "checking the filesystem of partition 4 (rootfs)",
+        "checking the installed packages against the resolved set",
+    ] {
+        assert!(all.contains(line), "{line}:\n{all}");
+    }
+    assert!(!all.contains("not checked"), "{all}");
+    // The check again, on a damaged root: its AG headers (AGF, AGI, AGFL: the sectors after
+    // the superblock) zeroed.
+    let parts = partitions(&disk);
+    assert_eq!(parts.len(), 4, "{parts:?}");
+    let (start, size) = parts[3];
+    let root = BuiltPartition {
+        index: 3,
+        id: "rootfs".into(),
+        number: 4,
+        offset: start * 512,
+        size: size * 512,
+        mount_point: "/".into(),
+        fs: Some(kiln_fs::FsKind::Xfs),
+        fs_uuid: String::new(),
+        partuuid: String::new(),
+        partlabel: String::new(),
+        diff: None,
+    };
+    let work = dir.path().join("check");
+    std::fs::create_dir(&work).unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(&disk).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &[0u8; 1536], start * 512 + 512).unwrap();
+    let e = kiln_build::live::check_target(
+        &disk,
+        std::slice::from_ref(&root),
+        None,
+        None,
+        &work,
+        &mut |_| {},
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("the xfs filesystem of partition 4 (rootfs)") && e.contains("not clean"),
+        "{e}"
+    );
+    // Nothing of the check is left in its work folder.
+    assert_eq!(std::fs::read_dir(&work).unwrap().count(), 0);
+}
+
 #[path = "../../kiln-crypt/tests/support/mod.rs"]
 mod crypt_oracles;
 

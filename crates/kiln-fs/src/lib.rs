@@ -16,10 +16,15 @@
 //! [`extract::extract_ext`] reads an ext2/3/4 image's tree back out (the lower layer of a
 //! diff-disk build).
 //!
+//! On a block device (the live installer's target) the tools that need a scratch file (xfs,
+//! FAT) write through a loop device over the range instead ([`loopdev`]): a scratch file there
+//! would sit in the installer's memory beside the staged tree.
+//!
 //! Every filesystem UUID comes from the caller (derived from `SOURCE_DATE_EPOCH` for reproducible
 //! builds) and is returned, so fstab and the boot configuration can name it.
 
 pub mod extract;
+pub mod loopdev;
 mod xfs_proto;
 
 use kiln_formats::ident::Identity;
@@ -379,6 +384,18 @@ fn format_in_scratch(
         let path = path.to_path_buf();
         move |source| Error::Io { path, source }
     };
+    // A block device (the live installer's target): the tool writes through a loop device over
+    // the range, not into a scratch file in memory.
+    if loopdev::is_block_device(disk) {
+        let dev = loopdev::LoopDevice::attach(disk, offset, size, false).map_err(|output| {
+            Error::Tool {
+                tool: "losetup".into(),
+                output,
+            }
+        })?;
+        run(mkfs.arg(dev.path()), tool, package)?;
+        return after(dev.path());
+    }
     // kiln's locked temporary beside the disk (see kiln_formats::files), held until removed.
     let (held, scratch) =
         kiln_formats::files::create_temp_file(&disk.with_file_name(tool)).map_err(io_err(disk))?;
