@@ -1095,16 +1095,21 @@ fn runliveinstallers_fetch_takes_a_served_folder_whole_and_reports_a_missing_one
             .join("../../resources/imageconfigs/additionalfiles/iso_initrd/root/runliveinstaller"),
     )
     .unwrap();
-    let start = script
-        .find("fetch_tree() {")
-        .expect("runliveinstaller's fetch_tree");
-    let function = &script[start..start + script[start..].find("\n}\n").unwrap() + 3];
+    // fetch_tree and the say it calls, as runliveinstaller defines them.
+    let function = |name: &str| {
+        let start = 1 + script
+            .find(&format!("\n{name}() {{\n"))
+            .unwrap_or_else(|| panic!("runliveinstaller has no {name}"));
+        let len = script[start..].find("\n}\n").unwrap() + 3;
+        script[start..start + len].to_string()
+    };
+    let functions = function("say") + &function("fetch_tree");
     let base = format!("http://127.0.0.1:{}/azl", server.port);
     let dest = work.path().join("cdrom");
     let fetch = |folder: &str| {
         Command::new("bash")
             .arg("-c")
-            .arg(format!("{function}\nfetch_tree \"$1\" \"$2\""))
+            .arg(format!("{functions}\nfetch_tree \"$1\" \"$2\""))
             .arg("fetch")
             .arg(format!("{base}/{folder}"))
             .arg(dest.join(folder))
