@@ -1150,3 +1150,65 @@ fn runliveinstallers_fetch_takes_a_served_folder_whole_and_reports_a_missing_one
         stderr(&o)
     );
 }
+
+#[test]
+#[ignore = "needs the realistic distribution (make distro: KILN_RPMS_DIR or out/RPMS), xorriso and about 3 minutes of QEMU (TCG); cargo test -p kiln-cli --test iso a_network_install_without -- --ignored (KILN_ISO_BUILT=y after make iso CONFIG_FILE=imageconfigs/installer-efi.json UNATTENDED_INSTALLER=y)"]
+fn a_network_install_without_rpms_on_the_server_says_so_and_opens_a_shell() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    // The server has the ISO's config/ but not its RPMS/.
+    let iso = common::make_iso("installer-efi", &realistic_distribution(), true);
+    let tree = w.join("tree");
+    let o = Command::new("xorriso")
+        .args(["-osirrox", "on", "-indev"])
+        .arg(&iso)
+        .args(["-extract", "/"])
+        .arg(&tree)
+        .output()
+        .expect("xorriso (scripts/install-host-deps.sh test)");
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let served = w.join("served");
+    std::fs::create_dir(&served).unwrap();
+    std::fs::rename(tree.join("config"), served.join("config")).unwrap();
+    let server = serve(served);
+    let base = format!("http://10.0.2.2:{}", server.port);
+    let disk = w.join("disk.raw");
+    blank_disk(&disk, 4);
+    let append = format!("root=/dev/ram0 console=ttyS0,115200n8 image-config={base}/config");
+    boot_test(
+        &[
+            disk.to_str().unwrap(),
+            "--kernel",
+            tree.join("isolinux/vmlinuz").to_str().unwrap(),
+            "--initrd",
+            tree.join("isolinux/initrd.img").to_str().unwrap(),
+            "--append",
+            &append,
+            "--network",
+            "--memory",
+            "3072",
+            "--persist",
+            "--timeout",
+            "1200",
+            "--expect",
+            &format!("Fetching {base}/config/ into /mnt/cdrom/config"),
+            "--expect",
+            &format!(
+                "Could not fetch {base}/RPMS/ (wget failed: the server, the path, or the network)."
+            ),
+            "--expect",
+            "The network install could not get its media: the log is /installer/fetch-log.txt.",
+        ],
+        &w.join("install.log"),
+    );
+    assert!(
+        server
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|r| r == "/RPMS/"),
+        "RPMS/ was not asked for"
+    );
+    assert!(all_zeros(&disk), "the disk was written to");
+}
