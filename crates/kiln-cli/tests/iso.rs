@@ -977,13 +977,19 @@ fn answer(
     Ok(())
 }
 
-#[test]
-#[ignore = "needs the realistic distribution (make distro: KILN_RPMS_DIR or out/RPMS), xorriso and 15+ minutes of QEMU (TCG); cargo test -p kiln-cli --test iso over_the_network -- --ignored (KILN_ISO_BUILT=y after make iso CONFIG_FILE=imageconfigs/installer-efi.json UNATTENDED_INSTALLER=y)"]
-fn the_installer_installs_over_the_network_from_the_isos_tree_served_over_http() {
-    let work = tempfile::tempdir().unwrap();
-    let w = work.path();
-    // The ISO's tree (config/ and RPMS/ side by side, the installer's kernel and initrd) on a
-    // web server, as a PXE setup serves it; no CD-ROM.
+/// A network install's setup in `w`: the tree of `make iso`'s unattended installer-efi ISO
+/// extracted by xorriso, its `folders` served over HTTP (`base` as the guest reaches it), a blank
+/// 4 GiB disk, and boot-test's arguments starting the tree's installer kernel as a PXE loader
+/// would (QEMU's direct kernel boot) with the ISO's kernel arguments, `image-config=` naming the
+/// served config folder, and `memory` MiB.
+struct Pxe {
+    server: Server,
+    base: String,
+    disk: PathBuf,
+    boot: Vec<String>,
+}
+
+fn pxe(w: &Path, folders: &[&str], memory: &str) -> Pxe {
     let iso = common::make_iso("installer-efi", &realistic_distribution(), true);
     let tree = w.join("tree");
     let o = Command::new("xorriso")
@@ -994,28 +1000,53 @@ fn the_installer_installs_over_the_network_from_the_isos_tree_served_over_http()
         .output()
         .expect("xorriso (scripts/install-host-deps.sh test)");
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
-    let server = serve(tree.clone());
-    let url = format!("http://10.0.2.2:{}/config", server.port);
-    let rpms = format!("http://10.0.2.2:{}/RPMS", server.port);
+    let served = w.join("served");
+    std::fs::create_dir(&served).unwrap();
+    for f in folders {
+        std::fs::rename(tree.join(f), served.join(f)).unwrap();
+    }
+    let server = serve(served);
+    let base = format!("http://10.0.2.2:{}", server.port);
     let disk = w.join("disk.raw");
     blank_disk(&disk, 4);
+    let append =
+        format!("root=/dev/ram0 console=tty0 console=ttyS0,115200n8 image-config={base}/config");
+    let file = |f: &str| tree.join(f).to_str().unwrap().to_string();
+    let boot = vec![
+        "--kernel".into(),
+        file("isolinux/vmlinuz"),
+        "--initrd".into(),
+        file("isolinux/initrd.img"),
+        "--append".into(),
+        append,
+        "--network".into(),
+        "--memory".into(),
+        memory.into(),
+    ];
+    Pxe {
+        server,
+        base,
+        disk,
+        boot,
+    }
+}
+
+#[test]
+#[ignore = "needs the realistic distribution (make distro: KILN_RPMS_DIR or out/RPMS), xorriso and 15+ minutes of QEMU (TCG); cargo test -p kiln-cli --test iso over_the_network -- --ignored (KILN_ISO_BUILT=y after make iso CONFIG_FILE=imageconfigs/installer-efi.json UNATTENDED_INSTALLER=y)"]
+fn the_installer_installs_over_the_network_from_the_isos_tree_served_over_http() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    // The ISO's tree (config/ and RPMS/ side by side) on a web server, as a PXE setup serves
+    // it; the firmware starts the installer's kernel; no CD-ROM.
+    let p = pxe(w, &["config", "RPMS"], "4096");
+    let (server, disk) = (&p.server, &p.disk);
+    let url = format!("{}/config", p.base);
+    let rpms = format!("{}/RPMS", p.base);
     let vars = vars_with_an_old_entry(w);
-    // The firmware starts the installer's kernel as a PXE boot loader would (QEMU's direct
-    // kernel boot), with the ISO's kernel arguments and image-config= naming the config folder.
-    let append = format!("root=/dev/ram0 console=tty0 console=ttyS0,115200n8 image-config={url}");
+    let boot: Vec<&str> = p.boot.iter().map(String::as_str).collect();
     let log = w.join("install.log");
     install_under_ovmf(
-        &[
-            "--kernel",
-            tree.join("isolinux/vmlinuz").to_str().unwrap(),
-            "--initrd",
-            tree.join("isolinux/initrd.img").to_str().unwrap(),
-            "--append",
-            &append,
-            "--network",
-            "--memory",
-            "4096",
-        ],
+        &boot,
         &vars,
         &[disk.to_str().unwrap()],
         &[
@@ -1043,7 +1074,7 @@ fn the_installer_installs_over_the_network_from_the_isos_tree_served_over_http()
         requests.iter().any(|r| r == "/RPMS/repodata/repomd.xml"),
         "{requests:?}"
     );
-    let served: Vec<String> = std::fs::read_dir(tree.join("RPMS"))
+    let served: Vec<String> = std::fs::read_dir(w.join("served/RPMS"))
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -1057,11 +1088,11 @@ fn the_installer_installs_over_the_network_from_the_isos_tree_served_over_http()
         );
     }
     // The installed disk alone: the boot entry made, root logs in.
-    let parts = gpt_partitions(&disk);
+    let parts = gpt_partitions(disk);
     assert_eq!(parts.len(), 2, "{parts:?}");
     let number = the_boot_entry(&vars, &parts[0].3.to_lowercase());
     boot_installed_under_ovmf(
-        &disk,
+        disk,
         &vars,
         number,
         "kiln-installed",
@@ -1157,52 +1188,20 @@ fn a_network_install_without_rpms_on_the_server_says_so_and_opens_a_shell() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     // The server has the ISO's config/ but not its RPMS/.
-    let iso = common::make_iso("installer-efi", &realistic_distribution(), true);
-    let tree = w.join("tree");
-    let o = Command::new("xorriso")
-        .args(["-osirrox", "on", "-indev"])
-        .arg(&iso)
-        .args(["-extract", "/"])
-        .arg(&tree)
-        .output()
-        .expect("xorriso (scripts/install-host-deps.sh test)");
-    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
-    let served = w.join("served");
-    std::fs::create_dir(&served).unwrap();
-    std::fs::rename(tree.join("config"), served.join("config")).unwrap();
-    let server = serve(served);
-    let base = format!("http://10.0.2.2:{}", server.port);
-    let disk = w.join("disk.raw");
-    blank_disk(&disk, 4);
-    let append = format!("root=/dev/ram0 console=ttyS0,115200n8 image-config={base}/config");
-    boot_test(
-        &[
-            disk.to_str().unwrap(),
-            "--kernel",
-            tree.join("isolinux/vmlinuz").to_str().unwrap(),
-            "--initrd",
-            tree.join("isolinux/initrd.img").to_str().unwrap(),
-            "--append",
-            &append,
-            "--network",
-            "--memory",
-            "3072",
-            "--persist",
-            "--timeout",
-            "1200",
-            "--expect",
-            &format!("Fetching {base}/config/ into /mnt/cdrom/config"),
-            "--expect",
-            &format!(
-                "Could not fetch {base}/RPMS/ (wget failed: the server, the path, or the network)."
-            ),
-            "--expect",
-            "The network install could not get its media: the log is /installer/fetch-log.txt.",
-        ],
-        &w.join("install.log"),
+    let p = pxe(w, &["config"], "3072");
+    let base = &p.base;
+    let config = format!("Fetching {base}/config/ into /mnt/cdrom/config");
+    let failed = format!(
+        "Could not fetch {base}/RPMS/ (wget failed: the server, the path, or the network)."
     );
+    let shell = "The network install could not get its media: the log is /installer/fetch-log.txt.";
+    let mut args: Vec<&str> = vec![p.disk.to_str().unwrap()];
+    args.extend(p.boot.iter().map(String::as_str));
+    args.extend(["--persist", "--timeout", "1200"]);
+    args.extend(["--expect", &config, "--expect", &failed, "--expect", shell]);
+    boot_test(&args, &w.join("install.log"));
     assert!(
-        server
+        p.server
             .requests
             .lock()
             .unwrap()
@@ -1210,5 +1209,5 @@ fn a_network_install_without_rpms_on_the_server_says_so_and_opens_a_shell() {
             .any(|r| r == "/RPMS/"),
         "RPMS/ was not asked for"
     );
-    assert!(all_zeros(&disk), "the disk was written to");
+    assert!(all_zeros(&p.disk), "the disk was written to");
 }
