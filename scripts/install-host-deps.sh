@@ -26,8 +26,9 @@ declare -A GROUP_PACKAGES=(
     # metadata from the decrypted payload) and an independent decryption in Python
     # (python3-cryptography). kiln-iso's ISOs are judged by xorriso (El Torito report,
     # extraction) and isoinfo (genisoimage), and its boot test uses GRUB's BIOS and UEFI images
-    # (grub-pc-bin, grub-efi-amd64-bin).
-    [test]="python3 python3-jsonschema qemu-utils cpio squashfs-tools attr rpm zstd createrepo-c fdisk dnf parted gdisk dosfstools mtools xfsprogs openssl passwd gpg libsolv-tools strace busybox-static uidmap cryptsetup-bin lvm2 python3-cryptography xorriso genisoimage grub-pc-bin grub-efi-amd64-bin rdiff time"
+    # (grub-pc-bin, grub-efi-amd64-bin). The installer's network download (runliveinstaller's
+    # fetch_tree) is run with the host's wget against a test's HTTP server.
+    [test]="python3 python3-jsonschema wget qemu-utils cpio squashfs-tools attr rpm zstd createrepo-c fdisk dnf parted gdisk dosfstools mtools xfsprogs openssl passwd gpg libsolv-tools strace busybox-static uidmap cryptsetup-bin lvm2 python3-cryptography xorriso genisoimage grub-pc-bin grub-efi-amd64-bin rdiff time"
     # `make image` / `kiln build`: rpm installs the packages (and rpm2cpio reads grub2-pc's
     # payload), e2fsprogs, dosfstools + mtools and xfsprogs make the filesystems, grub-mkimage
     # (grub-common) the BIOS core image, mksquashfs (squashfs-tools) squashfs artifacts, and

@@ -62,6 +62,30 @@ pub struct MachineArgs {
     /// store for each boot.
     #[arg(long, value_name = "FILE")]
     vars: Option<PathBuf>,
+    #[command(flatten)]
+    direct: DirectBoot,
+    /// A virtio network card on QEMU's user-mode network: an address by DHCP, the host's
+    /// 127.0.0.1 reachable as 10.0.2.2 (e.g. the HTTP server of a network install). Without
+    /// it QEMU adds its default card on the same network.
+    #[arg(long)]
+    network: bool,
+}
+
+/// Direct kernel boot (QEMU's -kernel, -initrd, -append): the firmware starts this kernel
+/// instead of a boot loader from a disk or CD, as a PXE server's boot loader would.
+#[derive(Debug, Clone, Args)]
+pub struct DirectBoot {
+    /// A kernel to start instead of booting from the disk or --cdrom, e.g. the installer's
+    /// isolinux/vmlinuz out of kiln iso's ISO. Without --firmware the machine starts with UEFI.
+    #[arg(long, value_name = "FILE")]
+    kernel: Option<PathBuf>,
+    /// The initrd of --kernel, e.g. the installer's isolinux/initrd.img.
+    #[arg(long, value_name = "FILE", requires = "kernel")]
+    initrd: Option<PathBuf>,
+    /// The command line of --kernel, e.g. `console=ttyS0 image-config=http://10.0.2.2:8000/config`
+    /// (a network install from the ISO's tree served on the host's port 8000).
+    #[arg(long, value_name = "CMDLINE", requires = "kernel")]
+    append: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -180,7 +204,7 @@ fn firmware(args: &MachineArgs) -> Result<Firmware, String> {
     if let Some(f) = args.firmware {
         return Ok(f);
     }
-    if args.cdrom.is_some() || args.usb.is_some() {
+    if args.cdrom.is_some() || args.usb.is_some() || args.direct.kernel.is_some() {
         return Ok(Firmware::Uefi);
     }
     let (disk, _) = kiln_formats::image::open(&args.artifact).map_err(|e| e.to_string())?;
@@ -273,6 +297,26 @@ fn qemu_command(
                 stick.display()
             ))
             .args(["-device", "usb-storage,bus=xhci.0,drive=stick0,bootindex=0"]);
+    }
+    let d = &args.direct;
+    for (what, file) in [("--kernel", &d.kernel), ("--initrd", &d.initrd)] {
+        if let Some(file) = file {
+            if !file.is_file() {
+                return Err(format!("{what} {}: no such file", file.display()));
+            }
+        }
+    }
+    if let Some(kernel) = &d.kernel {
+        cmd.arg("-kernel").arg(kernel);
+    }
+    if let Some(initrd) = &d.initrd {
+        cmd.arg("-initrd").arg(initrd);
+    }
+    if let Some(append) = &d.append {
+        cmd.arg("-append").arg(append);
+    }
+    if args.network {
+        cmd.args(["-nic", "user,model=virtio-net-pci"]);
     }
     let file = format!("file={},format={format}", args.artifact.display());
     match args.disk {
@@ -485,6 +529,8 @@ fn boot(args: &BootTestArgs, started: Instant) -> Result<String, String> {
                 usb: args.machine.usb.clone(),
                 extra_disks: args.machine.extra_disks.clone(),
                 vars: args.machine.vars.clone(),
+                direct: args.machine.direct.clone(),
+                network: args.machine.network,
             },
         );
         &copy.1

@@ -199,7 +199,15 @@ impl Installer {
                 )),
             }
         }
-        notes.push(eject());
+        // A network install (image-config= on the kernel command line) has no media to eject.
+        let cmdline = self
+            .kernel_cmdline
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok());
+        notes.push(match cmdline.as_deref().and_then(network_media) {
+            Some(url) => format!("network install from {url}: no media to eject"),
+            None => eject(),
+        });
         for n in &notes {
             line(n);
         }
@@ -397,6 +405,16 @@ fn old_entries(listing: &str) -> Vec<String> {
         .collect()
 }
 
+/// The URL of a network install's config folder (`image-config=<url>`, or upstream's
+/// `--image-config=<url>`, on the kernel command line), if this is one.
+fn network_media(cmdline: &str) -> Option<&str> {
+    cmdline.split_whitespace().find_map(|w| {
+        w.strip_prefix("--")
+            .unwrap_or(w)
+            .strip_prefix("image-config=")
+    })
+}
+
 /// Ejects the installation media: the device mounted at /mnt/cdrom (a CD, or a USB stick the
 /// hybrid ISO was written to: eject picks the method), else upstream's `eject --cdrom --force`;
 /// when it cannot, says why and asks for the media to be removed.
@@ -427,6 +445,16 @@ fn eject() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_network_install_is_told_by_image_config_on_the_command_line() {
+        let url = "http://10.0.2.2:8080/config";
+        let pxe = format!("BOOT_IMAGE=/vmlinuz console=ttyS0 image-config={url} quiet\n");
+        assert_eq!(network_media(&pxe), Some(url));
+        assert_eq!(network_media(&format!("--image-config={url}")), Some(url));
+        assert_eq!(network_media("root=/dev/ram0 mariner.media=CDROM\n"), None);
+        assert_eq!(network_media("kiln.image-config-x=1"), None);
+    }
 
     #[test]
     fn old_azure_linux_entries_are_found() {
