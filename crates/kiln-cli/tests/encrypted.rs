@@ -244,8 +244,9 @@ fn realistic_config(dir: &Path, boot_type: &str, grub_mkconfig: bool) -> PathBuf
 
 /// Builds the realistic encrypted config and boots it: GRUB's kernel line names the mapper
 /// device, the LUKS UUID and the LV (from grub2-mkconfig, which reads kiln's grub-probe
-/// stand-in, or from kiln), dracut opens LUKS with the key file in the initramfs (no password
-/// asked), LVM activates cryptVG/root, and the login shows it as `/`.
+/// stand-in, or from kiln), GRUB asks for the password under UEFI (upstream's `cryptomount -a`),
+/// dracut opens LUKS with the key file in the initramfs (no password asked), LVM activates
+/// cryptVG/root, and the login shows it as `/`.
 fn realistic_boot(boot_type: &str, firmware: &str, grub_mkconfig: bool) {
     let Some(repo) = common::distro_repo() else {
         return;
@@ -288,10 +289,18 @@ fn realistic_boot(boot_type: &str, firmware: &str, grub_mkconfig: bool) {
         }
     }
 
-    common::boot_test(
+    // Under UEFI the ESP's grub.cfg runs `cryptomount -a` first, as upstream's does, and GRUB
+    // (with Azure's modules) asks for the password even though /boot is plain.
+    let passphrase: &[&str] = if firmware == "uefi" {
+        &["--passphrase", PASSWORD]
+    } else {
+        &[]
+    };
+    common::boot_test_with(
         &disk,
         firmware,
         "virtio",
+        passphrase,
         &[
             "cat /proc/mounts",
             "lsblk -rno TYPE,NAME",

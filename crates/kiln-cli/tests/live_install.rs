@@ -9,7 +9,7 @@ mod common;
 use common::{sample_repo, stderr, stdout};
 use kiln_imager::BuiltPartition;
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// kiln under the name `imager`.
@@ -44,16 +44,41 @@ fn debugfs(disk: &Path, offset: u64, request: &str) -> String {
     stdout(&o)
 }
 
+/// A blank disk file of `size` bytes in `dir`.
+fn blank_disk(dir: &Path, size: u64) -> PathBuf {
+    let disk = dir.join("target.raw");
+    std::fs::File::create(&disk).unwrap().set_len(size).unwrap();
+    disk
+}
+
+/// `imager --live-install` of `config` from the sample repository (its relative paths from
+/// `base_dir` when given), work and log in `dir`; asserts it succeeded and returns everything
+/// it printed and logged.
+fn live_install(dir: &Path, config: &Path, base_dir: Option<&Path>) -> String {
+    let log = dir.join("imager.log");
+    let mut cmd = imager(dir);
+    cmd.arg("--live-install")
+        .arg(format!("--input={}", config.display()))
+        .arg(format!("--build-dir={}", dir.join("work").display()))
+        .arg(format!("--local-repo={}", sample_repo().display()))
+        .arg(format!("--log-file={}", log.display()))
+        .arg("--log-level=info");
+    if let Some(base) = base_dir {
+        cmd.arg(format!("--base-dir={}", base.display()));
+    }
+    let o = cmd.output().unwrap();
+    let log = std::fs::read_to_string(&log).unwrap_or_default();
+    let all = format!("{}{}\n--- log ---\n{log}", stdout(&o), stderr(&o));
+    assert!(o.status.success(), "{all}");
+    all
+}
+
 #[test]
 fn a_kickstart_config_installs_with_the_partitions_its_preinstallscript_wrote() {
     // In the host's /tmp: the PreInstallScript gets a private /tmp, into which kiln binds the
     // script's own folder, so it runs from where it is.
     let dir = tempfile::tempdir().unwrap();
-    let disk = dir.path().join("target.raw");
-    std::fs::File::create(&disk)
-        .unwrap()
-        .set_len(600 << 20)
-        .unwrap();
+    let disk = blank_disk(dir.path(), 600 << 20);
     // The script decides the layout on the installer (here from its argument, the target);
     // its /tmp is private, so the host's /tmp/part-include is not touched.
     let script = dir.path().join("pre.sh");
@@ -89,31 +114,12 @@ fn a_kickstart_config_installs_with_the_partitions_its_preinstallscript_wrote() 
     )
     .unwrap();
     let host_include = std::fs::read("/tmp/part-include").ok();
-    let o = imager(dir.path())
-        .arg("--live-install")
-        .arg(format!("--input={}", config.display()))
-        .arg(format!("--build-dir={}", dir.path().join("work").display()))
-        .arg(format!("--local-repo={}", sample_repo().display()))
-        .arg(format!(
-            "--log-file={}",
-            dir.path().join("imager.log").display()
-        ))
-        .arg("--log-level=info")
-        .output()
-        .unwrap();
-    let log = std::fs::read_to_string(dir.path().join("imager.log")).unwrap_or_default();
-    assert!(
-        o.status.success(),
-        "{}{}\n--- log ---\n{log}",
-        stdout(&o),
-        stderr(&o)
-    );
+    let all = live_install(dir.path(), &config, None);
     assert_eq!(
         std::fs::read("/tmp/part-include").ok(),
         host_include,
         "the host's /tmp/part-include changed"
     );
-    let all = format!("{}{}{log}", stdout(&o), stderr(&o));
     for line in [
         "kickstart: 3 partitions on",
         "checking the filesystem of partition 2",
@@ -225,33 +231,14 @@ fn an_xfs_root_is_checked_by_the_live_install_and_damage_fails_it() {
     // demo-xfs.json (ESP, ext4 /boot, swap, xfs /) installed onto a disk file: the target
     // check runs xfs_repair -n on the root and reads the rpm database out of xfs.
     let dir = tempfile::tempdir().unwrap();
-    let disk = dir.path().join("target.raw");
-    std::fs::File::create(&disk)
-        .unwrap()
-        .set_len(1 << 30)
-        .unwrap();
+    let disk = blank_disk(dir.path(), 1 << 30);
     let mut config: serde_json::Value =
         serde_json::from_slice(&std::fs::read(common::demo_config("demo-xfs.json")).unwrap())
             .unwrap();
     config["Disks"][0]["TargetDisk"] = serde_json::json!({"Type": "path", "Value": disk});
     let input = dir.path().join("xfs.json");
     std::fs::write(&input, serde_json::to_string_pretty(&config).unwrap()).unwrap();
-    let o = imager(dir.path())
-        .arg("--live-install")
-        .arg(format!("--input={}", input.display()))
-        .arg(format!("--base-dir={}", common::demo_config("").display()))
-        .arg(format!("--build-dir={}", dir.path().join("work").display()))
-        .arg(format!("--local-repo={}", sample_repo().display()))
-        .arg(format!(
-            "--log-file={}",
-            dir.path().join("imager.log").display()
-        ))
-        .arg("--log-level=info")
-        .output()
-        .unwrap();
-    let log = std::fs::read_to_string(dir.path().join("imager.log")).unwrap_or_default();
-    let all = format!("{}{}{log}", stdout(&o), stderr(&o));
-    assert!(o.status.success(), "{all}");
+    let all = live_install(dir.path(), &input, Some(&common::demo_config("")));
     for line in [
         "checking the filesystem of partition 4 (rootfs)",
         "checking the installed packages against the resolved set",
@@ -311,11 +298,7 @@ fn the_attended_installers_encryption_choice_installs_a_root_its_password_opens(
     use kiln_installer::attended::config::{install_config, Firmware};
     use kiln_installer::attended::state::Choices;
     let dir = tempfile::tempdir().unwrap();
-    let disk = dir.path().join("target.raw");
-    std::fs::File::create(&disk)
-        .unwrap()
-        .set_len(400 << 20)
-        .unwrap();
+    let disk = blank_disk(dir.path(), 400 << 20);
     let template = serde_json::json!({"SystemConfigs": [{
         "Name": "Demo",
         "PackageLists": [common::demo_config("packagelists/demo-packages.json")],
@@ -332,25 +315,7 @@ fn the_attended_installers_encryption_choice_installs_a_root_its_password_opens(
     let config = dir.path().join("attendedconfig.json");
     let made = install_config(&template, &choices, Firmware::Efi).unwrap();
     std::fs::write(&config, serde_json::to_vec_pretty(&made).unwrap()).unwrap();
-    let log = dir.path().join("imager.log");
-    let o = imager(dir.path())
-        .arg("--live-install")
-        .arg(format!("--input={}", config.display()))
-        .arg(format!("--build-dir={}", dir.path().join("work").display()))
-        .arg(format!("--local-repo={}", sample_repo().display()))
-        .arg(format!("--log-file={}", log.display()))
-        .arg("--log-level=info")
-        .output()
-        .unwrap();
-    let log = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(
-        o.status.success(),
-        "{}{}\n--- log ---\n{log}",
-        stdout(&o),
-        stderr(&o)
-    );
-    // The installer's own check opened the root from the disk with the password.
-    let all = format!("{}{}{log}", stdout(&o), stderr(&o));
+    let all = live_install(dir.path(), &config, None);
     for line in [
         "opening the encrypted partition 2 (rootfs)",
         "checking the filesystem of partition 2 (rootfs)",

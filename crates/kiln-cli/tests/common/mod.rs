@@ -167,8 +167,23 @@ pub fn build(config: &str, work: &Path) -> (Output, PathBuf) {
 /// `kiln boot-test` of `artifact` (firmware uefi, bios or auto, disk virtio or nvme): logs in as
 /// kiln:kiln, runs each of `runs`, and checks the console shows each of `expect`.
 pub fn boot_test(artifact: &Path, firmware: &str, disk: &str, runs: &[&str], expect: &[&str]) {
+    boot_test_with(artifact, firmware, disk, &[], runs, expect)
+}
+
+/// [`boot_test`] with more of boot-test's arguments (`extra`, e.g. `--passphrase P`).
+pub fn boot_test_with(
+    artifact: &Path,
+    firmware: &str,
+    disk: &str,
+    extra: &[&str],
+    runs: &[&str],
+    expect: &[&str],
+) {
     let mut cmd = kiln();
-    cmd.arg("boot-test").arg(artifact).args(["--disk", disk]);
+    cmd.arg("boot-test")
+        .arg(artifact)
+        .args(["--disk", disk])
+        .args(extra);
     // "auto": boot-test picks the firmware from the partition table.
     if firmware != "auto" {
         cmd.args(["--firmware", firmware]);
