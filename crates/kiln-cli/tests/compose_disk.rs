@@ -39,12 +39,7 @@ fn extract(disk: &Path, part: &serde_json::Value, out: &Path) {
         part["start"].as_u64().unwrap(),
         part["size"].as_u64().unwrap(),
     );
-    run(Command::new("dd")
-        .arg(format!("if={}", disk.display()))
-        .arg(format!("of={}", out.display()))
-        .args(["bs=512", "status=none", "conv=sparse"])
-        .arg(format!("skip={start}"))
-        .arg(format!("count={size}")));
+    common::extract_range(disk, start * 512, size * 512, out);
 }
 
 /// `debugfs -R <request>` on an ext4 image.

@@ -71,15 +71,6 @@ fn partitions(disk: &Path) -> Vec<(u64, u64)> {
         .collect()
 }
 
-/// `len` bytes of `file` from `offset`, into a new file `out`.
-fn extract(file: &Path, offset: u64, len: u64, out: &Path) {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(file).unwrap();
-    f.seek(SeekFrom::Start(offset)).unwrap();
-    let mut o = std::fs::File::create(out).unwrap();
-    std::io::copy(&mut f.take(len), &mut o).unwrap();
-}
-
 fn debugfs(fs: &Path, request: &str) -> String {
     ok(Command::new("debugfs").arg("-R").arg(request).arg(fs))
 }
@@ -103,11 +94,11 @@ fn an_encrypted_root_opens_with_the_password_and_the_images_key_file() {
 
     // /boot stays a plain ext4 filesystem; the root partition is LUKS1 as upstream formats it.
     let boot = work.path().join("boot.img");
-    extract(&disk, parts[1].0, parts[1].1, &boot);
+    common::extract_range(&disk, parts[1].0, parts[1].1, &boot);
     ok(Command::new("e2fsck").arg("-fn").arg(&boot));
     let part = work.path().join("root.luks");
     let (offset, size) = parts[2];
-    extract(&disk, offset, size, &part);
+    common::extract_range(&disk, offset, size, &part);
     let blkid = ok(Command::new("blkid")
         .args(["-s", "TYPE", "-o", "value"])
         .arg(&part));
@@ -139,7 +130,7 @@ fn an_encrypted_root_opens_with_the_password_and_the_images_key_file() {
         assert!(text.contains(&want), "{want:?} not in\n{text}");
     }
     let root = work.path().join("lv.img");
-    extract(&plain, MIB, lv, &root);
+    common::extract_range(&plain, MIB, lv, &root);
     ok(Command::new("e2fsck").arg("-fn").arg(&root));
     std::fs::remove_file(&plain).unwrap();
 
@@ -179,7 +170,7 @@ fn an_encrypted_root_opens_with_the_password_and_the_images_key_file() {
     );
     // The ESP's grub.cfg opens encrypted disks first.
     let esp = work.path().join("esp.img");
-    extract(&disk, parts[0].0, parts[0].1, &esp);
+    common::extract_range(&disk, parts[0].0, parts[0].1, &esp);
     let cfg = ok(Command::new("mtype")
         .arg("-i")
         .arg(&esp)
@@ -259,7 +250,7 @@ fn realistic_boot(boot_type: &str, firmware: &str, grub_mkconfig: bool) {
     // /boot's grub.cfg: every kernel line has what dracut needs to find the root.
     let parts = partitions(&disk);
     let boot = work.path().join("boot.img");
-    extract(&disk, parts[1].0, parts[1].1, &boot);
+    common::extract_range(&disk, parts[1].0, parts[1].1, &boot);
     let cfg = debugfs(&boot, "cat /grub2/grub.cfg");
     assert_eq!(
         cfg.contains("### BEGIN /etc/grub.d/10_linux ###"),
@@ -267,7 +258,7 @@ fn realistic_boot(boot_type: &str, firmware: &str, grub_mkconfig: bool) {
         "grub2-mkconfig wrote grub.cfg exactly when asked:\n{cfg}"
     );
     let part = work.path().join("root.luks");
-    extract(&disk, parts[2].0, 4096, &part);
+    common::extract_range(&disk, parts[2].0, 4096, &part);
     let uuid = ok(Command::new("blkid")
         .args(["-s", "UUID", "-o", "value"])
         .arg(&part))

@@ -974,7 +974,7 @@ fn an_xfs_root_installs_from_the_iso_and_boots_under_ovmf() {
     assert_eq!(parts.len(), 2, "{parts:?}");
     // The host's xfs_repair finds the root clean too, on a copy of its byte range.
     let root = work.path().join("root.xfs");
-    copy_sectors(&disk, parts[1].0, parts[1].1, &root);
+    common::extract_range(&disk, parts[1].0 * 512, parts[1].1 * 512, &root);
     let o = Command::new("xfs_repair")
         .arg("-n")
         .arg(&root)
@@ -996,25 +996,6 @@ fn an_xfs_root_installs_from_the_iso_and_boots_under_ovmf() {
         &["/dev/vda2 xfs", "/dev/vda1 vfat"],
         &work.path().join("installed.log"),
     );
-}
-
-/// Copies `count` 512-byte sectors of `disk` from sector `start` into the new file `to`, zero
-/// blocks as holes.
-fn copy_sectors(disk: &Path, start: u64, count: u64, to: &Path) {
-    use std::os::unix::fs::FileExt;
-    let from = std::fs::File::open(disk).unwrap();
-    let out = std::fs::File::create_new(to).unwrap();
-    let mut buf = vec![0u8; 1 << 20];
-    let (mut at, size) = (0u64, count * 512);
-    while at < size {
-        let n = (size - at).min(buf.len() as u64) as usize;
-        from.read_exact_at(&mut buf[..n], start * 512 + at).unwrap();
-        if buf[..n].iter().any(|&b| b != 0) {
-            out.write_all_at(&buf[..n], at).unwrap();
-        }
-        at += n as u64;
-    }
-    out.set_len(size).unwrap();
 }
 
 /// A small HTTP file server over `root` on 127.0.0.1, as a PXE setup's web server is for the

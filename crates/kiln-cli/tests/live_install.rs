@@ -327,15 +327,7 @@ fn the_attended_installers_encryption_choice_installs_a_root_its_password_opens(
     assert_eq!(parts.len(), 2, "{parts:?}");
     let root = dir.path().join("root.luks");
     let (start, size) = parts[1];
-    std::fs::write(&root, []).unwrap();
-    crypt_oracles::ok(
-        Command::new("dd")
-            .arg(format!("if={}", disk.display()))
-            .arg(format!("of={}", root.display()))
-            .args(["bs=1M", "status=none", "iflag=skip_bytes,count_bytes"])
-            .arg(format!("skip={}", start * 512))
-            .arg(format!("count={}", size * 512)),
-    );
+    common::extract_range(&disk, start * 512, size * 512, &root);
     let blkid = |tag: &str| {
         crypt_oracles::ok(
             Command::new("blkid")

@@ -363,3 +363,22 @@ pub fn make_iso(config: &str, rpms: &Path, unattended: bool) -> PathBuf {
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     iso
 }
+
+/// Copies `len` bytes of `file` from byte `offset` into the new file `to` (a partition out of a
+/// disk image); blocks of zeros are left as holes.
+pub fn extract_range(file: &Path, offset: u64, len: u64, to: &Path) {
+    use std::os::unix::fs::FileExt;
+    let from = std::fs::File::open(file).unwrap();
+    let out = std::fs::File::create_new(to).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = 0u64;
+    while at < len {
+        let n = (len - at).min(buf.len() as u64) as usize;
+        from.read_exact_at(&mut buf[..n], offset + at).unwrap();
+        if buf[..n].iter().any(|&b| b != 0) {
+            out.write_all_at(&buf[..n], at).unwrap();
+        }
+        at += n as u64;
+    }
+    out.set_len(len).unwrap();
+}
